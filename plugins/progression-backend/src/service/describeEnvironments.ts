@@ -1,0 +1,71 @@
+import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
+import { NotFoundError } from '@backstage/errors';
+import {
+  EntityEnvironments,
+  KUBERNETES_ID_ANNOTATION,
+  PROGRESSION_PIPELINE_ANNOTATION,
+  getPipelineName,
+} from '@internal/backstage-plugin-progression-common';
+import {
+  ProgressionConfig,
+  renderStageUrl,
+} from '../config/readProgressionConfig';
+
+/**
+ * The entity's pipeline with its stages in order, their URLs filled in with
+ * the entity's values. Throws NotFoundError, with what to do about it, for an
+ * entity that does not use Progression or names an unknown pipeline.
+ */
+export function describeEnvironments(
+  entity: Entity,
+  config: ProgressionConfig,
+): EntityEnvironments {
+  const entityRef = stringifyEntityRef(entity);
+  const pipelineName = getPipelineName(entity);
+  if (!pipelineName) {
+    throw new NotFoundError(
+      `${entityRef} does not use Progression: add the annotation '${PROGRESSION_PIPELINE_ANNOTATION}: <pipeline>' to its catalog-info.yaml`,
+    );
+  }
+  const pipeline = config.pipelines.get(pipelineName);
+  if (!pipeline) {
+    const known = [...config.pipelines.keys()];
+    throw new NotFoundError(
+      `${entityRef} uses pipeline '${pipelineName}', which is not configured; ${
+        known.length
+          ? `configured pipelines: ${known.join(', ')}`
+          : 'no pipelines are configured (progression.pipelines)'
+      }`,
+    );
+  }
+
+  const kubernetesId =
+    entity.metadata.annotations?.[KUBERNETES_ID_ANNOTATION]?.trim() ||
+    entity.metadata.name;
+  const entityNamespace = entity.metadata.namespace ?? 'default';
+
+  return {
+    entityRef,
+    kubernetesId,
+    pipeline: {
+      name: pipeline.name,
+      title: pipeline.title,
+      ...(pipeline.description && { description: pipeline.description }),
+      stages: pipeline.stages.map(stage => ({
+        name: stage.name,
+        title: stage.title,
+        cluster: stage.cluster,
+        namespace: stage.namespace,
+        ...(stage.url && {
+          url: renderStageUrl(stage.url, {
+            'entity.name': entity.metadata.name,
+            'entity.namespace': entityNamespace,
+            kubernetesId,
+            'stage.name': stage.name,
+            'stage.namespace': stage.namespace,
+          }),
+        }),
+      })),
+    },
+  };
+}

@@ -1,0 +1,39 @@
+import { Entity } from '@backstage/catalog-model';
+
+/**
+ * Names the pipeline (a key of `progression.pipelines` in app-config) that
+ * takes this entity's releases through its stages.
+ *
+ * @public
+ */
+export const PROGRESSION_PIPELINE_ANNOTATION = 'progression.backstage.io/pipeline';
+
+/**
+ * The label value that finds the entity's workload in every stage, the same
+ * convention as the Kubernetes plugin.
+ *
+ * @public
+ */
+export const KUBERNETES_ID_ANNOTATION = 'backstage.io/kubernetes-id';
+
+/**
+ * The pipeline name an entity opts into, or undefined when it does not use
+ * Progression.
+ *
+ * @public
+ */
+export function getPipelineName(entity: Entity): string | undefined {
+  const value = entity.metadata.annotations?.[PROGRESSION_PIPELINE_ANNOTATION];
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : undefined;
+}
+
+/**
+ * True when the entity opts into Progression; used to show the Environments
+ * tab only where it has something to say.
+ *
+ * @public
+ */
+export function isProgressionAvailable(entity: Entity): boolean {
+  return getPipelineName(entity) !== undefined;
+}

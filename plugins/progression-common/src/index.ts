@@ -1,0 +1,8 @@
+/**
+ * Types, annotations and helpers shared by the Progression plugins.
+ *
+ * @packageDocumentation
+ */
+
+export * from './annotations';
+export * from './types';

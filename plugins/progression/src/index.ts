@@ -1,0 +1,1 @@
+export { progressionPlugin as default } from './plugin';

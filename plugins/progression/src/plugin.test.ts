@@ -1,0 +1,7 @@
+import { progressionPlugin } from './plugin';
+
+describe('progression', () => {
+  it('should export plugin', () => {
+    expect(progressionPlugin).toBeDefined();
+  });
+});

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Shared by start.sh and test.sh: puts Yarn (the committed release), the npm
+# registry this machine uses and the local Node headers in place, then
+# installs dependencies when the lockfile or a package.json changed.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31mERROR:\033[0m %s\n' "$*" >&2; exit 1; }
+
+command -v node >/dev/null || die "Node.js is required (20, 22 or 24)."
+command -v npm >/dev/null || die "npm is required (it tells us which registry to use)."
+
+YARN_RELEASE="$(ls "$ROOT"/.yarn/releases/yarn-*.cjs | head -n 1)"
+yarn() { node "$YARN_RELEASE" "$@"; }
+
+# Yarn does not read .npmrc: take the registry and the Node headers from npm,
+# so nothing host-specific is committed and native builds never download.
+if [ -z "${YARN_NPM_REGISTRY_SERVER:-}" ]; then
+  YARN_NPM_REGISTRY_SERVER="$(npm config get registry | sed 's#/$##')"
+  export YARN_NPM_REGISTRY_SERVER
+fi
+if [ -z "${npm_config_nodedir:-}" ]; then
+  nodedir="$(npm config get nodedir 2>/dev/null || true)"
+  if [ -n "$nodedir" ] && [ "$nodedir" != "undefined" ] && [ -f "$nodedir/include/node/node.h" ]; then
+    export npm_config_nodedir="$nodedir"
+  else
+    # npm may not know it: the headers of the running Node are beside its binary.
+    guess="$(dirname "$(dirname "$(command -v node)")")"
+    [ -f "$guess/include/node/node.h" ] && export npm_config_nodedir="$guess"
+  fi
+fi
+export YARN_ENABLE_TELEMETRY=0
+export YARN_ENABLE_PROGRESS_BARS=0
+
+install_stamp() {
+  {
+    node --version
+    cat yarn.lock
+    find . -name package.json -not -path '*/node_modules/*' -not -path './.git/*' \
+      -not -path '*/dist/*' -print0 | sort -z | xargs -0 cat
+  } | sha256sum | cut -d' ' -f1
+}
+
+ensure_install() {
+  local stamp_file="node_modules/.progression-install-stamp"
+  local want
+  want="$(install_stamp)"
+  if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$want" ]; then
+    log "Dependencies are up to date."
+    return
+  fi
+  log "Installing dependencies (Yarn $(yarn --version), registry from npm config)..."
+  yarn install
+  install_stamp >"$stamp_file"
+}
