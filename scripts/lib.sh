@@ -57,3 +57,31 @@ ensure_install() {
   yarn install
   install_stamp >"$stamp_file"
 }
+
+port_in_use() {
+  node -e '
+    const s = require("node:net").createServer();
+    s.once("error", () => process.exit(0));
+    s.listen(Number(process.argv[1]), () => s.close(() => process.exit(1)));
+  ' "$1"
+}
+
+free_port() {
+  node -e '
+    const s = require("node:net").createServer();
+    s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });
+  '
+}
+
+# Installs Debian packages when missing: as root directly, otherwise with sudo.
+apt_install() {
+  local runner=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "Installing $* needs root or sudo."
+    runner=(sudo)
+  fi
+  command -v apt-get >/dev/null || die "Cannot install $*: no apt-get on this machine."
+  log "Installing $* from Debian's packages..."
+  "${runner[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${runner[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}

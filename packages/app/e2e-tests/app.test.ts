@@ -1,33 +1,68 @@
-/*
- * Copyright 2020 The Backstage Authors
- *
- * Licensed under the Apache License, Version 2.0 (the "License");
- * you may not use this file except in compliance with the License.
- * You may obtain a copy of the License at
- *
- *     http://www.apache.org/licenses/LICENSE-2.0
- *
- * Unless required by applicable law or agreed to in writing, software
- * distributed under the License is distributed on an "AS IS" BASIS,
- * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
- * See the License for the specific language governing permissions and
- * limitations under the License.
- */
+import { test, expect, Page } from '@playwright/test';
 
-import { test, expect } from '@playwright/test';
-
-test('App should render the welcome page', async ({ page }) => {
+async function signInAsGuest(page: Page) {
   await page.goto('/');
-
-  const enterButton = page.getByRole('button', { name: 'Enter' });
-  await expect(enterButton).toBeVisible();
-  await enterButton.click();
-
-  const nav = page.getByRole('navigation', { name: 'sidebar nav' });
+  const enter = page.getByRole('button', { name: 'Enter' });
+  await expect(enter).toBeVisible();
+  await enter.click();
+  // The catalog is the home page of the demo.
   await expect(
-    nav.getByRole('link', { name: 'Catalog', exact: true }),
+    page.getByRole('heading', { name: 'Progression demo Catalog' }),
+  ).toBeVisible();
+}
+
+test('the Environments tab lists the stages of payments-api in order', async ({
+  page,
+}, testInfo) => {
+  await signInAsGuest(page);
+
+  await page.goto('/catalog/default/component/payments-api');
+  await expect(
+    page.getByRole('heading', { name: 'payments-api' }).first(),
+  ).toBeVisible();
+
+  await page.getByRole('link', { name: 'Environments', exact: true }).click();
+  await expect(page).toHaveURL(
+    /\/catalog\/default\/component\/payments-api\/environments$/,
+  );
+
+  const stages = page.getByRole('list', {
+    name: 'Stages of pipeline Standard',
+  });
+  await expect(stages).toBeVisible();
+  const cards = stages.getByRole('listitem');
+  await expect(cards.getByRole('heading')).toHaveText([
+    'Development',
+    'Staging',
+    'Production',
+  ]);
+  await expect(cards.nth(0)).toContainText('Cluster: local');
+  await expect(cards.nth(0)).toContainText('Namespace: development');
+  await expect(cards.nth(2)).toContainText('Namespace: production');
+
+  await page.screenshot({
+    path: testInfo.outputPath('environments-payments-api.png'),
+    fullPage: true,
+  });
+});
+
+test('an entity without the annotation has no Environments tab', async ({
+  page,
+}) => {
+  await signInAsGuest(page);
+  await page.goto('/catalog/default/component/legacy-batch');
+  await expect(
+    page.getByRole('heading', { name: 'legacy-batch' }).first(),
   ).toBeVisible();
   await expect(
-    page.getByRole('link', { name: 'APIs', exact: true }),
+    page.getByRole('link', { name: 'Overview', exact: true }),
   ).toBeVisible();
+  await expect(
+    page.getByRole('link', { name: 'Environments', exact: true }),
+  ).toHaveCount(0);
+});
+
+test('the app shows web-shop in the catalog', async ({ page }) => {
+  await signInAsGuest(page);
+  await expect(page.getByRole('link', { name: 'web-shop' })).toBeVisible();
 });

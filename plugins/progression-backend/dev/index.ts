@@ -19,7 +19,11 @@ backend.add(
         pipelines: {
           standard: {
             stages: [
-              { name: 'development', cluster: 'local', namespace: 'development' },
+              {
+                name: 'development',
+                cluster: 'local',
+                namespace: 'development',
+              },
               { name: 'staging', cluster: 'local', namespace: 'staging' },
               { name: 'production', cluster: 'local', namespace: 'production' },
             ],

@@ -11,16 +11,35 @@
  */
 exports.up = async function up(knex) {
   await knex.schema.createTable('progression_releases', table => {
-    table.comment('Immutable versions of an entity, registered by CI or discovered');
+    table.comment(
+      'Immutable versions of an entity, registered by CI or discovered',
+    );
     table.string('id', 36).primary().notNullable().comment('UUID');
-    table.string('entity_ref', 255).notNullable().comment('Full entity reference');
-    table.string('version', 128).notNullable().comment('Version label, unique per entity');
-    table.text('image').notNullable().comment('Image reference, ideally with a digest');
+    table
+      .string('entity_ref', 255)
+      .notNullable()
+      .comment('Full entity reference');
+    table
+      .string('version', 128)
+      .notNullable()
+      .comment('Version label, unique per entity');
+    table
+      .text('image')
+      .notNullable()
+      .comment('Image reference, ideally with a digest');
     table.string('commit_sha', 64).nullable();
     table.text('build_url').nullable();
-    table.string('created_by', 255).notNullable().comment('Entity ref of the actor');
-    table.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
-    table.unique(['entity_ref', 'version'], { indexName: 'progression_releases_entity_version_uniq' });
+    table
+      .string('created_by', 255)
+      .notNullable()
+      .comment('Entity ref of the actor');
+    table
+      .timestamp('created_at', { useTz: true })
+      .notNullable()
+      .defaultTo(knex.fn.now());
+    table.unique(['entity_ref', 'version'], {
+      indexName: 'progression_releases_entity_version_uniq',
+    });
   });
 
   await knex.schema.createTable('progression_promotions', table => {
@@ -40,24 +59,45 @@ exports.up = async function up(knex) {
       .string('active_key', 400)
       .nullable()
       .unique({ indexName: 'progression_promotions_active_uniq' })
-      .comment('entity_ref|stage while the promotion is not terminal, else NULL: at most one active promotion per entity and stage');
+      .comment(
+        'entity_ref|stage while the promotion is not terminal, else NULL: at most one active promotion per entity and stage',
+      );
     table.string('idempotency_key', 255).nullable();
-    table.string('requested_by', 255).notNullable().comment('Entity ref of the requester');
+    table
+      .string('requested_by', 255)
+      .notNullable()
+      .comment('Entity ref of the requester');
     table.text('reason').nullable();
     table.text('error').nullable().comment('Why it failed, in plain language');
-    table.string('owner_id', 255).nullable().comment('Worker that holds the promotion');
+    table
+      .string('owner_id', 255)
+      .nullable()
+      .comment('Worker that holds the promotion');
     table.timestamp('heartbeat_at', { useTz: true }).nullable();
     table.integer('attempt').notNullable().defaultTo(0);
-    table.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
-    table.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    table
+      .timestamp('created_at', { useTz: true })
+      .notNullable()
+      .defaultTo(knex.fn.now());
+    table
+      .timestamp('updated_at', { useTz: true })
+      .notNullable()
+      .defaultTo(knex.fn.now());
     table.timestamp('finished_at', { useTz: true }).nullable();
-    table.index(['entity_ref', 'stage', 'created_at'], 'progression_promotions_entity_stage_idx');
+    table.index(
+      ['entity_ref', 'stage', 'created_at'],
+      'progression_promotions_entity_stage_idx',
+    );
     table.index(['state', 'heartbeat_at'], 'progression_promotions_state_idx');
-    table.unique(['entity_ref', 'idempotency_key'], { indexName: 'progression_promotions_idempotency_uniq' });
+    table.unique(['entity_ref', 'idempotency_key'], {
+      indexName: 'progression_promotions_idempotency_uniq',
+    });
   });
 
   await knex.schema.createTable('progression_promotion_steps', table => {
-    table.comment('Every step, transition and gate result of a promotion, with its evidence');
+    table.comment(
+      'Every step, transition and gate result of a promotion, with its evidence',
+    );
     table.bigIncrements('id').primary();
     table
       .string('promotion_id', 36)
@@ -65,21 +105,41 @@ exports.up = async function up(knex) {
       .references('id')
       .inTable('progression_promotions')
       .onDelete('CASCADE');
-    table.string('kind', 32).notNullable().comment('transition, gate, deploy, rollback, ...');
+    table
+      .string('kind', 32)
+      .notNullable()
+      .comment('transition, gate, deploy, rollback, ...');
     table.string('name', 128).notNullable().comment('Step or gate name');
-    table.string('status', 32).notNullable().comment('running, passed, failed, inconclusive, error, skipped');
+    table
+      .string('status', 32)
+      .notNullable()
+      .comment('running, passed, failed, inconclusive, error, skipped');
     table.string('from_state', 32).nullable();
     table.string('to_state', 32).nullable();
-    table.string('actor', 255).nullable().comment('Entity ref of a person, or the worker id');
+    table
+      .string('actor', 255)
+      .nullable()
+      .comment('Entity ref of a person, or the worker id');
     table.text('reason').nullable().comment('One line a person understands');
-    table.text('evidence').nullable().comment('JSON: queries, samples, thresholds, requests, ...');
-    table.timestamp('started_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+    table
+      .text('evidence')
+      .nullable()
+      .comment('JSON: queries, samples, thresholds, requests, ...');
+    table
+      .timestamp('started_at', { useTz: true })
+      .notNullable()
+      .defaultTo(knex.fn.now());
     table.timestamp('finished_at', { useTz: true }).nullable();
-    table.index(['promotion_id', 'id'], 'progression_promotion_steps_promotion_idx');
+    table.index(
+      ['promotion_id', 'id'],
+      'progression_promotion_steps_promotion_idx',
+    );
   });
 
   await knex.schema.createTable('progression_approvals', table => {
-    table.comment('Approvals and rejections of promotions, bound to the evidence shown');
+    table.comment(
+      'Approvals and rejections of promotions, bound to the evidence shown',
+    );
     table.bigIncrements('id').primary();
     table
       .string('promotion_id', 36)
@@ -87,12 +147,23 @@ exports.up = async function up(knex) {
       .references('id')
       .inTable('progression_promotions')
       .onDelete('CASCADE');
-    table.string('approver', 255).notNullable().comment('Entity ref of the approver');
+    table
+      .string('approver', 255)
+      .notNullable()
+      .comment('Entity ref of the approver');
     table.string('decision', 16).notNullable().comment('approved or rejected');
     table.text('comment').nullable();
-    table.string('evidence_hash', 128).notNullable().comment('Hash of the gate results and diff the approver saw');
-    table.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
-    table.unique(['promotion_id', 'approver'], { indexName: 'progression_approvals_promotion_approver_uniq' });
+    table
+      .string('evidence_hash', 128)
+      .notNullable()
+      .comment('Hash of the gate results and diff the approver saw');
+    table
+      .timestamp('created_at', { useTz: true })
+      .notNullable()
+      .defaultTo(knex.fn.now());
+    table.unique(['promotion_id', 'approver'], {
+      indexName: 'progression_approvals_promotion_approver_uniq',
+    });
   });
 };
 

@@ -54,7 +54,9 @@ describe('progressionPlugin', () => {
     ]);
 
     const anonymous = await request(server)
-      .get('/api/progression/v1/entities/component/default/web-shop/environments')
+      .get(
+        '/api/progression/v1/entities/component/default/web-shop/environments',
+      )
       .set('Authorization', mockCredentials.none.header());
     expect(anonymous.status).toBe(401);
   });
@@ -72,7 +74,11 @@ describe('progressionPlugin', () => {
                 pipelines: {
                   standard: {
                     stages: [
-                      { name: 'development', cluster: 'eu-1', namespace: 'dev' },
+                      {
+                        name: 'development',
+                        cluster: 'eu-1',
+                        namespace: 'dev',
+                      },
                     ],
                   },
                 },

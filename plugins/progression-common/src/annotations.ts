@@ -6,7 +6,8 @@ import { Entity } from '@backstage/catalog-model';
  *
  * @public
  */
-export const PROGRESSION_PIPELINE_ANNOTATION = 'progression.backstage.io/pipeline';
+export const PROGRESSION_PIPELINE_ANNOTATION =
+  'progression.backstage.io/pipeline';
 
 /**
  * The label value that finds the entity's workload in every stage, the same

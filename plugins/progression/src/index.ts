@@ -1,1 +1,11 @@
-export { progressionPlugin as default } from './plugin';
+/**
+ * Progression frontend plugin: the Environments tab of catalog entities.
+ * The new frontend system's plugin is the default export of `./alpha`.
+ *
+ * @packageDocumentation
+ */
+
+export { progressionPlugin, EntityEnvironmentsContent } from './plugin';
+export { progressionApiRef, ProgressionClient } from './api';
+export type { ProgressionApi } from './api';
+export { isProgressionAvailable } from '@internal/backstage-plugin-progression-common';

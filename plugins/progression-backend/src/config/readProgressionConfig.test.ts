@@ -90,13 +90,19 @@ describe('readProgressionConfig', () => {
   it.each([
     [
       'an unknown cluster',
-      { clusters, pipelines: { p: { stages: [{ ...stages[0], cluster: 'nope' }] } } },
+      {
+        clusters,
+        pipelines: { p: { stages: [{ ...stages[0], cluster: 'nope' }] } },
+      },
       'progression.pipelines.p.stages[0].cluster',
       "unknown cluster 'nope'; configured clusters: local",
     ],
     [
       'a duplicate stage name',
-      { clusters, pipelines: { p: { stages: [stages[0], stages[1], stages[0]] } } },
+      {
+        clusters,
+        pipelines: { p: { stages: [stages[0], stages[1], stages[0]] } },
+      },
       'progression.pipelines.p.stages[2].name',
       "duplicate stage name 'development'",
     ],
@@ -114,7 +120,10 @@ describe('readProgressionConfig', () => {
     ],
     [
       'an invalid namespace',
-      { clusters, pipelines: { p: { stages: [{ ...stages[0], namespace: 'Prod_1' }] } } },
+      {
+        clusters,
+        pipelines: { p: { stages: [{ ...stages[0], namespace: 'Prod_1' }] } },
+      },
       'progression.pipelines.p.stages[0].namespace',
       "'Prod_1' is not a valid name",
     ],
@@ -126,13 +135,25 @@ describe('readProgressionConfig', () => {
     ],
     [
       'an unknown URL placeholder',
-      { clusters, pipelines: { p: { stages: [{ ...stages[0], url: 'http://{{ entity.owner }}.local' }] } } },
+      {
+        clusters,
+        pipelines: {
+          p: {
+            stages: [{ ...stages[0], url: 'http://{{ entity.owner }}.local' }],
+          },
+        },
+      },
       'progression.pipelines.p.stages[0].url',
       "unknown placeholder '{{ entity.owner }}'",
     ],
     [
       'a URL that is not http',
-      { clusters, pipelines: { p: { stages: [{ ...stages[0], url: 'file:///etc/passwd' }] } } },
+      {
+        clusters,
+        pipelines: {
+          p: { stages: [{ ...stages[0], url: 'file:///etc/passwd' }] },
+        },
+      },
       'progression.pipelines.p.stages[0].url',
       'must be an http or https URL',
     ],
@@ -163,7 +184,10 @@ describe('readProgressionConfig', () => {
 
   it('names the key of a value of the wrong type', () => {
     expect(() =>
-      read({ clusters, pipelines: { p: { stages: [{ ...stages[0], name: 5 }] } } }),
+      read({
+        clusters,
+        pipelines: { p: { stages: [{ ...stages[0], name: 5 }] } },
+      }),
     ).toThrow(/progression\.pipelines\.p\.stages\[0\]\.name/);
   });
 });
@@ -171,13 +195,16 @@ describe('readProgressionConfig', () => {
 describe('renderStageUrl', () => {
   it('fills placeholders with encoded values', () => {
     expect(
-      renderStageUrl('http://{{kubernetesId}}.{{ stage.name }}.local/{{ entity.namespace }}', {
-        'entity.name': 'web',
-        'entity.namespace': 'a b',
-        kubernetesId: 'web-shop',
-        'stage.name': 'staging',
-        'stage.namespace': 'staging',
-      }),
+      renderStageUrl(
+        'http://{{kubernetesId}}.{{ stage.name }}.local/{{ entity.namespace }}',
+        {
+          'entity.name': 'web',
+          'entity.namespace': 'a b',
+          kubernetesId: 'web-shop',
+          'stage.name': 'staging',
+          'stage.namespace': 'staging',
+        },
+      ),
     ).toBe('http://web-shop.staging.local/a%20b');
   });
 });

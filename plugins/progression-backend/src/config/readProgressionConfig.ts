@@ -239,7 +239,8 @@ function readPipeline(
       title: stage.getOptionalString('title') ?? stageName,
       cluster,
       namespace: readDnsLabel(stage, 'namespace', stagePath),
-      url: url === undefined ? undefined : readStageUrl(url, `${stagePath}.url`),
+      url:
+        url === undefined ? undefined : readStageUrl(url, `${stagePath}.url`),
     };
   });
   return {

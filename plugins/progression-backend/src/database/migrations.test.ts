@@ -73,12 +73,15 @@ function promotion(id: string, releaseId: string, activeKey: string | null) {
 }
 
 it('runs on PostgreSQL when the test script asks for it', () => {
-  // scripts/test.sh sets this: a run without a PostgreSQL server must fail
-  // rather than quietly test SQLite alone.
-  if (process.env.PROGRESSION_REQUIRE_POSTGRES) {
-    expect(databases.supports('POSTGRES_15')).toBe(true);
-  }
-  expect(databases.supports('SQLITE_3')).toBe(true);
+  // scripts/test.sh sets PROGRESSION_REQUIRE_POSTGRES: a run without a
+  // PostgreSQL server must fail rather than quietly test SQLite alone.
+  const required = process.env.PROGRESSION_REQUIRE_POSTGRES
+    ? ['POSTGRES_15']
+    : [];
+  const supported = ['POSTGRES_15', 'SQLITE_3'].filter(id =>
+    databases.supports(id as 'POSTGRES_15' | 'SQLITE_3'),
+  );
+  expect(supported).toEqual(expect.arrayContaining([...required, 'SQLITE_3']));
 });
 
 describe.each(databases.eachSupportedId())('migrations on %p', databaseId => {
@@ -129,7 +132,9 @@ describe.each(databases.eachSupportedId())('migrations on %p', databaseId => {
       await knex.raw('PRAGMA foreign_keys = ON');
     }
     await insertRelease(knex, 'r1', '1.0.0');
-    await expect(insertRelease(knex, 'r2', '1.0.0')).rejects.toMatchObject(UNIQUE_VIOLATION);
+    await expect(insertRelease(knex, 'r2', '1.0.0')).rejects.toMatchObject(
+      UNIQUE_VIOLATION,
+    );
 
     await knex('progression_promotions').insert(promotion('p1', 'r1', null));
     await knex('progression_promotion_steps').insert({

@@ -84,7 +84,9 @@ describe('createRouter', () => {
   const url = (ref: string) => `/v1/entities/${ref}/environments`;
 
   it('returns the pipeline and its stages in order', async () => {
-    const res = await request(server).get(url('component/default/payments-api'));
+    const res = await request(server).get(
+      url('component/default/payments-api'),
+    );
     expect(res.status).toBe(200);
     expect(res.body).toEqual({
       entityRef: 'component:default/payments-api',
@@ -118,7 +120,9 @@ describe('createRouter', () => {
   });
 
   it('treats the kind case-insensitively, as the catalog does', async () => {
-    const res = await request(server).get(url('Component/default/payments-api'));
+    const res = await request(server).get(
+      url('Component/default/payments-api'),
+    );
     expect(res.status).toBe(200);
   });
 
@@ -139,7 +143,9 @@ describe('createRouter', () => {
   });
 
   it('is 404 with how to opt in for an entity that does not use Progression', async () => {
-    const res = await request(server).get(url('component/default/legacy-batch'));
+    const res = await request(server).get(
+      url('component/default/legacy-batch'),
+    );
     expect(res.status).toBe(404);
     expect(res.body.error.message).toContain(
       "component:default/legacy-batch does not use Progression: add the annotation 'progression.backstage.io/pipeline: <pipeline>'",
@@ -165,6 +171,8 @@ describe('createRouter', () => {
     const res = await request(server).get(url(ref));
     expect(res.status).toBe(400);
     expect(res.body.error.name).toBe('InputError');
-    expect(res.body.error.message).toMatch(/must match pattern|must NOT have more/);
+    expect(res.body.error.message).toMatch(
+      /must match pattern|must NOT have more/,
+    );
   });
 });

@@ -11,6 +11,7 @@ import { Server } from 'node:http';
  */
 export async function wrapServerOnIPv4(app: Express): Promise<Server> {
   const listen = app.listen.bind(app);
-  app.listen = ((port: number) => listen(port, '127.0.0.1')) as typeof app.listen;
+  app.listen = ((port: number) =>
+    listen(port, '127.0.0.1')) as typeof app.listen;
   return wrapServer(app);
 }

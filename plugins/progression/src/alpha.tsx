@@ -1,0 +1,50 @@
+import {
+  ApiBlueprint,
+  createFrontendPlugin,
+  discoveryApiRef,
+  fetchApiRef,
+} from '@backstage/frontend-plugin-api';
+import { EntityContentBlueprint } from '@backstage/plugin-catalog-react/alpha';
+import { isProgressionAvailable } from '@internal/backstage-plugin-progression-common';
+import { ProgressionClient, progressionApiRef } from './api';
+
+/** @alpha */
+export const progressionApi = ApiBlueprint.make({
+  params: defineParams =>
+    defineParams({
+      api: progressionApiRef,
+      deps: { discoveryApi: discoveryApiRef, fetchApi: fetchApiRef },
+      factory: ({ discoveryApi, fetchApi }) =>
+        new ProgressionClient({ discoveryApi, fetchApi }),
+    }),
+});
+
+/**
+ * The Environments tab, on every entity that has the
+ * `progression.backstage.io/pipeline` annotation.
+ *
+ * @alpha
+ */
+export const entityEnvironmentsContent = EntityContentBlueprint.make({
+  name: 'environments',
+  params: {
+    path: '/environments',
+    title: 'Environments',
+    filter: isProgressionAvailable,
+    loader: () =>
+      import('./components/EnvironmentsContent').then(m => (
+        <m.EnvironmentsContent />
+      )),
+  },
+});
+
+/**
+ * The Progression frontend plugin for the new frontend system.
+ *
+ * @alpha
+ */
+export default createFrontendPlugin({
+  pluginId: 'progression',
+  info: { packageJson: () => import('../package.json') },
+  extensions: [progressionApi, entityEnvironmentsContent],
+});

@@ -1,0 +1,3 @@
+export { progressionApiRef } from './ProgressionApi';
+export type { ProgressionApi } from './ProgressionApi';
+export { ProgressionClient } from './ProgressionClient';

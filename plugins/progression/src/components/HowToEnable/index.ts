@@ -1,0 +1,1 @@
+export { HowToEnable } from './HowToEnable';

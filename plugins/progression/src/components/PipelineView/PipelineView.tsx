@@ -1,0 +1,95 @@
+import { Fragment } from 'react';
+import {
+  Box,
+  Card,
+  CardContent,
+  CardHeader,
+  Typography,
+  makeStyles,
+} from '@material-ui/core';
+import ArrowForwardIcon from '@material-ui/icons/ArrowForward';
+import { Link } from '@backstage/core-components';
+import { Pipeline, Stage } from '@internal/backstage-plugin-progression-common';
+
+const useStyles = makeStyles(theme => ({
+  row: {
+    display: 'flex',
+    alignItems: 'stretch',
+    gap: theme.spacing(1),
+    overflowX: 'auto',
+    paddingBottom: theme.spacing(1),
+  },
+  card: {
+    flex: '1 1 0',
+    minWidth: 220,
+  },
+  arrow: {
+    alignSelf: 'center',
+    color: theme.palette.text.secondary,
+  },
+  term: {
+    color: theme.palette.text.secondary,
+  },
+}));
+
+function StageCard({ stage, position }: { stage: Stage; position: number }) {
+  const classes = useStyles();
+  return (
+    <Card
+      className={classes.card}
+      component="li"
+      aria-label={`Stage ${position}: ${stage.title}`}
+      data-testid={`stage-${stage.name}`}
+    >
+      <CardHeader
+        title={stage.title}
+        titleTypographyProps={{ variant: 'h6', component: 'h3' }}
+        subheader={`Stage ${position}`}
+      />
+      <CardContent>
+        <Typography variant="body2">
+          <span className={classes.term}>Cluster: </span>
+          {stage.cluster}
+        </Typography>
+        <Typography variant="body2">
+          <span className={classes.term}>Namespace: </span>
+          {stage.namespace}
+        </Typography>
+        {stage.url && (
+          <Typography variant="body2" noWrap>
+            <span className={classes.term}>URL: </span>
+            <Link to={stage.url}>{stage.url}</Link>
+          </Typography>
+        )}
+      </CardContent>
+    </Card>
+  );
+}
+
+/**
+ * The stages of a pipeline in order, left to right, joined by arrows.
+ */
+export function PipelineView({ pipeline }: { pipeline: Pipeline }) {
+  const classes = useStyles();
+  return (
+    <Box
+      component="ol"
+      className={classes.row}
+      aria-label={`Stages of pipeline ${pipeline.title}`}
+      style={{ listStyle: 'none', margin: 0, padding: 0 }}
+    >
+      {pipeline.stages.map((stage, i) => (
+        <Fragment key={stage.name}>
+          {i > 0 && (
+            <ArrowForwardIcon
+              className={classes.arrow}
+              aria-hidden
+              role="presentation"
+            />
+          )}
+          <StageCard stage={stage} position={i + 1} />
+        </Fragment>
+      ))}
+    </Box>
+  );
+}

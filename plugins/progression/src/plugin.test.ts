@@ -1,7 +1,0 @@
-import { progressionPlugin } from './plugin';
-
-describe('progression', () => {
-  it('should export plugin', () => {
-    expect(progressionPlugin).toBeDefined();
-  });
-});

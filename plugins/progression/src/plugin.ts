@@ -1,0 +1,51 @@
+import {
+  createApiFactory,
+  createPlugin,
+  createRoutableExtension,
+  createRouteRef,
+  discoveryApiRef,
+  fetchApiRef,
+} from '@backstage/core-plugin-api';
+import { ProgressionClient, progressionApiRef } from './api';
+
+/** @internal */
+export const environmentsRouteRef = createRouteRef({
+  id: 'progression:environments',
+});
+
+/**
+ * The Progression frontend plugin for apps on the legacy frontend system.
+ *
+ * @public
+ */
+export const progressionPlugin = createPlugin({
+  id: 'progression',
+  apis: [
+    createApiFactory({
+      api: progressionApiRef,
+      deps: { discoveryApi: discoveryApiRef, fetchApi: fetchApiRef },
+      factory: ({ discoveryApi, fetchApi }) =>
+        new ProgressionClient({ discoveryApi, fetchApi }),
+    }),
+  ],
+  routes: {
+    environments: environmentsRouteRef,
+  },
+});
+
+/**
+ * The Environments tab for legacy apps' entity pages:
+ * `<EntityLayout.Route path="/environments" title="Environments"><EntityEnvironmentsContent /></EntityLayout.Route>`.
+ *
+ * @public
+ */
+export const EntityEnvironmentsContent = progressionPlugin.provide(
+  createRoutableExtension({
+    name: 'EntityEnvironmentsContent',
+    component: () =>
+      import('./components/EnvironmentsContent').then(
+        m => m.EnvironmentsContent,
+      ),
+    mountPoint: environmentsRouteRef,
+  }),
+);

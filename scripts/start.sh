@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Starts the Progression demo: Backstage (frontend http://localhost:3000,
+# backend http://localhost:7007) with both plugins, an in-memory SQLite
+# database, guest sign-in and example entities. Installs what is missing first.
+# Stop it with Ctrl-C.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ensure_install
+
+for port in 3000 7007; do
+  if port_in_use "$port"; then
+    die "Port $port is already in use; stop what listens there (a running demo?) and try again."
+  fi
+done
+
+log "Starting the demo: open http://localhost:3000, press Enter (guest), then"
+log "open payments-api and its Environments tab:"
+log "  http://localhost:3000/catalog/default/component/payments-api/environments"
+exec node "$YARN_RELEASE" start "$@"

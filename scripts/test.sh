@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Runs every test of the project and fails on any failure:
+#   type check, lint, prettier, every package's unit tests (CI mode) with the
+#   store tests on a real PostgreSQL 15 that this script starts, and the
+#   browser end-to-end tests in Debian's headless Chromium against the demo.
+# Installs what is missing first (dependencies, Chromium, PostgreSQL).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+export CI=true
+# TestDatabases would otherwise try Docker, which these machines do not run.
+export BACKSTAGE_TEST_DISABLE_DOCKER=1
+
+WORK="$(mktemp -d /tmp/progression-test.XXXXXX)"
+PG_DATA="" PG_USER="" PG_BIN="" DEMO_PID=""
+
+cleanup() {
+  set +e
+  if [ -n "$DEMO_PID" ] && kill -0 "$DEMO_PID" 2>/dev/null; then
+    kill -TERM -- "-$DEMO_PID" 2>/dev/null
+    for _ in $(seq 1 20); do kill -0 "$DEMO_PID" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$DEMO_PID" 2>/dev/null
+  fi
+  if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
+    runuser -u "$PG_USER" -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 \
+      || "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ensure_chromium() {
+  CHROMIUM_PATH="${CHROMIUM_PATH:-$(command -v chromium || true)}"
+  if [ -z "$CHROMIUM_PATH" ]; then
+    apt_install chromium
+    CHROMIUM_PATH="$(command -v chromium)" || die "Chromium did not install."
+  fi
+  export CHROMIUM_PATH
+  log "Browser: $("$CHROMIUM_PATH" --version 2>/dev/null | head -n 1)"
+}
+
+find_postgres_bin() {
+  local dir
+  for dir in /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
+    if [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then
+      echo "$dir"
+      return
+    fi
+  done
+}
+
+start_postgres() {
+  PG_BIN="$(find_postgres_bin)"
+  if [ -z "$PG_BIN" ]; then
+    log "PostgreSQL server binaries not found; installing postgresql-15."
+    apt_install postgresql-15 || true
+    PG_BIN="$(find_postgres_bin)"
+  fi
+  [ -n "$PG_BIN" ] || die "PostgreSQL 15 is required for the store tests and could not be found or installed (looked in /usr/lib/postgresql/*/bin). Install postgresql-15 and run again."
+
+  # PostgreSQL refuses to run as root.
+  if [ "$(id -u)" -eq 0 ]; then
+    PG_USER="$(id -un postgres 2>/dev/null || echo nobody)"
+  else
+    PG_USER="$(id -un)"
+  fi
+  local dir="$WORK/postgres" port
+  mkdir -p "$dir"
+  chown "$PG_USER" "$dir" "$WORK" 2>/dev/null || true
+  chmod 711 "$WORK"
+  PG_DATA="$dir/data"
+  port="$(free_port)"
+  local as=()
+  [ "$(id -u)" -eq 0 ] && as=(runuser -u "$PG_USER" --)
+  "${as[@]}" "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --auth=trust -E UTF8 --no-sync >"$WORK/initdb.log" 2>&1 \
+    || { cat "$WORK/initdb.log" >&2; die "initdb failed."; }
+  "${as[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    start >/dev/null || { cat "$dir/server.log" >&2; die "PostgreSQL did not start."; }
+  export BACKSTAGE_TEST_DATABASE_POSTGRES15_CONNECTION_STRING="postgresql://postgres@127.0.0.1:$port"
+  # The store tests fail, rather than skip, when PostgreSQL is missing.
+  export PROGRESSION_REQUIRE_POSTGRES=1
+  log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $PG_DATA)"
+}
+
+wait_for_url() {
+  local url="$1" timeout="$2" start
+  start=$(date +%s)
+  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
+    if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
+      return 1
+    fi
+    if [ -n "$DEMO_PID" ] && ! kill -0 "$DEMO_PID" 2>/dev/null; then
+      return 1
+    fi
+    sleep 2
+  done
+}
+
+start_demo() {
+  for port in 3000 7007; do
+    port_in_use "$port" && die "Port $port is in use; the end-to-end tests need it for the demo. Stop what listens there."
+  done
+  log "Starting the demo for the end-to-end tests (log: $WORK/demo.log)..."
+  setsid node "$YARN_RELEASE" start >"$WORK/demo.log" 2>&1 &
+  DEMO_PID=$!
+  if ! wait_for_url http://localhost:7007/.backstage/health/v1/readiness 300 \
+    || ! wait_for_url http://localhost:3000 300; then
+    tail -n 80 "$WORK/demo.log" >&2
+    return 1
+  fi
+  log "Demo is up."
+}
+
+FAILED=()
+step() {
+  local name="$1"
+  shift
+  log "$name"
+  local started=$SECONDS
+  if "$@"; then
+    log "$name: ok ($((SECONDS - started)) s)"
+  else
+    printf '\033[1;31m==> %s: FAILED\033[0m\n' "$name"
+    FAILED+=("$name")
+  fi
+}
+
+ensure_install
+ensure_chromium
+start_postgres
+
+step "Type check (yarn tsc)" yarn tsc
+step "Lint (yarn lint:all)" yarn lint:all
+step "Prettier (yarn prettier:check)" yarn prettier:check
+step "Unit and store tests, SQLite and PostgreSQL (yarn test)" \
+  yarn test --json --outputFile="$WORK/jest.json"
+
+export PROGRESSION_E2E_JSON="$WORK/e2e.json"
+if step "Start the demo" start_demo; then
+  step "Browser end-to-end tests (Playwright, headless Chromium)" yarn test:e2e
+else
+  FAILED+=("Browser end-to-end tests (the demo did not start)")
+fi
+
+# One closing line that counts every test that ran.
+node -e '
+  const fs = require("node:fs");
+  const read = f => { try { return JSON.parse(fs.readFileSync(f, "utf8")); } catch { return undefined; } };
+  const jest = read(process.argv[1]) ?? {};
+  const e2e = read(process.argv[2])?.stats ?? {};
+  const passed = (jest.numPassedTests ?? 0) + (e2e.expected ?? 0);
+  const failed = (jest.numFailedTests ?? 0) + (e2e.unexpected ?? 0) + (e2e.flaky ?? 0);
+  const skipped = (jest.numPendingTests ?? 0) + (e2e.skipped ?? 0);
+  console.log(`unit tests: ${jest.numPassedTests ?? 0} passed, ${jest.numFailedTests ?? 0} failed; browser tests: ${e2e.expected ?? 0} passed, ${e2e.unexpected ?? 0} failed`);
+  console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+' "$WORK/jest.json" "$WORK/e2e.json"
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+  printf '\033[1;31mFailed steps:\033[0m\n'
+  printf '  - %s\n' "${FAILED[@]}"
+  exit 1
+fi
+log "All checks passed."
