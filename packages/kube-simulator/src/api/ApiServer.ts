@@ -1,0 +1,687 @@
+import http from 'node:http';
+import https from 'node:https';
+import { AddressInfo } from 'node:net';
+import { ApiError } from './errors';
+import {
+  aggregatedDiscovery,
+  apiGroupList,
+  apiVersions,
+  resourceList,
+  SERVER_VERSION,
+} from './discovery';
+import { Faults } from './Faults';
+import { openApiV3Document, openApiV3Root } from './openapi';
+import { matchesLabelSelector, parseLabelSelector } from './labelSelector';
+import { ObjectService } from './ObjectService';
+import { applyPatchByContentType } from './patch';
+import {
+  findResource,
+  RESOURCES,
+  ResourceType,
+  apiVersionOf,
+} from './resources';
+import { KubeObject, StoreEvent } from '../store/Store';
+import { PodLogs } from '../controllers/PodLogs';
+
+export interface ApiServerOptions {
+  objects: ObjectService;
+  logs: PodLogs;
+  faults: Faults;
+  token: string;
+  /** How often a watch that asked for bookmarks gets one. */
+  bookmarkIntervalMs?: number;
+  /** Serve HTTPS with this key and certificate (PEM) instead of HTTP. */
+  tls?: { key: string; cert: string };
+}
+
+interface Route {
+  type: ResourceType;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+}
+
+const MAX_BODY = 8 * 1024 * 1024;
+
+/**
+ * The HTTP face of the simulator: Kubernetes REST paths, verbs, discovery,
+ * tables, watches and `Status` errors.
+ */
+export class ApiServer {
+  private server?: http.Server | https.Server;
+  private readonly watches = new Set<http.ServerResponse>();
+
+  constructor(private readonly options: ApiServerOptions) {}
+
+  async listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.handle(req, res).catch(e => this.fail(res, e));
+    };
+    this.server = this.options.tls
+      ? https.createServer(
+          { key: this.options.tls.key, cert: this.options.tls.cert },
+          handler,
+        )
+      : http.createServer(handler);
+    this.server.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve());
+    });
+    const address = this.server.address() as AddressInfo;
+    return `${this.options.tls ? 'https' : 'http'}://${host}:${address.port}`;
+  }
+
+  async close(): Promise<void> {
+    for (const res of this.watches) res.end();
+    this.watches.clear();
+    if (!this.server) return;
+    this.server.closeAllConnections?.();
+    await new Promise<void>(resolve => this.server!.close(() => resolve()));
+  }
+
+  /** Ends every open watch, as a dropped connection would. */
+  dropWatches() {
+    for (const res of this.watches) res.destroy();
+    this.watches.clear();
+  }
+
+  get openWatches() {
+    return this.watches.size;
+  }
+
+  private fail(res: http.ServerResponse, e: unknown) {
+    const error =
+      e instanceof ApiError
+        ? e
+        : new ApiError(
+            500,
+            'InternalError',
+            `Internal error occurred: ${(e as Error)?.message ?? e}`,
+          );
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    this.json(res, error.code, error.toStatus());
+  }
+
+  private json(res: http.ServerResponse, code: number, body: unknown) {
+    const text = JSON.stringify(body);
+    res.writeHead(code, {
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(text),
+    });
+    res.end(text);
+  }
+
+  private async readBody(req: http.IncomingMessage): Promise<any> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req) {
+      size += chunk.length;
+      if (size > MAX_BODY)
+        throw new ApiError(
+          413,
+          'RequestEntityTooLarge',
+          'request body too large',
+        );
+      chunks.push(chunk);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    const type = req.headers['content-type'] ?? 'application/json';
+    if (type.includes('protobuf')) {
+      throw ApiError.unsupportedMediaType(type);
+    }
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw ApiError.badRequest(`the request body is not valid JSON`);
+    }
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse) {
+    const { faults, token } = this.options;
+    const auth = req.headers.authorization ?? '';
+    const publicInfo =
+      req.method === 'GET' &&
+      /^\/(version|healthz|readyz|livez)\/?(\?|$)/.test(req.url ?? '');
+    // Anyone may read /version and the health checks, as on a real cluster
+    // (the system:public-info-viewer role); everything else needs the token.
+    if (auth !== `Bearer ${token}` && !publicInfo) {
+      throw ApiError.unauthorized();
+    }
+    if (faults.latencyMs) {
+      await new Promise(r => setTimeout(r, faults.latencyMs));
+    }
+    const method = req.method ?? 'GET';
+    const injected = faults.takeFailure(method);
+    if (injected) {
+      throw new ApiError(
+        injected.status,
+        injected.reason,
+        injected.status === 409
+          ? 'Operation cannot be fulfilled: the object has been modified; please apply your changes to the latest version and try again (injected fault)'
+          : 'Internal error occurred: injected fault',
+      );
+    }
+
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const accept = String(req.headers.accept ?? '');
+
+    if (method === 'GET') {
+      if (path === '/version') return this.json(res, 200, SERVER_VERSION);
+      if (path === '/healthz' || path === '/readyz' || path === '/livez') {
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        return res.end('ok');
+      }
+      if (path === '/api') {
+        if (accept.includes('as=APIGroupDiscoveryList')) {
+          return this.discoveryJson(res, aggregatedDiscovery(true));
+        }
+        return this.json(res, 200, apiVersions(url.host));
+      }
+      if (path === '/apis') {
+        if (accept.includes('as=APIGroupDiscoveryList')) {
+          return this.discoveryJson(res, aggregatedDiscovery(false));
+        }
+        return this.json(res, 200, apiGroupList());
+      }
+      if (path === '/api/v1')
+        return this.json(res, 200, resourceList('', 'v1'));
+      if (path === '/openapi/v3') return this.json(res, 200, openApiV3Root());
+      if (path.startsWith('/openapi/v3/')) {
+        const doc = openApiV3Document(path.slice('/openapi/v3/'.length));
+        if (doc) return this.json(res, 200, doc);
+      }
+      const gv = path.match(/^\/apis\/([^/]+)\/([^/]+)$/);
+      if (gv) {
+        const list = resourceList(gv[1], gv[2]);
+        if (list) return this.json(res, 200, list);
+      }
+      const g = path.match(/^\/apis\/([^/]+)$/);
+      if (g) {
+        const group = apiGroupList().groups.find(x => x.name === g[1]);
+        if (group)
+          return this.json(res, 200, {
+            kind: 'APIGroup',
+            apiVersion: 'v1',
+            ...group,
+          });
+      }
+    }
+
+    const route = this.route(path);
+    if (!route) {
+      throw new ApiError(
+        404,
+        'NotFound',
+        'the server could not find the requested resource',
+      );
+    }
+    return this.serve(route, method, url, req, res);
+  }
+
+  private discoveryJson(res: http.ServerResponse, body: unknown) {
+    const text = JSON.stringify(body);
+    res.writeHead(200, {
+      'Content-Type':
+        'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList',
+      'Content-Length': Buffer.byteLength(text),
+    });
+    res.end(text);
+  }
+
+  private route(path: string): Route | undefined {
+    const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+    let group: string;
+    let version: string;
+    let rest: string[];
+    if (parts[0] === 'api' && parts.length >= 2) {
+      group = '';
+      version = parts[1];
+      rest = parts.slice(2);
+    } else if (parts[0] === 'apis' && parts.length >= 3) {
+      group = parts[1];
+      version = parts[2];
+      rest = parts.slice(3);
+    } else {
+      return undefined;
+    }
+    if (rest.length === 0) return undefined;
+    if (rest[0] === 'namespaces' && rest.length >= 3) {
+      const type = findResource(group, version, rest[2]);
+      if (type?.namespaced) {
+        if (rest.length > 5) return undefined;
+        return {
+          type,
+          namespace: rest[1],
+          name: rest[3],
+          subresource: rest[4],
+        };
+      }
+    }
+    const type = findResource(group, version, rest[0]);
+    if (!type || rest.length > 3) return undefined;
+    return { type, name: rest[1], subresource: rest[2] };
+  }
+
+  private async serve(
+    route: Route,
+    method: string,
+    url: URL,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+  ) {
+    const { objects } = this.options;
+    const { type, namespace, name, subresource } = route;
+    if (subresource && !type.subresources.includes(subresource)) {
+      throw new ApiError(
+        404,
+        'NotFound',
+        'the server could not find the requested resource',
+      );
+    }
+    const accept = String(req.headers.accept ?? '');
+
+    if (!name) {
+      if (method === 'GET') {
+        const watch = url.searchParams.get('watch');
+        if (watch === 'true' || watch === '1') {
+          return this.watch(type, namespace, url, res);
+        }
+        return this.list(type, namespace, url, accept, res);
+      }
+      if (method === 'POST') {
+        const body = await this.readBody(req);
+        if (!body || typeof body !== 'object')
+          throw ApiError.badRequest('empty request body');
+        this.checkKind(type, body);
+        if (this.isDryRun(url)) {
+          return this.json(res, 201, body);
+        }
+        return this.json(res, 201, objects.create(type, body, namespace));
+      }
+      if (method === 'DELETE') {
+        const items = this.filter(type, namespace, url);
+        for (const item of items)
+          objects.delete(type, item.metadata.namespace, item.metadata.name);
+        return this.json(res, 200, {
+          kind: `${type.kind}List`,
+          apiVersion: apiVersionOf(type),
+          metadata: {},
+          items,
+        });
+      }
+      throw ApiError.methodNotAllowed(
+        `${method} is not supported on a collection`,
+      );
+    }
+
+    if (subresource === 'log') {
+      if (method !== 'GET') throw ApiError.methodNotAllowed('log is read-only');
+      const pod = objects.store.get('pods', namespace, name);
+      if (!pod) throw ApiError.notFound('pods', name);
+      let text = this.options.logs.read(
+        namespace ?? '',
+        name,
+        url.searchParams.get('container') ?? undefined,
+      );
+      const tail = Number(url.searchParams.get('tailLines'));
+      if (tail > 0) {
+        const lines = text.split('\n');
+        if (lines[lines.length - 1] === '') lines.pop();
+        text = lines.slice(-tail).join('\n') + (lines.length ? '\n' : '');
+      }
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      return res.end(text);
+    }
+
+    if (subresource === 'scale') {
+      return this.scale(type, namespace!, name, method, req, res, url);
+    }
+
+    const statusOnly =
+      subresource === 'status' ? ('status' as const) : undefined;
+    switch (method) {
+      case 'GET': {
+        const obj = objects.store.get(type.plural, namespace, name);
+        if (!obj) throw ApiError.notFound(type.plural, name);
+        if (accept.includes('as=Table')) {
+          return this.json(
+            res,
+            200,
+            this.table(type, [obj], url, String(obj.metadata.resourceVersion)),
+          );
+        }
+        return this.json(res, 200, obj);
+      }
+      case 'PUT': {
+        const body = await this.readBody(req);
+        if (!body || typeof body !== 'object')
+          throw ApiError.badRequest('empty request body');
+        this.checkKind(type, body);
+        if (this.isDryRun(url)) return this.json(res, 200, body);
+        return this.json(
+          res,
+          200,
+          objects.update(type, body, namespace, name, statusOnly),
+        );
+      }
+      case 'PATCH': {
+        const body = await this.readBody(req);
+        const contentType = String(req.headers['content-type'] ?? '');
+        const current = objects.store.get(type.plural, namespace, name);
+        if (!current) throw ApiError.notFound(type.plural, name);
+        const patched = applyPatchByContentType(contentType, current, body);
+        if (!patched || typeof patched !== 'object')
+          throw ApiError.badRequest('the patch removed the whole object');
+        // A patch applies to the version it read, unless it names one itself.
+        const named =
+          (body && !Array.isArray(body) && body.metadata?.resourceVersion) ||
+          undefined;
+        patched.metadata = {
+          ...patched.metadata,
+          resourceVersion: named ?? current.metadata.resourceVersion,
+        };
+        if (this.isDryRun(url)) return this.json(res, 200, patched);
+        return this.json(
+          res,
+          200,
+          objects.update(type, patched, namespace, name, statusOnly),
+        );
+      }
+      case 'DELETE': {
+        if (subresource)
+          throw ApiError.methodNotAllowed('cannot delete a subresource');
+        const deleted = objects.delete(type, namespace, name);
+        return this.json(res, 200, deleted);
+      }
+      default:
+        throw ApiError.methodNotAllowed(`${method} is not supported`);
+    }
+  }
+
+  private isDryRun(url: URL) {
+    return url.searchParams.getAll('dryRun').includes('All');
+  }
+
+  private checkKind(type: ResourceType, body: KubeObject) {
+    if (body.kind && body.kind !== type.kind) {
+      throw ApiError.badRequest(
+        `the kind of the provided object (${body.kind}) does not match the resource (${type.kind})`,
+      );
+    }
+  }
+
+  private filter(
+    type: ResourceType,
+    namespace: string | undefined,
+    url: URL,
+  ): KubeObject[] {
+    const labelSelector = url.searchParams.get('labelSelector');
+    const fieldSelector = url.searchParams.get('fieldSelector');
+    const requirements = labelSelector ? parseLabelSelector(labelSelector) : [];
+    const fields = parseFieldSelector(fieldSelector);
+    return this.options.objects.store
+      .list(type.plural, type.namespaced ? namespace : undefined)
+      .filter(o => matchesLabelSelector(requirements, o.metadata.labels))
+      .filter(o => fields(o));
+  }
+
+  private list(
+    type: ResourceType,
+    namespace: string | undefined,
+    url: URL,
+    accept: string,
+    res: http.ServerResponse,
+  ) {
+    const items = this.filter(type, namespace, url);
+    const resourceVersion = String(
+      this.options.objects.store.currentResourceVersion,
+    );
+    if (accept.includes('as=Table')) {
+      return this.json(res, 200, this.table(type, items, url, resourceVersion));
+    }
+    return this.json(res, 200, {
+      kind: `${type.kind}List`,
+      apiVersion: apiVersionOf(type),
+      metadata: { resourceVersion },
+      items,
+    });
+  }
+
+  /** The Table kubectl asks for (`Accept: ...;as=Table;g=meta.k8s.io;v=v1`). */
+  private table(
+    type: ResourceType,
+    items: KubeObject[],
+    url: URL,
+    resourceVersion: string,
+  ) {
+    const includeObject = url.searchParams.get('includeObject') ?? 'Metadata';
+    return {
+      kind: 'Table',
+      apiVersion: 'meta.k8s.io/v1',
+      metadata: { resourceVersion },
+      columnDefinitions: type.columns.map(c => ({
+        name: c.name,
+        type: c.type,
+        format: c.format ?? '',
+        description: c.description,
+        priority: 0,
+      })),
+      rows: items.map(o => ({
+        cells: type.columns.map(c => c.cell(o)),
+        object: this.tableRowObject(o, includeObject),
+      })),
+    };
+  }
+
+  private tableRowObject(o: KubeObject, includeObject: string) {
+    if (includeObject === 'Object') return o;
+    if (includeObject === 'None') return undefined;
+    return {
+      kind: 'PartialObjectMetadata',
+      apiVersion: 'meta.k8s.io/v1',
+      metadata: o.metadata,
+    };
+  }
+
+  private scale(
+    type: ResourceType,
+    namespace: string,
+    name: string,
+    method: string,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    url: URL,
+  ) {
+    const { objects } = this.options;
+    const toScale = (o: KubeObject) => ({
+      kind: 'Scale',
+      apiVersion: 'autoscaling/v1',
+      metadata: {
+        name: o.metadata.name,
+        namespace: o.metadata.namespace,
+        uid: o.metadata.uid,
+        resourceVersion: o.metadata.resourceVersion,
+        creationTimestamp: o.metadata.creationTimestamp,
+      },
+      spec: { replicas: o.spec?.replicas ?? 0 },
+      status: {
+        replicas: o.status?.replicas ?? 0,
+        selector: Object.entries(o.spec?.selector?.matchLabels ?? {})
+          .map(([k, v]) => `${k}=${v}`)
+          .join(','),
+      },
+    });
+    const current = objects.store.get(type.plural, namespace, name);
+    if (!current) throw ApiError.notFound(type.plural, name);
+    if (method === 'GET') return this.json(res, 200, toScale(current));
+    if (method !== 'PUT' && method !== 'PATCH')
+      throw ApiError.methodNotAllowed(`${method} on scale`);
+    return this.readBody(req).then(body => {
+      const scale =
+        method === 'PUT'
+          ? body
+          : applyPatchByContentType(
+              String(req.headers['content-type'] ?? ''),
+              toScale(current),
+              body,
+            );
+      const replicas = scale?.spec?.replicas;
+      if (
+        typeof replicas !== 'number' ||
+        replicas < 0 ||
+        !Number.isInteger(replicas)
+      ) {
+        throw ApiError.invalid('Scale', name, [
+          'spec.replicas: Invalid value: must be a non-negative integer',
+        ]);
+      }
+      const rv = method === 'PUT' ? scale.metadata?.resourceVersion : undefined;
+      if (rv && rv !== current.metadata.resourceVersion) {
+        throw ApiError.conflict(
+          type.plural,
+          name,
+          'the object has been modified; please apply your changes to the latest version and try again',
+        );
+      }
+      if (this.isDryRun(url)) return this.json(res, 200, scale);
+      const updated = objects.mutate(type, namespace, name, o => {
+        o.spec.replicas = replicas;
+      });
+      return this.json(res, 200, toScale(updated));
+    });
+  }
+
+  /**
+   * A watch: newline-delimited JSON events. Without a resourceVersion (or
+   * "0") it starts with ADDED events for what exists; with one it replays
+   * what happened since, or answers 410 Gone (as an ERROR event) when that
+   * history is no longer kept.
+   */
+  private watch(
+    type: ResourceType,
+    namespace: string | undefined,
+    url: URL,
+    res: http.ServerResponse,
+  ) {
+    const { store } = this.options.objects;
+    const requirements = parseLabelSelector(
+      url.searchParams.get('labelSelector') ?? '',
+    );
+    const fields = parseFieldSelector(url.searchParams.get('fieldSelector'));
+    const matches = (o: KubeObject) =>
+      (!type.namespaced ||
+        namespace === undefined ||
+        o.metadata.namespace === namespace) &&
+      matchesLabelSelector(requirements, o.metadata.labels) &&
+      fields(o);
+
+    res.writeHead(200, {
+      'Content-Type': 'application/json',
+      'Transfer-Encoding': 'chunked',
+      'Cache-Control': 'no-cache',
+    });
+    const send = (event: unknown) => res.write(`${JSON.stringify(event)}\n`);
+
+    const rvParam = url.searchParams.get('resourceVersion');
+    const since = rvParam && rvParam !== '0' ? Number(rvParam) : undefined;
+    if (
+      since !== undefined &&
+      (Number.isNaN(since) || !store.eventsSince(since))
+    ) {
+      send({
+        type: 'ERROR',
+        object: ApiError.gone(
+          `too old resource version: ${rvParam} (${store.oldestResumableVersion})`,
+        ).toStatus(),
+      });
+      res.end();
+      return;
+    }
+    if (since === undefined) {
+      for (const o of store
+        .list(type.plural, type.namespaced ? namespace : undefined)
+        .filter(matches)) {
+        send({ type: 'ADDED', object: o });
+      }
+    } else {
+      for (const e of store.eventsSince(since)!) {
+        if (e.resource === type.plural && matches(e.object))
+          send({ type: e.type, object: e.object });
+      }
+    }
+
+    this.watches.add(res);
+    const unsubscribe = store.subscribe((e: StoreEvent) => {
+      if (e.resource === type.plural && matches(e.object)) {
+        send({ type: e.type, object: e.object });
+      }
+    });
+    const timers: NodeJS.Timeout[] = [];
+    const end = () => {
+      unsubscribe();
+      timers.forEach(t => clearTimeout(t));
+      this.watches.delete(res);
+      if (!res.writableEnded) res.end();
+    };
+    res.on('close', end);
+    const timeout = Number(url.searchParams.get('timeoutSeconds'));
+    if (timeout > 0) timers.push(setTimeout(end, timeout * 1000));
+    const drop = this.options.faults.dropWatchesAfterMs;
+    if (drop !== undefined)
+      timers.push(
+        setTimeout(() => {
+          end();
+          res.destroy();
+        }, drop),
+      );
+    if (url.searchParams.get('allowWatchBookmarks') === 'true') {
+      const interval = setInterval(() => {
+        send({
+          type: 'BOOKMARK',
+          object: {
+            kind: type.kind,
+            apiVersion: apiVersionOf(type),
+            metadata: { resourceVersion: String(store.currentResourceVersion) },
+          },
+        });
+      }, this.options.bookmarkIntervalMs ?? 30_000);
+      timers.push(interval as unknown as NodeJS.Timeout);
+      res.on('close', () => clearInterval(interval));
+    }
+  }
+}
+
+/** `metadata.name=x,metadata.namespace!=y` and the few other fields we index. */
+function parseFieldSelector(
+  selector: string | null,
+): (o: KubeObject) => boolean {
+  if (!selector) return () => true;
+  const terms = selector
+    .split(',')
+    .filter(Boolean)
+    .map(term => {
+      const m = term.match(/^([^=!]+)(==|=|!=)(.*)$/);
+      if (!m) throw ApiError.badRequest(`invalid field selector: '${term}'`);
+      const [, field, op, value] = m;
+      const readers: Record<string, (o: KubeObject) => string | undefined> = {
+        'metadata.name': o => o.metadata.name,
+        'metadata.namespace': o => o.metadata.namespace,
+        'status.phase': o => o.status?.phase,
+        'spec.nodeName': o => o.spec?.nodeName,
+      };
+      const read = readers[field];
+      if (!read)
+        throw ApiError.badRequest(`field label not supported: ${field}`);
+      return (o: KubeObject) =>
+        op === '!=' ? read(o) !== value : read(o) === value;
+    });
+  return o => terms.every(t => t(o));
+}
+
+export { RESOURCES };
