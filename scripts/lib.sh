@@ -85,3 +85,43 @@ apt_install() {
   "${runner[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   "${runner[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
+
+# Starts the local cluster simulator with the demo workloads in the
+# background (API https://127.0.0.1:6443, workloads on :7101-7103) and
+# writes a kubeconfig for kubectl to .demo/kubeconfig. Sets SIMULATOR_PID.
+start_simulator() {
+  local log="$1"
+  for port in 6443 7101 7102 7103; do
+    if port_in_use "$port"; then
+      die "Port $port is already in use; the cluster simulator needs it. Stop what listens there."
+    fi
+  done
+  mkdir -p "$ROOT/.demo"
+  setsid node "$ROOT/packages/kube-simulator/bin/kube-simulator" \
+    --demo --tls --port 6443 --write-kubeconfig "$ROOT/.demo/kubeconfig" >"$log" 2>&1 &
+  SIMULATOR_PID=$!
+  local i
+  for i in $(seq 1 60); do
+    if grep -q 'listening on' "$log" 2>/dev/null; then
+      log "Cluster simulator: https://127.0.0.1:6443 (KUBECONFIG=$ROOT/.demo/kubeconfig kubectl get pods -A)"
+      return 0
+    fi
+    kill -0 "$SIMULATOR_PID" 2>/dev/null || break
+    sleep 0.5
+  done
+  cat "$log" >&2
+  die "The cluster simulator did not start."
+}
+
+stop_process_group() {
+  local pid="$1"
+  [ -n "$pid" ] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+  local i
+  for i in $(seq 1 20); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts the Progression demo: Backstage (frontend http://localhost:3000,
 # backend http://localhost:7007) with both plugins, an in-memory SQLite
-# database, guest sign-in and example entities. Installs what is missing first.
-# Stop it with Ctrl-C.
+# database, guest sign-in and example entities, and the local cluster
+# simulator with the example services deployed in three stages. Installs what
+# is missing first. Stop it with Ctrl-C.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_install
@@ -13,7 +14,12 @@ for port in 3000 7007; do
   fi
 done
 
+SIMULATOR_PID=""
+trap 'stop_process_group "$SIMULATOR_PID"' EXIT
+trap 'exit 130' INT TERM
+start_simulator "$ROOT/.demo/simulator.log"
+
 log "Starting the demo: open http://localhost:3000, press Enter (guest), then"
 log "open payments-api and its Environments tab:"
 log "  http://localhost:3000/catalog/default/component/payments-api/environments"
-exec node "$YARN_RELEASE" start "$@"
+node "$YARN_RELEASE" start "$@"

@@ -11,15 +11,12 @@ export CI=true
 export BACKSTAGE_TEST_DISABLE_DOCKER=1
 
 WORK="$(mktemp -d /tmp/progression-test.XXXXXX)"
-PG_DATA="" PG_USER="" PG_BIN="" DEMO_PID=""
+PG_DATA="" PG_USER="" PG_BIN="" DEMO_PID="" SIMULATOR_PID=""
 
 cleanup() {
   set +e
-  if [ -n "$DEMO_PID" ] && kill -0 "$DEMO_PID" 2>/dev/null; then
-    kill -TERM -- "-$DEMO_PID" 2>/dev/null
-    for _ in $(seq 1 20); do kill -0 "$DEMO_PID" 2>/dev/null || break; sleep 0.5; done
-    kill -KILL -- "-$DEMO_PID" 2>/dev/null
-  fi
+  stop_process_group "$DEMO_PID"
+  stop_process_group "$SIMULATOR_PID"
   if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
     runuser -u "$PG_USER" -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 \
       || "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1
@@ -99,8 +96,11 @@ wait_for_url() {
 
 start_demo() {
   for port in 3000 7007; do
-    port_in_use "$port" && die "Port $port is in use; the end-to-end tests need it for the demo. Stop what listens there."
+    if port_in_use "$port"; then
+      die "Port $port is in use; the end-to-end tests need it for the demo. Stop what listens there."
+    fi
   done
+  start_simulator "$WORK/simulator.log"
   log "Starting the demo for the end-to-end tests (log: $WORK/demo.log)..."
   setsid node "$YARN_RELEASE" start >"$WORK/demo.log" 2>&1 &
   DEMO_PID=$!
@@ -126,8 +126,19 @@ step() {
   fi
 }
 
+ensure_kubectl() {
+  # The simulator's tests drive the real kubectl; it is on the machine image.
+  if command -v kubectl >/dev/null; then
+    export PROGRESSION_REQUIRE_KUBECTL=1
+    log "kubectl: $(kubectl version --client 2>/dev/null | head -n 1)"
+  else
+    die "kubectl is required by the cluster simulator's tests and was not found on PATH."
+  fi
+}
+
 ensure_install
 ensure_chromium
+ensure_kubectl
 start_postgres
 
 step "Type check (yarn tsc)" yarn tsc
