@@ -466,6 +466,21 @@ describe('faults', () => {
     ).toBe(200);
   });
 
+  it('cuts watches after dropWatchesAfterMs and still answers with latency added', async () => {
+    sim.injectFaults({ dropWatchesAfterMs: 50, latencyMs: 20 });
+    const watch = new k8s.Watch(kc);
+    const ended = await new Promise<unknown>(resolve => {
+      watch.watch(
+        `/api/v1/namespaces/${ns}/services`,
+        {},
+        () => undefined,
+        resolve,
+      );
+    });
+    expect(ended).toBeDefined();
+    expect((await core.listNamespace()).items.length).toBeGreaterThan(0);
+  });
+
   it('drops watch connections', async () => {
     const watch = new k8s.Watch(kc);
     const done = new Promise<void>(resolve => {

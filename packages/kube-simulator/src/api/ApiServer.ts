@@ -586,6 +586,9 @@ export class ApiServer {
       'Transfer-Encoding': 'chunked',
       'Cache-Control': 'no-cache',
     });
+    // Send the headers now: clients (kubectl's rollout status among them)
+    // wait for them before they treat the watch as open.
+    res.flushHeaders();
     const send = (event: unknown) => res.write(`${JSON.stringify(event)}\n`);
 
     const rvParam = url.searchParams.get('resourceVersion');

@@ -271,6 +271,30 @@ it('does not roll out while paused, and scales through /scale', async () => {
   expect(scaled.status?.readyReplicas).toBe(3);
 });
 
+it('replaces all pods at once with the Recreate strategy', async () => {
+  await create('batchy', 'b:1', {
+    replicas: 2,
+    strategy: { type: 'Recreate' },
+  });
+  await rolledOut('batchy');
+  let mixed = false;
+  const sub = sim.store.subscribe(e => {
+    if (e.resource !== 'pods' || e.object.metadata.labels?.app !== 'batchy')
+      return;
+    const images = new Set(
+      sim.store
+        .list('pods', ns, p => p.metadata.labels?.app === 'batchy')
+        .map(p => p.spec.containers[0].image),
+    );
+    if (images.size > 1) mixed = true;
+  });
+  await setImage('batchy', 'b:2');
+  const d = await rolledOut('batchy');
+  sub();
+  expect(mixed).toBe(false);
+  expect(d.metadata?.annotations?.[REVISION]).toBe('2');
+});
+
 it('deletes owned ReplicaSets and pods with their Deployment', async () => {
   await apps.deleteNamespacedDeployment({ namespace: ns, name: 'paused' });
   await waitFor(
