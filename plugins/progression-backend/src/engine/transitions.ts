@@ -1,0 +1,125 @@
+/**
+ * The promotion state machine of docs/design: a pure transition table, so
+ * that every decision about where a promotion goes next is a plain function
+ * over data, tested without a database or a cluster.
+ *
+ * ```
+ * pending ──► preflight ──► awaiting-approval ──► deploying ──► verifying ──► succeeded
+ *    │            │                │                  │             │
+ *    └────────────┴── failed / rejected / cancelled ◄─┴─────────────┤
+ *                                                                   ▼
+ *                                                     rolling-back ──► rolled-back
+ * ```
+ */
+export const PROMOTION_STATES = [
+  'pending',
+  'preflight',
+  'awaiting-approval',
+  'deploying',
+  'verifying',
+  'succeeded',
+  'failed',
+  'rejected',
+  'cancelled',
+  'rolling-back',
+  'rolled-back',
+] as const;
+
+export type PromotionState = (typeof PROMOTION_STATES)[number];
+
+export const TERMINAL_STATES: ReadonlySet<PromotionState> = new Set([
+  'succeeded',
+  'failed',
+  'rejected',
+  'cancelled',
+  'rolled-back',
+]);
+
+export function isTerminal(state: PromotionState): boolean {
+  return TERMINAL_STATES.has(state);
+}
+
+export type PromotionEvent =
+  | 'start'
+  | 'preflight-passed'
+  | 'preflight-failed'
+  | 'approved'
+  | 'rejected'
+  | 'approval-expired'
+  | 'deployed'
+  | 'deploy-failed'
+  | 'verified'
+  | 'verify-failed'
+  | 'cancel'
+  | 'rollback-succeeded'
+  | 'rollback-failed';
+
+/** What the transitions depend on besides the current state. */
+export interface TransitionContext {
+  /** The stage needs an approval before the deploy. */
+  approvalRequired: boolean;
+  /** Roll back automatically when the deploy or verification fails. */
+  automaticRollback: boolean;
+}
+
+type Rule = (context: TransitionContext) => PromotionState;
+
+const TABLE: Partial<
+  Record<PromotionState, Partial<Record<PromotionEvent, Rule>>>
+> = {
+  pending: {
+    start: () => 'preflight',
+    cancel: () => 'cancelled',
+  },
+  preflight: {
+    'preflight-passed': c =>
+      c.approvalRequired ? 'awaiting-approval' : 'deploying',
+    'preflight-failed': () => 'failed',
+    cancel: () => 'cancelled',
+  },
+  'awaiting-approval': {
+    approved: () => 'deploying',
+    rejected: () => 'rejected',
+    'approval-expired': () => 'rejected',
+    cancel: () => 'cancelled',
+  },
+  deploying: {
+    deployed: () => 'verifying',
+    // The workload may already run part of the new release: undo it.
+    'deploy-failed': c => (c.automaticRollback ? 'rolling-back' : 'failed'),
+    cancel: () => 'rolling-back',
+  },
+  verifying: {
+    verified: () => 'succeeded',
+    'verify-failed': c => (c.automaticRollback ? 'rolling-back' : 'failed'),
+    cancel: () => 'rolling-back',
+  },
+  'rolling-back': {
+    'rollback-succeeded': () => 'rolled-back',
+    'rollback-failed': () => 'failed',
+  },
+};
+
+/** Thrown for an event the current state does not accept (a 409 at the API). */
+export class InvalidTransitionError extends Error {
+  constructor(readonly state: PromotionState, readonly event: PromotionEvent) {
+    super(`a promotion that is ${state} cannot take '${event}'`);
+    this.name = 'InvalidTransitionError';
+  }
+}
+
+/** The state after `event`, or InvalidTransitionError. */
+export function nextState(
+  state: PromotionState,
+  event: PromotionEvent,
+  context: TransitionContext,
+): PromotionState {
+  const rule = TABLE[state]?.[event];
+  if (!rule) throw new InvalidTransitionError(state, event);
+  return rule(context);
+}
+
+/** The events the state accepts, for example to enable buttons. */
+export function acceptedEvents(state: PromotionState): PromotionEvent[] {
+  return Object.keys(TABLE[state] ?? {}) as PromotionEvent[];
+}
