@@ -1,0 +1,283 @@
+import { TestDatabaseId, TestDatabases } from '@backstage/backend-test-utils';
+import { applyDatabaseMigrations } from './migrations';
+import { DatabasePromotionStore } from './DatabasePromotionStore';
+
+// PostgreSQL runs when scripts/test.sh has started a server (see migrations.test.ts).
+const databases = TestDatabases.create({ ids: ['POSTGRES_15', 'SQLITE_3'] });
+
+const entityRef = 'component:default/payments-api';
+
+async function createStore(databaseId: TestDatabaseId) {
+  const knex = await databases.init(databaseId);
+  await applyDatabaseMigrations(knex);
+  return new DatabasePromotionStore(knex);
+}
+
+describe.each(databases.eachSupportedId())(
+  'DatabasePromotionStore on %p',
+  databaseId => {
+    it('registers immutable releases idempotently', async () => {
+      const store = await createStore(databaseId);
+      const input = {
+        entityRef,
+        version: '1.2.0',
+        image: 'registry.local/payments-api@sha256:abc',
+        commit: 'abc123',
+        createdBy: 'user:default/ci',
+      };
+      const first = await store.registerRelease(input);
+      expect(first.created).toBe(true);
+      expect(first.release).toMatchObject({
+        version: '1.2.0',
+        commit: 'abc123',
+        createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      });
+      const again = await store.registerRelease(input);
+      expect(again).toEqual({ release: first.release, created: false });
+      await expect(
+        store.registerRelease({ ...input, image: 'registry.local/other:1' }),
+      ).rejects.toMatchObject({ name: 'ConflictError' });
+      expect((await store.listReleases(entityRef)).map(r => r.version)).toEqual(
+        ['1.2.0'],
+      );
+    });
+
+    it('allows one active promotion per entity and stage, and honours idempotency keys', async () => {
+      const store = await createStore(databaseId);
+      const { release } = await store.registerRelease({
+        entityRef,
+        version: '1.0.0',
+        image: 'img:1',
+        createdBy: 'user:default/ci',
+      });
+      const request = {
+        entityRef,
+        pipeline: 'standard',
+        stage: 'staging',
+        releaseId: release.id,
+        requestedBy: 'user:default/jane',
+        idempotencyKey: 'ci-run-42',
+      };
+
+      const first = await store.createPromotion(request);
+      expect(first.created).toBe(true);
+      expect(first.promotion.state).toBe('pending');
+      expect(await store.createPromotion(request)).toMatchObject({
+        created: false,
+        promotion: { id: first.promotion.id },
+      });
+      await expect(
+        store.createPromotion({ ...request, idempotencyKey: 'other' }),
+      ).rejects.toMatchObject({
+        name: 'ConflictError',
+        message: expect.stringContaining(
+          `already has an active promotion to staging (${first.promotion.id}, pending)`,
+        ),
+      });
+      // Another stage is free.
+      expect(
+        (
+          await store.createPromotion({
+            ...request,
+            stage: 'production',
+            idempotencyKey: undefined,
+          })
+        ).created,
+      ).toBe(true);
+
+      // Once it ends, the stage is free again.
+      expect(
+        await store.transition(first.promotion.id, 'pending', 'cancelled', {
+          kind: 'transition',
+          name: 'cancel',
+          status: 'passed',
+          actor: 'user:default/jane',
+        }),
+      ).toBe(true);
+      expect(
+        (
+          await store.createPromotion({
+            ...request,
+            idempotencyKey: 'ci-run-43',
+          })
+        ).created,
+      ).toBe(true);
+    });
+
+    it('changes state by compare-and-set and records each step', async () => {
+      const store = await createStore(databaseId);
+      const { release } = await store.registerRelease({
+        entityRef,
+        version: '1.0.0',
+        image: 'img:1',
+        createdBy: 'user:default/ci',
+      });
+      const { promotion } = await store.createPromotion({
+        entityRef,
+        pipeline: 'standard',
+        stage: 'development',
+        releaseId: release.id,
+        requestedBy: 'user:default/jane',
+      });
+
+      expect(
+        await store.transition(promotion.id, 'pending', 'preflight', {
+          kind: 'transition',
+          name: 'start',
+          status: 'passed',
+        }),
+      ).toBe(true);
+      // A second writer that still believes it is pending loses.
+      expect(
+        await store.transition(promotion.id, 'pending', 'cancelled', {
+          kind: 'transition',
+          name: 'cancel',
+          status: 'passed',
+        }),
+      ).toBe(false);
+      await store.addStep(promotion.id, {
+        kind: 'gate',
+        name: 'smoke',
+        status: 'failed',
+        reason: 'GET /healthz answered 503, expected 200',
+        evidence: { status: 503 },
+      });
+      expect(
+        await store.transition(promotion.id, 'preflight', 'failed', {
+          kind: 'transition',
+          name: 'preflight-failed',
+          status: 'failed',
+          error: 'smoke failed',
+        }),
+      ).toBe(true);
+
+      const ended = await store.getPromotion(promotion.id);
+      expect(ended).toMatchObject({
+        state: 'failed',
+        error: 'smoke failed',
+        finishedAt: expect.any(String),
+      });
+      const steps = await store.listSteps(promotion.id);
+      expect(steps.map(s => [s.name, s.toState ?? null])).toEqual([
+        ['requested', 'pending'],
+        ['start', 'preflight'],
+        ['smoke', null],
+        ['preflight-failed', 'failed'],
+      ]);
+      expect(steps[2].evidence).toEqual({ status: 503 });
+    });
+
+    it('lets one worker claim a promotion, and another take it over when the heartbeat stops', async () => {
+      const store = await createStore(databaseId);
+      const { release } = await store.registerRelease({
+        entityRef,
+        version: '1.0.0',
+        image: 'img:1',
+        createdBy: 'user:default/ci',
+      });
+      const { promotion } = await store.createPromotion({
+        entityRef,
+        pipeline: 'standard',
+        stage: 'development',
+        releaseId: release.id,
+        requestedBy: 'user:default/jane',
+      });
+
+      const longAgo = new Date(Date.now() - 60_000);
+      const claimed = await store.claim('worker-a', ['pending'], longAgo);
+      expect(claimed).toMatchObject({
+        id: promotion.id,
+        ownerId: 'worker-a',
+        attempt: 1,
+      });
+      // worker-a is alive (its heartbeat is newer than the stale limit).
+      expect(
+        await store.claim('worker-b', ['pending'], longAgo),
+      ).toBeUndefined();
+      expect(await store.heartbeat(promotion.id, 'worker-a')).toBe(true);
+
+      // worker-a stops; anything older than "a minute from now" is stale.
+      const later = new Date(Date.now() + 60_000);
+      const takenOver = await store.claim('worker-b', ['pending'], later);
+      expect(takenOver).toMatchObject({
+        id: promotion.id,
+        ownerId: 'worker-b',
+        attempt: 2,
+      });
+      expect(await store.heartbeat(promotion.id, 'worker-a')).toBe(false);
+    });
+
+    it('gives each of many concurrent claims to exactly one worker', async () => {
+      const store = await createStore(databaseId);
+      const { release } = await store.registerRelease({
+        entityRef,
+        version: '1.0.0',
+        image: 'img:1',
+        createdBy: 'user:default/ci',
+      });
+      for (const stage of ['a', 'b', 'c', 'd', 'e']) {
+        await store.createPromotion({
+          entityRef,
+          pipeline: 'p',
+          stage,
+          releaseId: release.id,
+          requestedBy: 'user:default/jane',
+        });
+      }
+      const stale = new Date(Date.now() - 60_000);
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          store.claim(`worker-${i}`, ['pending'], stale),
+        ),
+      );
+      const claimedIds = results.filter(Boolean).map(p => p!.id);
+      expect(new Set(claimedIds).size).toBe(claimedIds.length);
+      expect(claimedIds.length).toBeGreaterThan(0);
+    });
+
+    it('lists promotions newest first with filters and a cursor', async () => {
+      const store = await createStore(databaseId);
+      const { release } = await store.registerRelease({
+        entityRef,
+        version: '1.0.0',
+        image: 'img:1',
+        createdBy: 'user:default/ci',
+      });
+      for (let i = 0; i < 5; i++) {
+        const { promotion } = await store.createPromotion({
+          entityRef,
+          pipeline: 'p',
+          stage: 'staging',
+          releaseId: release.id,
+          requestedBy: 'user:default/jane',
+        });
+        await store.transition(promotion.id, 'pending', 'cancelled', {
+          kind: 'transition',
+          name: 'cancel',
+          status: 'passed',
+        });
+      }
+      const page1 = await store.listPromotions(entityRef, {
+        stage: 'staging',
+        limit: 3,
+      });
+      expect(page1.items).toHaveLength(3);
+      const page2 = await store.listPromotions(entityRef, {
+        stage: 'staging',
+        limit: 3,
+        cursor: page1.nextCursor,
+      });
+      expect(page2.items).toHaveLength(2);
+      expect(page2.nextCursor).toBeUndefined();
+      expect(
+        new Set([...page1.items, ...page2.items].map(p => p.id)).size,
+      ).toBe(5);
+      expect(
+        (await store.listPromotions(entityRef, { state: 'succeeded' })).items,
+      ).toEqual([]);
+      await expect(
+        store.listPromotions(entityRef, { cursor: 'not-a-cursor' }),
+      ).rejects.toMatchObject({ name: 'InputError' });
+    });
+  },
+);

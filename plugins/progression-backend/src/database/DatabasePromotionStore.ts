@@ -1,0 +1,444 @@
+import { ConflictError, InputError } from '@backstage/errors';
+import { Knex } from 'knex';
+import crypto from 'node:crypto';
+import { PromotionState, TERMINAL_STATES } from '../engine/transitions';
+
+export interface Release {
+  id: string;
+  entityRef: string;
+  version: string;
+  image: string;
+  commit?: string;
+  buildUrl?: string;
+  createdBy: string;
+  createdAt: string;
+}
+
+export interface Promotion {
+  id: string;
+  entityRef: string;
+  pipeline: string;
+  stage: string;
+  releaseId: string;
+  state: PromotionState;
+  requestedBy: string;
+  reason?: string;
+  error?: string;
+  idempotencyKey?: string;
+  ownerId?: string;
+  heartbeatAt?: string;
+  attempt: number;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+}
+
+export interface PromotionStep {
+  id: number;
+  kind: string;
+  name: string;
+  status: string;
+  fromState?: string;
+  toState?: string;
+  actor?: string;
+  reason?: string;
+  evidence?: unknown;
+  startedAt: string;
+  finishedAt?: string;
+}
+
+export interface NewStep {
+  kind: string;
+  name: string;
+  status: string;
+  actor?: string;
+  reason?: string;
+  evidence?: unknown;
+}
+
+/** A timestamp column as ISO 8601: PostgreSQL gives Dates, SQLite UTC text. */
+const date = (v: unknown): string | undefined => {
+  if (v === null || v === undefined) return undefined;
+  if (v instanceof Date) return v.toISOString();
+  const text = String(v);
+  return new Date(
+    /[zZ]|[+-]\d\d:?\d\d$/.test(text) ? text : `${text.replace(' ', 'T')}Z`,
+  ).toISOString();
+};
+
+const isUniqueViolation = (e: unknown) =>
+  /unique|duplicate/i.test(String((e as Error)?.message ?? e));
+
+function toRelease(row: any): Release {
+  return {
+    id: row.id,
+    entityRef: row.entity_ref,
+    version: row.version,
+    image: row.image,
+    commit: row.commit_sha ?? undefined,
+    buildUrl: row.build_url ?? undefined,
+    createdBy: row.created_by,
+    createdAt: date(row.created_at)!,
+  };
+}
+
+function toPromotion(row: any): Promotion {
+  return {
+    id: row.id,
+    entityRef: row.entity_ref,
+    pipeline: row.pipeline,
+    stage: row.stage,
+    releaseId: row.release_id,
+    state: row.state,
+    requestedBy: row.requested_by,
+    reason: row.reason ?? undefined,
+    error: row.error ?? undefined,
+    idempotencyKey: row.idempotency_key ?? undefined,
+    ownerId: row.owner_id ?? undefined,
+    heartbeatAt: date(row.heartbeat_at),
+    attempt: Number(row.attempt),
+    createdAt: date(row.created_at)!,
+    updatedAt: date(row.updated_at)!,
+    finishedAt: date(row.finished_at),
+  };
+}
+
+function toStep(row: any): PromotionStep {
+  return {
+    id: Number(row.id),
+    kind: row.kind,
+    name: row.name,
+    status: row.status,
+    fromState: row.from_state ?? undefined,
+    toState: row.to_state ?? undefined,
+    actor: row.actor ?? undefined,
+    reason: row.reason ?? undefined,
+    evidence: row.evidence ? JSON.parse(row.evidence) : undefined,
+    startedAt: date(row.started_at)!,
+    finishedAt: date(row.finished_at),
+  };
+}
+
+/** The slot that makes a promotion the only active one of its entity and stage. */
+const activeKey = (entityRef: string, stage: string) => `${entityRef}|${stage}`;
+
+/**
+ * The promotion store. It only talks SQL; every state change is a
+ * compare-and-set (`UPDATE … WHERE id = ? AND state = ?`), and zero rows
+ * updated means someone else won — the model is `claimTask` in Backstage's
+ * scaffolder DatabaseTaskStore.
+ */
+export class DatabasePromotionStore {
+  constructor(private readonly db: Knex) {}
+
+  /**
+   * A Date as a query parameter comparable with the timestamp columns:
+   * SQLite stores CURRENT_TIMESTAMP as 'YYYY-MM-DD HH:MM:SS' text.
+   */
+  private at(d: Date): Date | string {
+    return this.db.client.config.client.includes('sqlite')
+      ? d
+          .toISOString()
+          .replace('T', ' ')
+          .replace(/\.\d+Z$/, '')
+      : d;
+  }
+
+  /**
+   * Registers a release. Registering the same version with the same image
+   * again returns the existing release; another image is a conflict, as
+   * releases are immutable.
+   */
+  async registerRelease(
+    input: Omit<Release, 'id' | 'createdAt'>,
+  ): Promise<{ release: Release; created: boolean }> {
+    const existing = await this.findRelease(input.entityRef, input.version);
+    if (existing) {
+      if (existing.image !== input.image) {
+        throw new ConflictError(
+          `Release ${input.version} of ${input.entityRef} already exists with image ${existing.image}; releases are immutable`,
+        );
+      }
+      return { release: existing, created: false };
+    }
+    const id = crypto.randomUUID();
+    try {
+      await this.db('progression_releases').insert({
+        id,
+        entity_ref: input.entityRef,
+        version: input.version,
+        image: input.image,
+        commit_sha: input.commit ?? null,
+        build_url: input.buildUrl ?? null,
+        created_by: input.createdBy,
+      });
+    } catch (e) {
+      if (isUniqueViolation(e)) return this.registerRelease(input);
+      throw e;
+    }
+    return { release: (await this.getRelease(id))!, created: true };
+  }
+
+  async getRelease(id: string): Promise<Release | undefined> {
+    const row = await this.db('progression_releases').where({ id }).first();
+    return row ? toRelease(row) : undefined;
+  }
+
+  async findRelease(
+    entityRef: string,
+    version: string,
+  ): Promise<Release | undefined> {
+    const row = await this.db('progression_releases')
+      .where({ entity_ref: entityRef, version })
+      .first();
+    return row ? toRelease(row) : undefined;
+  }
+
+  async listReleases(entityRef: string, limit = 100): Promise<Release[]> {
+    const rows = await this.db('progression_releases')
+      .where({ entity_ref: entityRef })
+      .orderBy([
+        { column: 'created_at', order: 'desc' },
+        { column: 'id', order: 'desc' },
+      ])
+      .limit(limit);
+    return rows.map(toRelease);
+  }
+
+  /**
+   * Creates a pending promotion. The same idempotency key returns the same
+   * promotion; a second active promotion of the entity and stage is a
+   * ConflictError naming the active one.
+   */
+  async createPromotion(input: {
+    entityRef: string;
+    pipeline: string;
+    stage: string;
+    releaseId: string;
+    requestedBy: string;
+    reason?: string;
+    idempotencyKey?: string;
+  }): Promise<{ promotion: Promotion; created: boolean }> {
+    if (input.idempotencyKey) {
+      const existing = await this.db('progression_promotions')
+        .where({
+          entity_ref: input.entityRef,
+          idempotency_key: input.idempotencyKey,
+        })
+        .first();
+      if (existing) return { promotion: toPromotion(existing), created: false };
+    }
+    const id = crypto.randomUUID();
+    try {
+      await this.db.transaction(async tx => {
+        await tx('progression_promotions').insert({
+          id,
+          entity_ref: input.entityRef,
+          pipeline: input.pipeline,
+          stage: input.stage,
+          release_id: input.releaseId,
+          state: 'pending',
+          active_key: activeKey(input.entityRef, input.stage),
+          idempotency_key: input.idempotencyKey ?? null,
+          requested_by: input.requestedBy,
+          reason: input.reason ?? null,
+        });
+        await tx('progression_promotion_steps').insert({
+          promotion_id: id,
+          kind: 'transition',
+          name: 'requested',
+          status: 'passed',
+          to_state: 'pending',
+          actor: input.requestedBy,
+          reason: input.reason ?? null,
+          finished_at: tx.fn.now(),
+        });
+      });
+    } catch (e) {
+      if (!isUniqueViolation(e)) throw e;
+      if (input.idempotencyKey) {
+        const again = await this.db('progression_promotions')
+          .where({
+            entity_ref: input.entityRef,
+            idempotency_key: input.idempotencyKey,
+          })
+          .first();
+        if (again) return { promotion: toPromotion(again), created: false };
+      }
+      const active = await this.db('progression_promotions')
+        .where({ active_key: activeKey(input.entityRef, input.stage) })
+        .first();
+      throw new ConflictError(
+        `${input.entityRef} already has an active promotion to ${input.stage}${
+          active ? ` (${active.id}, ${active.state})` : ''
+        }`,
+      );
+    }
+    return { promotion: (await this.getPromotion(id))!, created: true };
+  }
+
+  async getPromotion(id: string): Promise<Promotion | undefined> {
+    const row = await this.db('progression_promotions').where({ id }).first();
+    return row ? toPromotion(row) : undefined;
+  }
+
+  async listSteps(promotionId: string): Promise<PromotionStep[]> {
+    const rows = await this.db('progression_promotion_steps')
+      .where({ promotion_id: promotionId })
+      .orderBy('id');
+    return rows.map(toStep);
+  }
+
+  /**
+   * Promotions of an entity, newest first. The cursor is opaque to callers;
+   * it holds an offset.
+   */
+  async listPromotions(
+    entityRef: string,
+    options: {
+      stage?: string;
+      state?: PromotionState;
+      limit?: number;
+      cursor?: string;
+    } = {},
+  ): Promise<{ items: Promotion[]; nextCursor?: string }> {
+    const limit = Math.min(Math.max(options.limit ?? 50, 1), 500);
+    const offset = options.cursor
+      ? Number(Buffer.from(options.cursor, 'base64url').toString('utf8'))
+      : 0;
+    if (!Number.isInteger(offset) || offset < 0) {
+      throw new InputError('Invalid cursor');
+    }
+    const query = this.db('progression_promotions').where({
+      entity_ref: entityRef,
+    });
+    if (options.stage) query.andWhere({ stage: options.stage });
+    if (options.state) query.andWhere({ state: options.state });
+    const rows = await query
+      .orderBy([
+        { column: 'created_at', order: 'desc' },
+        { column: 'id', order: 'desc' },
+      ])
+      .offset(offset)
+      .limit(limit + 1);
+    return {
+      items: rows.slice(0, limit).map(toPromotion),
+      nextCursor:
+        rows.length > limit
+          ? Buffer.from(String(offset + limit)).toString('base64url')
+          : undefined,
+    };
+  }
+
+  /**
+   * Moves a promotion from `from` to `to` and records the step, in one
+   * transaction. Returns false when the promotion was not in `from`
+   * anymore: someone else moved it first.
+   */
+  async transition(
+    id: string,
+    from: PromotionState,
+    to: PromotionState,
+    step: NewStep & { error?: string },
+  ): Promise<boolean> {
+    const terminal = TERMINAL_STATES.has(to);
+    return this.db.transaction(async tx => {
+      const updated = await tx('progression_promotions')
+        .where({ id, state: from })
+        .update({
+          state: to,
+          updated_at: tx.fn.now(),
+          ...(terminal && {
+            active_key: null,
+            finished_at: tx.fn.now(),
+            owner_id: null,
+          }),
+          ...(step.error !== undefined && { error: step.error }),
+        });
+      if (updated !== 1) return false;
+      await tx('progression_promotion_steps').insert({
+        promotion_id: id,
+        kind: step.kind,
+        name: step.name,
+        status: step.status,
+        from_state: from,
+        to_state: to,
+        actor: step.actor ?? null,
+        reason: step.reason ?? null,
+        evidence:
+          step.evidence === undefined ? null : JSON.stringify(step.evidence),
+        finished_at: tx.fn.now(),
+      });
+      return true;
+    });
+  }
+
+  /** Records a step (a gate result, a deploy patch, …) without a state change. */
+  async addStep(promotionId: string, step: NewStep): Promise<void> {
+    await this.db('progression_promotion_steps').insert({
+      promotion_id: promotionId,
+      kind: step.kind,
+      name: step.name,
+      status: step.status,
+      actor: step.actor ?? null,
+      reason: step.reason ?? null,
+      evidence:
+        step.evidence === undefined ? null : JSON.stringify(step.evidence),
+      finished_at: this.db.fn.now(),
+    });
+  }
+
+  /**
+   * Claims the next promotion that needs work in `states` for `ownerId`:
+   * one with no owner, or whose owner stopped heartbeating before
+   * `staleBefore`. Compare-and-set, so two workers never hold the same one.
+   */
+  async claim(
+    ownerId: string,
+    states: PromotionState[],
+    staleBefore: Date,
+  ): Promise<Promotion | undefined> {
+    const candidates = await this.db('progression_promotions')
+      .whereIn('state', states)
+      .andWhere(q =>
+        q
+          .whereNull('owner_id')
+          .orWhere('heartbeat_at', '<', this.at(staleBefore)),
+      )
+      .orderBy('updated_at')
+      .limit(10);
+    for (const row of candidates) {
+      const updated = await this.db('progression_promotions')
+        .where({ id: row.id, state: row.state })
+        .andWhere(q =>
+          row.owner_id === null
+            ? q.whereNull('owner_id')
+            : q
+                .where({ owner_id: row.owner_id })
+                .andWhere('heartbeat_at', '<', this.at(staleBefore)),
+        )
+        .update({
+          owner_id: ownerId,
+          heartbeat_at: this.db.fn.now(),
+          attempt: Number(row.attempt) + 1,
+        });
+      if (updated === 1) return this.getPromotion(row.id);
+    }
+    return undefined;
+  }
+
+  /** Renews the claim; false when another worker took it over. */
+  async heartbeat(id: string, ownerId: string): Promise<boolean> {
+    const updated = await this.db('progression_promotions')
+      .where({ id, owner_id: ownerId })
+      .update({ heartbeat_at: this.db.fn.now() });
+    return updated === 1;
+  }
+
+  /** Gives the promotion up, for example while it waits for an approval. */
+  async unclaim(id: string, ownerId: string): Promise<void> {
+    await this.db('progression_promotions')
+      .where({ id, owner_id: ownerId })
+      .update({ owner_id: null, heartbeat_at: null });
+  }
+}
