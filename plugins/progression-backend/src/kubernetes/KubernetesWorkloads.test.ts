@@ -1,0 +1,234 @@
+import { KubeSimulator } from '@internal/kube-simulator';
+import { ClusterConfig } from '../config/readProgressionConfig';
+import { KubernetesWorkloads, StageLocation } from './KubernetesWorkloads';
+
+/*
+ * Against the project's Kubernetes API simulator over HTTP, through
+ * @kubernetes/client-node: the plugin does not know it is a simulator.
+ */
+jest.setTimeout(60_000);
+
+let sim: KubeSimulator;
+let stage: StageLocation;
+const workloads = new KubernetesWorkloads();
+
+async function deploy(
+  name: string,
+  image: string,
+  extra: Record<string, unknown> = {},
+) {
+  sim.apply({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name,
+      namespace: 'staging',
+      labels: { 'backstage.io/kubernetes-id': name },
+    },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name, image }] },
+      },
+      ...extra,
+    },
+  });
+  const result = await workloads.waitForRollout(stage, name, {
+    timeoutMs: 20_000,
+  });
+  expect(result.done).toBe(true);
+}
+
+beforeAll(async () => {
+  sim = await KubeSimulator.start({ podReadyDelayMs: 20, token: 'test-token' });
+  sim.apply({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: 'staging' },
+  });
+  const cluster: ClusterConfig = {
+    name: 'sim',
+    url: sim.url,
+    authProvider: 'serviceAccount',
+    serviceAccountToken: 'test-token',
+    skipTLSVerify: true,
+    source: 'progression.clusters',
+  };
+  stage = { cluster, namespace: 'staging' };
+});
+
+afterAll(() => sim.stop());
+
+it('reads the live workload by its backstage.io/kubernetes-id label', async () => {
+  await deploy('payments-api', 'registry.local/payments-api:1.0.0');
+  const live = await workloads.readLive(stage, 'payments-api');
+  expect(live).toMatchObject({
+    deployment: 'payments-api',
+    container: 'payments-api',
+    image: 'registry.local/payments-api:1.0.0',
+    revision: 1,
+    replicas: 2,
+    readyReplicas: 2,
+    rollout: { done: true },
+  });
+  await expect(workloads.readLive(stage, 'nope')).rejects.toMatchObject({
+    name: 'NotFoundError',
+  });
+  await expect(
+    workloads.readLive(stage, 'bad value,app=x'),
+  ).rejects.toMatchObject({ name: 'InputError' });
+});
+
+it('sets the image with the promotion recorded, and waits for the rollout', async () => {
+  await workloads.setImage(
+    stage,
+    'payments-api',
+    'payments-api',
+    'registry.local/payments-api:1.1.0',
+    {
+      changeCause: 'Progression: 1.1.0 to staging',
+      promotionId: 'p-1',
+    },
+  );
+  const result = await workloads.waitForRollout(stage, 'payments-api', {
+    timeoutMs: 20_000,
+  });
+  expect(result).toEqual({
+    done: true,
+    failed: false,
+    message: 'deployment "payments-api" successfully rolled out',
+  });
+  const live = await workloads.readLive(stage, 'payments-api');
+  expect(live).toMatchObject({
+    image: 'registry.local/payments-api:1.1.0',
+    revision: 2,
+    promotionId: 'p-1',
+    changeCause: 'Progression: 1.1.0 to staging',
+  });
+});
+
+it('reports a rollout that exceeds its progress deadline', async () => {
+  await deploy('web-shop', 'registry.local/web-shop:2.0.0', {
+    progressDeadlineSeconds: 1,
+  });
+  await workloads.setImage(
+    stage,
+    'web-shop',
+    'web-shop',
+    'registry.local/web-shop:2.1.0-unready',
+    { changeCause: 'x', promotionId: 'p-2' },
+  );
+  const result = await workloads.waitForRollout(stage, 'web-shop', {
+    timeoutMs: 20_000,
+  });
+  expect(result).toEqual({
+    done: false,
+    failed: true,
+    message: 'deployment "web-shop" exceeded its progress deadline',
+  });
+});
+
+it('rolls back to the previous revision as kubectl rollout undo does', async () => {
+  const undo = await workloads.rollBack(stage, 'payments-api');
+  expect(undo).toMatchObject({
+    fromRevision: 2,
+    toRevision: 1,
+    image: 'registry.local/payments-api:1.0.0',
+    skipped: false,
+  });
+  expect(
+    (
+      await workloads.waitForRollout(stage, 'payments-api', {
+        timeoutMs: 20_000,
+      })
+    ).done,
+  ).toBe(true);
+  const live = await workloads.readLive(stage, 'payments-api');
+  // The old ReplicaSet is reused and takes revision 3; its change-cause comes back.
+  expect(live).toMatchObject({
+    image: 'registry.local/payments-api:1.0.0',
+    revision: 3,
+  });
+  expect(live.promotionId).toBe('p-1');
+  const replicaSets = sim.store.list(
+    'replicasets',
+    'staging',
+    rs => rs.metadata.labels?.app === 'payments-api',
+  );
+  expect(replicaSets).toHaveLength(2);
+});
+
+it('rolls back to a named earlier image, and skips when it is already live', async () => {
+  const toImage = await workloads.rollBack(stage, 'payments-api', {
+    toImage: 'registry.local/payments-api:1.1.0',
+  });
+  expect(toImage).toMatchObject({
+    toRevision: 2,
+    image: 'registry.local/payments-api:1.1.0',
+    skipped: false,
+  });
+  await workloads.waitForRollout(stage, 'payments-api', { timeoutMs: 20_000 });
+  expect((await workloads.readLive(stage, 'payments-api')).revision).toBe(4);
+  const again = await workloads.rollBack(stage, 'payments-api', {
+    toRevision: 4,
+  });
+  expect(again.skipped).toBe(true);
+  await expect(
+    workloads.rollBack(stage, 'payments-api', {
+      toImage: 'registry.local/payments-api:9.9.9',
+    }),
+  ).rejects.toMatchObject({ name: 'NotFoundError' });
+});
+
+it('keeps waiting across a dropped watch', async () => {
+  await workloads.setImage(
+    stage,
+    'payments-api',
+    'payments-api',
+    'registry.local/payments-api:1.2.0',
+    { changeCause: 'x', promotionId: 'p-3' },
+  );
+  sim.injectFaults({ dropWatchesAfterMs: 5 });
+  try {
+    const result = await workloads.waitForRollout(stage, 'payments-api', {
+      timeoutMs: 20_000,
+    });
+    expect(result.done).toBe(true);
+  } finally {
+    sim.clearFaults();
+  }
+});
+
+it('gives up at the timeout and when cancelled', async () => {
+  await workloads.setImage(
+    stage,
+    'web-shop',
+    'web-shop',
+    'registry.local/web-shop:2.2.0-unready',
+    { changeCause: 'x', promotionId: 'p-4' },
+  );
+  sim.apply({
+    ...sim.store.get('deployments', 'staging', 'web-shop')!,
+    spec: {
+      ...sim.store.get('deployments', 'staging', 'web-shop')!.spec,
+      progressDeadlineSeconds: 600,
+    },
+  });
+  const timedOut = await workloads.waitForRollout(stage, 'web-shop', {
+    timeoutMs: 300,
+  });
+  expect(timedOut).toMatchObject({
+    done: false,
+    failed: true,
+    message: expect.stringContaining('did not finish rolling out'),
+  });
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 50);
+  const cancelled = await workloads.waitForRollout(stage, 'web-shop', {
+    timeoutMs: 20_000,
+    signal: controller.signal,
+  });
+  expect(cancelled.message).toBe('cancelled while waiting for the rollout');
+});

@@ -1,0 +1,417 @@
+import {
+  AppsV1Api,
+  KubeConfig,
+  PatchStrategy,
+  V1Deployment,
+  V1PodTemplateSpec,
+  V1ReplicaSet,
+  Watch,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import { ConflictError, InputError, NotFoundError } from '@backstage/errors';
+import { ClusterConfig } from '../config/readProgressionConfig';
+import { clusterKubeConfig } from './clusterKubeConfig';
+import { rolloutStatus } from './rolloutStatus';
+
+const REVISION = 'deployment.kubernetes.io/revision';
+const CHANGE_CAUSE = 'kubernetes.io/change-cause';
+export const PROMOTION_ANNOTATION = 'progression.backstage.io/promotion-id';
+// What `kubectl rollout undo` does not copy from the ReplicaSet
+// (annotationsToSkip in staging/src/k8s.io/kubectl/pkg/polymorphichelpers/rollback.go).
+const ANNOTATIONS_TO_SKIP = new Set([
+  'kubectl.kubernetes.io/last-applied-configuration',
+  REVISION,
+  'deployment.kubernetes.io/revision-history',
+  'deployment.kubernetes.io/desired-replicas',
+  'deployment.kubernetes.io/max-replicas',
+  'deprecated.deployment.rollback.to',
+]);
+// A label value (k8s.io/apimachinery/pkg/util/validation IsValidLabelValue).
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+/** Where a stage's workload lives. */
+export interface StageLocation {
+  cluster: ClusterConfig;
+  namespace: string;
+}
+
+export interface LiveWorkload {
+  deployment: string;
+  container: string;
+  image: string;
+  revision: number;
+  replicas: number;
+  readyReplicas: number;
+  updatedReplicas: number;
+  availableReplicas: number;
+  generation: number;
+  observedGeneration: number;
+  promotionId?: string;
+  changeCause?: string;
+  rollout: ReturnType<typeof rolloutStatus>;
+}
+
+export interface RolloutResult {
+  done: boolean;
+  failed: boolean;
+  message: string;
+}
+
+const sameTemplate = (a?: V1PodTemplateSpec, b?: V1PodTemplateSpec) => {
+  const strip = (t?: V1PodTemplateSpec) => {
+    const c = JSON.parse(JSON.stringify(t ?? {}));
+    if (c.metadata?.labels) delete c.metadata.labels['pod-template-hash'];
+    if (c.metadata) delete c.metadata.creationTimestamp;
+    return JSON.stringify(c, Object.keys(flatKeys(c)).sort());
+  };
+  return strip(a) === strip(b);
+};
+function flatKeys(
+  o: unknown,
+  keys: Record<string, true> = {},
+): Record<string, true> {
+  if (o && typeof o === 'object') {
+    for (const [k, v] of Object.entries(o)) {
+      keys[k] = true;
+      flatKeys(v, keys);
+    }
+  }
+  return keys;
+}
+
+/**
+ * The stages' workloads through @kubernetes/client-node: find the
+ * Deployment by `backstage.io/kubernetes-id`, set its image, wait for the
+ * rollout as `kubectl rollout status` does, and roll back as `kubectl
+ * rollout undo` does. Nothing else in the plugin talks to clusters.
+ */
+export class KubernetesWorkloads {
+  private readonly configs = new Map<string, KubeConfig>();
+
+  private kubeConfig(cluster: ClusterConfig) {
+    let kc = this.configs.get(cluster.name);
+    if (!kc) {
+      kc = clusterKubeConfig(cluster);
+      this.configs.set(cluster.name, kc);
+    }
+    return kc;
+  }
+
+  private apps(cluster: ClusterConfig) {
+    return this.kubeConfig(cluster).makeApiClient(AppsV1Api);
+  }
+
+  /** The Deployment labelled `backstage.io/kubernetes-id=<kubernetesId>`. */
+  async findDeployment(
+    stage: StageLocation,
+    kubernetesId: string,
+  ): Promise<V1Deployment> {
+    if (kubernetesId.length > 63 || !LABEL_VALUE.test(kubernetesId)) {
+      throw new InputError(
+        `'${kubernetesId}' is not a valid backstage.io/kubernetes-id label value`,
+      );
+    }
+    const list = await this.apps(stage.cluster).listNamespacedDeployment({
+      namespace: stage.namespace,
+      labelSelector: `backstage.io/kubernetes-id=${kubernetesId}`,
+    });
+    if (list.items.length === 0) {
+      throw new NotFoundError(
+        `No Deployment labelled backstage.io/kubernetes-id=${kubernetesId} in namespace ${stage.namespace} of cluster ${stage.cluster.name}`,
+      );
+    }
+    if (list.items.length > 1) {
+      throw new ConflictError(
+        `${list.items.length} Deployments are labelled backstage.io/kubernetes-id=${kubernetesId} in namespace ${stage.namespace}; expected one`,
+      );
+    }
+    return list.items[0];
+  }
+
+  /** The container that runs the release: the named one, the only one, or the one named like the workload. */
+  containerOf(d: V1Deployment, kubernetesId: string, wanted?: string): string {
+    const names = (d.spec?.template.spec?.containers ?? []).map(c => c.name);
+    const pick =
+      wanted ??
+      (names.length === 1 ? names[0] : names.find(n => n === kubernetesId));
+    if (!pick || !names.includes(pick)) {
+      throw new InputError(
+        `Cannot tell which container of Deployment ${
+          d.metadata?.name
+        } runs the release${
+          wanted ? ` ('${wanted}' is not one of them)` : ''
+        }; containers: ${names.join(', ')}`,
+      );
+    }
+    return pick;
+  }
+
+  async readLive(
+    stage: StageLocation,
+    kubernetesId: string,
+    container?: string,
+  ): Promise<LiveWorkload> {
+    const d = await this.findDeployment(stage, kubernetesId);
+    const name = this.containerOf(d, kubernetesId, container);
+    const s = d.status ?? {};
+    return {
+      deployment: d.metadata!.name!,
+      container: name,
+      image:
+        d.spec!.template.spec!.containers.find(c => c.name === name)!.image ??
+        '',
+      revision: Number(d.metadata?.annotations?.[REVISION] ?? 0),
+      replicas: d.spec?.replicas ?? 1,
+      readyReplicas: s.readyReplicas ?? 0,
+      updatedReplicas: s.updatedReplicas ?? 0,
+      availableReplicas: s.availableReplicas ?? 0,
+      generation: d.metadata?.generation ?? 0,
+      observedGeneration: s.observedGeneration ?? 0,
+      promotionId: d.metadata?.annotations?.[PROMOTION_ANNOTATION],
+      changeCause: d.metadata?.annotations?.[CHANGE_CAUSE],
+      rollout: rolloutStatus(d),
+    };
+  }
+
+  /**
+   * Sets the container's image with a strategic merge patch, recording the
+   * change-cause and the promotion id on the Deployment (and so on its new
+   * ReplicaSet, for `rollout history`).
+   */
+  async setImage(
+    stage: StageLocation,
+    deployment: string,
+    container: string,
+    image: string,
+    annotations: { changeCause: string; promotionId: string },
+  ): Promise<V1Deployment> {
+    return this.apps(stage.cluster).patchNamespacedDeployment(
+      {
+        namespace: stage.namespace,
+        name: deployment,
+        body: {
+          metadata: {
+            annotations: {
+              [CHANGE_CAUSE]: annotations.changeCause,
+              [PROMOTION_ANNOTATION]: annotations.promotionId,
+            },
+          },
+          spec: {
+            template: { spec: { containers: [{ name: container, image }] } },
+          },
+        },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+    );
+  }
+
+  /**
+   * Waits until the rollout is done, failed (progress deadline), or
+   * `timeoutMs` passed, from a watch on the Deployment; a dropped watch is
+   * re-opened from the last version seen.
+   */
+  async waitForRollout(
+    stage: StageLocation,
+    deployment: string,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<RolloutResult> {
+    const apps = this.apps(stage.cluster);
+    const watch = new Watch(this.kubeConfig(stage.cluster));
+    const deadline = Date.now() + options.timeoutMs;
+    const path = `/apis/apps/v1/namespaces/${encodeURIComponent(
+      stage.namespace,
+    )}/deployments`;
+
+    while (Date.now() < deadline && !options.signal?.aborted) {
+      const current = await apps.readNamespacedDeployment({
+        namespace: stage.namespace,
+        name: deployment,
+      });
+      const status = rolloutStatus(current);
+      if (status.done)
+        return { done: true, failed: false, message: status.message };
+      if (status.failed)
+        return { done: false, failed: true, message: status.message };
+
+      const result = await new Promise<RolloutResult | undefined>(resolve => {
+        let controller: AbortController | undefined;
+        let settled = false;
+        const finish = (value: RolloutResult | undefined) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          options.signal?.removeEventListener('abort', onAbort);
+          controller?.abort();
+          resolve(value);
+        };
+        const onAbort = () =>
+          finish({
+            done: false,
+            failed: true,
+            message: 'cancelled while waiting for the rollout',
+          });
+        const timer = setTimeout(
+          () => finish(undefined),
+          Math.max(0, deadline - Date.now()),
+        );
+        options.signal?.addEventListener('abort', onAbort);
+        watch
+          .watch(
+            path,
+            {
+              fieldSelector: `metadata.name=${deployment}`,
+              resourceVersion: current.metadata?.resourceVersion,
+              allowWatchBookmarks: true,
+            },
+            (type, obj) => {
+              if (type !== 'ADDED' && type !== 'MODIFIED') return;
+              const s = rolloutStatus(obj as V1Deployment);
+              if (s.done)
+                finish({ done: true, failed: false, message: s.message });
+              else if (s.failed)
+                finish({ done: false, failed: true, message: s.message });
+            },
+            // The watch ended (dropped, expired, 410): read again and re-watch.
+            () => finish(undefined),
+          )
+          .then(
+            c => {
+              controller = c;
+              if (settled) c.abort();
+            },
+            () => finish(undefined),
+          );
+      });
+      if (result) return result;
+    }
+    if (options.signal?.aborted) {
+      return {
+        done: false,
+        failed: true,
+        message: 'cancelled while waiting for the rollout',
+      };
+    }
+    return {
+      done: false,
+      failed: true,
+      message: `deployment "${deployment}" did not finish rolling out in ${Math.round(
+        options.timeoutMs / 1000,
+      )} s`,
+    };
+  }
+
+  private async replicaSetsOf(
+    stage: StageLocation,
+    d: V1Deployment,
+  ): Promise<V1ReplicaSet[]> {
+    const selector = Object.entries(d.spec?.selector.matchLabels ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    const list = await this.apps(stage.cluster).listNamespacedReplicaSet({
+      namespace: stage.namespace,
+      labelSelector: selector,
+    });
+    return list.items.filter(rs =>
+      rs.metadata?.ownerReferences?.some(
+        r => r.controller && r.uid === d.metadata?.uid,
+      ),
+    );
+  }
+
+  /**
+   * `kubectl rollout undo` for a Deployment: put the template of an earlier
+   * revision back (the previous one by default, or the one whose container
+   * image is `toImage`), with that ReplicaSet's annotations. The Deployment
+   * controller then reuses the old ReplicaSet.
+   */
+  async rollBack(
+    stage: StageLocation,
+    kubernetesId: string,
+    options: { container?: string; toImage?: string; toRevision?: number } = {},
+  ): Promise<{
+    deployment: string;
+    fromRevision: number;
+    toRevision: number;
+    image: string;
+    skipped: boolean;
+  }> {
+    const d = await this.findDeployment(stage, kubernetesId);
+    if (d.spec?.paused) {
+      throw new ConflictError(
+        `Deployment ${d.metadata?.name} is paused; resume it before rolling back`,
+      );
+    }
+    const container = this.containerOf(d, kubernetesId, options.container);
+    const current = Number(d.metadata?.annotations?.[REVISION] ?? 0);
+    const history = (await this.replicaSetsOf(stage, d))
+      .map(rs => ({
+        rs,
+        revision: Number(rs.metadata?.annotations?.[REVISION] ?? 0),
+      }))
+      .sort((a, b) => b.revision - a.revision);
+    const imageOf = (rs: V1ReplicaSet) =>
+      rs.spec?.template?.spec?.containers.find(c => c.name === container)
+        ?.image ?? '';
+
+    let target: { rs: V1ReplicaSet; revision: number } | undefined;
+    if (options.toRevision !== undefined) {
+      target = history.find(h => h.revision === options.toRevision);
+    } else if (options.toImage) {
+      target = history.find(
+        h => h.revision !== current && imageOf(h.rs) === options.toImage,
+      );
+    } else {
+      target =
+        history.find(h => h.revision < current) ??
+        history.find(h => h.revision !== current);
+    }
+    if (!target) {
+      throw new NotFoundError(
+        `No earlier revision of Deployment ${d.metadata?.name} to roll back to${
+          options.toImage ? ` with image ${options.toImage}` : ''
+        }${
+          options.toRevision !== undefined
+            ? ` at revision ${options.toRevision}`
+            : ''
+        }`,
+      );
+    }
+    const name = d.metadata!.name!;
+    const image = imageOf(target.rs);
+    if (sameTemplate(target.rs.spec?.template, d.spec?.template)) {
+      return {
+        deployment: name,
+        fromRevision: current,
+        toRevision: target.revision,
+        image,
+        skipped: true,
+      };
+    }
+    const template = JSON.parse(
+      JSON.stringify(target.rs.spec!.template),
+    ) as V1PodTemplateSpec;
+    if (template.metadata?.labels)
+      delete template.metadata.labels['pod-template-hash'];
+    const annotations: Record<string, string> = { ...d.metadata?.annotations };
+    for (const [k, v] of Object.entries(
+      target.rs.metadata?.annotations ?? {},
+    )) {
+      if (!ANNOTATIONS_TO_SKIP.has(k)) annotations[k] = v;
+    }
+    await this.apps(stage.cluster).patchNamespacedDeployment({
+      namespace: stage.namespace,
+      name,
+      body: [
+        { op: 'replace', path: '/spec/template', value: template },
+        { op: 'replace', path: '/metadata/annotations', value: annotations },
+      ],
+    });
+    return {
+      deployment: name,
+      fromRevision: current,
+      toRevision: target.revision,
+      image,
+      skipped: false,
+    };
+  }
+}

@@ -1,0 +1,17 @@
+import { KubeConfig } from '@kubernetes/client-node';
+import { ClusterConfig } from '../config/readProgressionConfig';
+
+/** One KubeConfig per configured cluster, service-account token auth. */
+export function clusterKubeConfig(cluster: ClusterConfig): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromClusterAndUser(
+    {
+      name: cluster.name,
+      server: cluster.url,
+      caData: cluster.caData,
+      skipTLSVerify: cluster.skipTLSVerify,
+    },
+    { name: `progression-${cluster.name}`, token: cluster.serviceAccountToken },
+  );
+  return kc;
+}
