@@ -233,55 +233,14 @@ export class KubernetesWorkloads {
       if (status.failed)
         return { done: false, failed: true, message: status.message };
 
-      const result = await new Promise<RolloutResult | undefined>(resolve => {
-        let controller: AbortController | undefined;
-        let settled = false;
-        const finish = (value: RolloutResult | undefined) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          options.signal?.removeEventListener('abort', onAbort);
-          controller?.abort();
-          resolve(value);
-        };
-        const onAbort = () =>
-          finish({
-            done: false,
-            failed: true,
-            message: 'cancelled while waiting for the rollout',
-          });
-        const timer = setTimeout(
-          () => finish(undefined),
-          Math.max(0, deadline - Date.now()),
-        );
-        options.signal?.addEventListener('abort', onAbort);
-        watch
-          .watch(
-            path,
-            {
-              fieldSelector: `metadata.name=${deployment}`,
-              resourceVersion: current.metadata?.resourceVersion,
-              allowWatchBookmarks: true,
-            },
-            (type, obj) => {
-              if (type !== 'ADDED' && type !== 'MODIFIED') return;
-              const s = rolloutStatus(obj as V1Deployment);
-              if (s.done)
-                finish({ done: true, failed: false, message: s.message });
-              else if (s.failed)
-                finish({ done: false, failed: true, message: s.message });
-            },
-            // The watch ended (dropped, expired, 410): read again and re-watch.
-            () => finish(undefined),
-          )
-          .then(
-            c => {
-              controller = c;
-              if (settled) c.abort();
-            },
-            () => finish(undefined),
-          );
-      });
+      const result = await this.watchRollout(
+        watch,
+        path,
+        deployment,
+        current.metadata?.resourceVersion,
+        deadline,
+        options.signal,
+      );
       if (result) return result;
     }
     if (options.signal?.aborted) {
@@ -298,6 +257,70 @@ export class KubernetesWorkloads {
         options.timeoutMs / 1000,
       )} s`,
     };
+  }
+
+  /**
+   * One watch of the Deployment from `resourceVersion`: resolves with the
+   * outcome, or undefined when the watch ended first (dropped, expired) or
+   * the deadline passed.
+   */
+  private watchRollout(
+    watch: Watch,
+    path: string,
+    deployment: string,
+    resourceVersion: string | undefined,
+    deadline: number,
+    signal?: AbortSignal,
+  ): Promise<RolloutResult | undefined> {
+    return new Promise(resolve => {
+      let controller: AbortController | undefined;
+      let settled = false;
+      let timer: NodeJS.Timeout | undefined;
+      const cancelled = () =>
+        finish({
+          done: false,
+          failed: true,
+          message: 'cancelled while waiting for the rollout',
+        });
+      function finish(value: RolloutResult | undefined) {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', cancelled);
+        controller?.abort();
+        resolve(value);
+      }
+      timer = setTimeout(
+        () => finish(undefined),
+        Math.max(0, deadline - Date.now()),
+      );
+      signal?.addEventListener('abort', cancelled);
+      watch
+        .watch(
+          path,
+          {
+            fieldSelector: `metadata.name=${deployment}`,
+            resourceVersion,
+            allowWatchBookmarks: true,
+          },
+          (type, obj) => {
+            if (type !== 'ADDED' && type !== 'MODIFIED') return;
+            const s = rolloutStatus(obj as V1Deployment);
+            if (s.done)
+              finish({ done: true, failed: false, message: s.message });
+            else if (s.failed)
+              finish({ done: false, failed: true, message: s.message });
+          },
+          () => finish(undefined),
+        )
+        .then(
+          c => {
+            controller = c;
+            if (settled) c.abort();
+          },
+          () => finish(undefined),
+        );
+    });
   }
 
   private async replicaSetsOf(
