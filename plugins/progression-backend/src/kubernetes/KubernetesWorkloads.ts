@@ -275,7 +275,10 @@ export class KubernetesWorkloads {
     return new Promise(resolve => {
       let controller: AbortController | undefined;
       let settled = false;
-      let timer: NodeJS.Timeout | undefined;
+      const timer = setTimeout(
+        () => finish(undefined),
+        Math.max(0, deadline - Date.now()),
+      );
       const cancelled = () =>
         finish({
           done: false,
@@ -290,10 +293,6 @@ export class KubernetesWorkloads {
         controller?.abort();
         resolve(value);
       }
-      timer = setTimeout(
-        () => finish(undefined),
-        Math.max(0, deadline - Date.now()),
-      );
       signal?.addEventListener('abort', cancelled);
       watch
         .watch(
