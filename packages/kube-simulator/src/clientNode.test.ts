@@ -50,7 +50,11 @@ async function errorBody(p: Promise<unknown>) {
 }
 
 beforeAll(async () => {
-  sim = await KubeSimulator.start({ podReadyDelayMs: 30, watchHistory: 200 });
+  sim = await KubeSimulator.start({
+    podReadyDelayMs: 30,
+    watchHistory: 200,
+    bookmarkIntervalMs: 200,
+  });
   kc = new k8s.KubeConfig();
   kc.loadFromString(sim.kubeconfig());
   core = kc.makeApiClient(k8s.CoreV1Api);
@@ -429,6 +433,14 @@ describe('watch', () => {
     expect(lines[0]).toMatchObject({
       type: 'ADDED',
       object: { metadata: { name: 'db' } },
+    });
+    // The stream ended by itself after a second, with bookmarks meanwhile.
+    const bookmark = lines.find(l => l.type === 'BOOKMARK');
+    expect(bookmark).toMatchObject({
+      object: {
+        kind: 'Secret',
+        metadata: { resourceVersion: expect.any(String) },
+      },
     });
   });
 });
