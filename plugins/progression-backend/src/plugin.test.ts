@@ -53,6 +53,18 @@ describe('progressionPlugin', () => {
       'production',
     ]);
 
+    // Its permissions are registered for policies and the permission UI.
+    const metadata = await request(server).get(
+      '/api/progression/.well-known/backstage/permissions/metadata',
+    );
+    expect(metadata.body.permissions.map((p: any) => p.name)).toEqual(
+      expect.arrayContaining([
+        'progression.promotion.create',
+        'progression.promotion.approve',
+        'progression.rollback',
+      ]),
+    );
+
     const anonymous = await request(server)
       .get(
         '/api/progression/v1/entities/component/default/web-shop/environments',

@@ -3,6 +3,7 @@ import {
   createBackendPlugin,
 } from '@backstage/backend-plugin-api';
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
+import { progressionPermissions } from '@internal/backstage-plugin-progression-common';
 import { readProgressionConfig } from './config/readProgressionConfig';
 import { getMigratedClient } from './database/migrations';
 import { createRouter } from './service/router';
@@ -23,11 +24,21 @@ export const progressionPlugin = createBackendPlugin({
         httpAuth: coreServices.httpAuth,
         httpRouter: coreServices.httpRouter,
         catalog: catalogServiceRef,
+        permissionsRegistry: coreServices.permissionsRegistry,
       },
-      async init({ config, logger, database, httpAuth, httpRouter, catalog }) {
+      async init({
+        config,
+        logger,
+        database,
+        httpAuth,
+        httpRouter,
+        catalog,
+        permissionsRegistry,
+      }) {
         // Throws, naming the bad key, so the backend refuses to start.
         const progressionConfig = readProgressionConfig(config);
         await getMigratedClient(database);
+        permissionsRegistry.addPermissions(progressionPermissions);
         logger.info(
           `Progression: ${progressionConfig.pipelines.size} pipeline(s), ${progressionConfig.clusters.size} cluster(s)`,
         );
