@@ -1,3 +1,5 @@
+import { HumanDuration } from '@backstage/types';
+
 export interface Config {
   /** Configuration for the Progression plugins. */
   progression?: {
@@ -50,6 +52,61 @@ export interface Config {
            * `{{ stage.name }}` and `{{ stage.namespace }}`.
            */
           url?: string;
+          /** Releases flow into this stage without a click once the previous stage passed. Default false. */
+          autoPromote?: boolean;
+          /** A human approval before the deploy. */
+          approval?: {
+            /** Default false. */
+            required?: boolean;
+            /** User and group entity refs whose members may approve, e.g. group:default/release-managers. */
+            approvers?: string[];
+            /** Distinct approvers needed. Default 1. */
+            minApprovals?: number;
+            /** Whether the requester may approve their own promotion. Default false. */
+            allowSelfApproval?: boolean;
+            /** An approval not given within this time rejects the promotion, e.g. '24h'. */
+            expiresAfter?: string | HumanDuration;
+          };
+          /** How long a release must stay healthy here before it may move on, e.g. '10m'. */
+          soak?: string | HumanDuration;
+          rollback?: {
+            /** Roll back when the deploy or verification fails. Default true. */
+            automatic?: boolean;
+          };
+          /** How long a rollout may take before the deploy fails. Default '10m'. */
+          rolloutTimeout?: string | HumanDuration;
+          gates?: {
+            /** HTTP checks against the stage URL after the deploy (and after a rollback). */
+            smoke?: {
+              checks: Array<{
+                name?: string;
+                /** Default GET. */
+                method?:
+                  | 'GET'
+                  | 'HEAD'
+                  | 'POST'
+                  | 'PUT'
+                  | 'PATCH'
+                  | 'DELETE'
+                  | 'OPTIONS';
+                /** Path below the stage URL, starting with '/'. */
+                path: string;
+                /** Request body: a string, or an object sent as JSON. */
+                body?: string | object;
+                headers?: { [name: string]: string };
+                /** Acceptable status(es). Default 200. */
+                expectStatus?: number | number[];
+                /** JSONata expression(s) over the JSON body that must be true, e.g. "status = 'ok'". */
+                assert?: string | string[];
+                /** Per attempt. Default '5s'. */
+                timeout?: string | HumanDuration;
+                /** Extra attempts after a failure. Default 0. */
+                retries?: number;
+                /** Default '1s'. */
+                retryDelay?: string | HumanDuration;
+              }>;
+            };
+          };
         }>;
       };
     };

@@ -192,6 +192,157 @@ describe('readProgressionConfig', () => {
   });
 });
 
+describe('stage policy and smoke checks', () => {
+  const stage = (extra: object) => ({
+    clusters,
+    pipelines: {
+      p: {
+        stages: [
+          {
+            name: 'production',
+            cluster: 'local',
+            namespace: 'production',
+            url: 'http://127.0.0.1:7103/{{ kubernetesId }}',
+            ...extra,
+          },
+        ],
+      },
+    },
+  });
+
+  it('reads defaults', () => {
+    const s = read(stage({})).pipelines.get('p')!.stages[0];
+    expect(s).toMatchObject({
+      autoPromote: false,
+      approval: {
+        required: false,
+        approvers: [],
+        minApprovals: 1,
+        allowSelfApproval: false,
+      },
+      soakMs: 0,
+      rollback: { automatic: true },
+      rolloutTimeoutMs: 600_000,
+      smoke: [],
+    });
+  });
+
+  it('reads approvals, durations and checks', () => {
+    const s = read(
+      stage({
+        autoPromote: true,
+        approval: {
+          required: true,
+          approvers: ['group:default/release-managers', 'user:default/olivia'],
+          minApprovals: 2,
+          expiresAfter: '24h',
+        },
+        soak: { minutes: 10 },
+        rollback: { automatic: false },
+        rolloutTimeout: 'PT2M',
+        gates: {
+          smoke: {
+            checks: [
+              { path: '/healthz' },
+              {
+                name: 'test action',
+                method: 'post',
+                path: '/api/test-action',
+                body: { amount: 1 },
+                expectStatus: [200, 201],
+                assert: 'ok = true and $exists(received)',
+                timeout: '2s',
+                retries: 3,
+              },
+            ],
+          },
+        },
+      }),
+    ).pipelines.get('p')!.stages[0];
+    expect(s.approval).toEqual({
+      required: true,
+      approvers: ['group:default/release-managers', 'user:default/olivia'],
+      minApprovals: 2,
+      allowSelfApproval: false,
+      expiresAfterMs: 86_400_000,
+    });
+    expect(s.soakMs).toBe(600_000);
+    expect(s.rolloutTimeoutMs).toBe(120_000);
+    expect(s.rollback.automatic).toBe(false);
+    expect(s.smoke).toEqual([
+      expect.objectContaining({
+        name: 'GET /healthz',
+        method: 'GET',
+        expectStatus: [200],
+        assert: [],
+        timeoutMs: 5000,
+        retries: 0,
+      }),
+      expect.objectContaining({
+        name: 'test action',
+        method: 'POST',
+        body: '{"amount":1}',
+        expectStatus: [200, 201],
+        assert: ['ok = true and $exists(received)'],
+        timeoutMs: 2000,
+        retries: 3,
+      }),
+    ]);
+  });
+
+  it.each([
+    [
+      { approval: { required: true } },
+      'progression.pipelines.p.stages[0].approval.approvers',
+      'nobody may give it',
+    ],
+    [
+      { approval: { approvers: ['component:default/x'] } },
+      'progression.pipelines.p.stages[0].approval.approvers[0]',
+      'not a user or group',
+    ],
+    [
+      { approval: { approvers: ['group:default/a'], minApprovals: 0 } },
+      'progression.pipelines.p.stages[0].approval.minApprovals',
+      'at least 1',
+    ],
+    [
+      { soak: 'soon' },
+      'progression.pipelines.p.stages[0].soak',
+      'not a duration',
+    ],
+    [
+      { gates: { smoke: { checks: [{ path: 'healthz' }] } } },
+      'progression.pipelines.p.stages[0].gates.smoke.checks[0].path',
+      "must start with '/'",
+    ],
+    [
+      { gates: { smoke: { checks: [{ path: '/x', method: 'TRACE' }] } } },
+      'progression.pipelines.p.stages[0].gates.smoke.checks[0].method',
+      'is not one of',
+    ],
+    [
+      { gates: { smoke: { checks: [{ path: '/x', assert: 'status = ' }] } } },
+      'progression.pipelines.p.stages[0].gates.smoke.checks[0].assert',
+      'not a valid JSONata expression',
+    ],
+    [
+      { gates: { smoke: { checks: [{ path: '/x', expectStatus: 99 }] } } },
+      'progression.pipelines.p.stages[0].gates.smoke.checks[0].expectStatus',
+      'HTTP status code',
+    ],
+    [
+      { url: undefined, gates: { smoke: { checks: [{ path: '/x' }] } } },
+      'progression.pipelines.p.stages[0].url',
+      'no url to run them against',
+    ],
+  ])('refuses %j, naming the key', (extra, key, problem) => {
+    const error = errorOf(() => read(stage(extra)));
+    expect(error.key).toBe(key);
+    expect(error.message).toContain(problem);
+  });
+});
+
 describe('renderStageUrl', () => {
   it('fills placeholders with encoded values', () => {
     expect(
@@ -206,5 +357,29 @@ describe('renderStageUrl', () => {
         },
       ),
     ).toBe('http://web-shop.staging.local/a%20b');
+  });
+});
+
+describe("the demo's app-config.yaml", () => {
+  it('is a valid Progression configuration', () => {
+    const fs = require('node:fs');
+    const path = require('node:path');
+    const yaml = require('js-yaml');
+    const data = yaml.load(
+      fs.readFileSync(
+        path.resolve(__dirname, '../../../../app-config.yaml'),
+        'utf8',
+      ),
+    );
+    const config = readProgressionConfig(new ConfigReader(data));
+    expect([...config.pipelines.keys()]).toEqual(['standard', 'fast-lane']);
+    const production = config.pipelines.get('standard')!.stages[2];
+    expect(production.approval.required).toBe(true);
+    expect(production.smoke.map(c => c.name)).toEqual([
+      'GET /healthz',
+      'GET /api/version',
+      'GET /api/db-status',
+      'test action',
+    ]);
   });
 });

@@ -1,4 +1,7 @@
-import { Config } from '@backstage/config';
+import { Config, readDurationFromConfig } from '@backstage/config';
+import { parseEntityRef } from '@backstage/catalog-model';
+import { durationToMilliseconds } from '@backstage/types';
+import jsonata from 'jsonata';
 
 /** A cluster that stages can deploy to. */
 export interface ClusterConfig {
@@ -12,6 +15,31 @@ export interface ClusterConfig {
   source: 'progression.clusters' | 'kubernetes.clusterLocatorMethods';
 }
 
+/** One HTTP check of a stage's smoke gate. */
+export interface SmokeCheckConfig {
+  name: string;
+  method: string;
+  path: string;
+  body?: string;
+  headers: Record<string, string>;
+  /** Acceptable HTTP statuses. */
+  expectStatus: number[];
+  /** JSONata expressions over the JSON body; each must be true. */
+  assert: string[];
+  timeoutMs: number;
+  retries: number;
+  retryDelayMs: number;
+}
+
+export interface ApprovalConfig {
+  required: boolean;
+  /** User and group entity refs whose members may approve. */
+  approvers: string[];
+  minApprovals: number;
+  allowSelfApproval: boolean;
+  expiresAfterMs?: number;
+}
+
 export interface StageConfig {
   name: string;
   title: string;
@@ -19,6 +47,15 @@ export interface StageConfig {
   namespace: string;
   /** The URL template, placeholders not yet filled in. */
   url?: string;
+  /** Releases flow into this stage without a click once the previous one passed. */
+  autoPromote: boolean;
+  approval: ApprovalConfig;
+  /** How long a release must stay healthy here before it may move on. */
+  soakMs: number;
+  rollback: { automatic: boolean };
+  /** How long a rollout may take before the deploy fails. */
+  rolloutTimeoutMs: number;
+  smoke: SmokeCheckConfig[];
 }
 
 export interface PipelineConfig {
@@ -188,6 +225,146 @@ function readClusters(config: Config): Map<string, ClusterConfig> {
   return clusters;
 }
 
+function readDurationMs(
+  config: Config,
+  key: string,
+  path: string,
+): number | undefined {
+  if (!config.has(key)) return undefined;
+  let ms: number;
+  try {
+    ms = durationToMilliseconds(readDurationFromConfig(config, { key }));
+  } catch (e) {
+    throw new ProgressionConfigError(
+      `${path}.${key}`,
+      `not a duration (use for example '10m', 'PT30S' or { minutes: 10 }): ${
+        (e as Error).message
+      }`,
+    );
+  }
+  if (!(ms >= 0)) {
+    throw new ProgressionConfigError(`${path}.${key}`, 'must not be negative');
+  }
+  return ms;
+}
+
+function readApproval(stage: Config, path: string): ApprovalConfig {
+  const approval = stage.getOptionalConfig('approval');
+  const approvers = approval?.getOptionalStringArray('approvers') ?? [];
+  approvers.forEach((ref, i) => {
+    try {
+      const parsed = parseEntityRef(ref);
+      if (!['user', 'group'].includes(parsed.kind.toLocaleLowerCase('en-US'))) {
+        throw new Error('not a user or group');
+      }
+    } catch {
+      throw new ProgressionConfigError(
+        `${path}.approval.approvers[${i}]`,
+        `'${ref}' is not a user or group entity reference such as group:default/release-managers`,
+      );
+    }
+  });
+  const required = approval?.getOptionalBoolean('required') ?? false;
+  const minApprovals = approval?.getOptionalNumber('minApprovals') ?? 1;
+  if (!Number.isInteger(minApprovals) || minApprovals < 1) {
+    throw new ProgressionConfigError(
+      `${path}.approval.minApprovals`,
+      'must be a whole number of at least 1',
+    );
+  }
+  if (required && approvers.length === 0) {
+    throw new ProgressionConfigError(
+      `${path}.approval.approvers`,
+      'an approval is required but nobody may give it; name users or groups',
+    );
+  }
+  return {
+    required,
+    approvers,
+    minApprovals,
+    allowSelfApproval:
+      approval?.getOptionalBoolean('allowSelfApproval') ?? false,
+    expiresAfterMs: approval
+      ? readDurationMs(approval, 'expiresAfter', `${path}.approval`)
+      : undefined,
+  };
+}
+
+/** A check's body as sent: strings as they are, anything else as JSON. */
+function bodyText(body: unknown): string | undefined {
+  if (body === undefined) return undefined;
+  return typeof body === 'string' ? body : JSON.stringify(body);
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+function readSmokeChecks(stage: Config, path: string): SmokeCheckConfig[] {
+  const checks = stage.getOptionalConfigArray('gates.smoke.checks') ?? [];
+  return checks.map((check, i) => {
+    const checkPath = `${path}.gates.smoke.checks[${i}]`;
+    const method = (check.getOptionalString('method') ?? 'GET').toUpperCase();
+    if (!METHODS.includes(method)) {
+      throw new ProgressionConfigError(
+        `${checkPath}.method`,
+        `'${method}' is not one of ${METHODS.join(', ')}`,
+      );
+    }
+    const requestPath = check.getString('path');
+    if (!requestPath.startsWith('/') || /[\s\\]/.test(requestPath)) {
+      throw new ProgressionConfigError(
+        `${checkPath}.path`,
+        `'${requestPath}' must start with '/' and contain no spaces`,
+      );
+    }
+    const expect = check.has('expectStatus')
+      ? ([] as number[]).concat(
+          check.getOptional('expectStatus') as number | number[],
+        )
+      : [200];
+    if (!expect.every(n => Number.isInteger(n) && n >= 100 && n <= 599)) {
+      throw new ProgressionConfigError(
+        `${checkPath}.expectStatus`,
+        'must be an HTTP status code or a list of them',
+      );
+    }
+    const asserts = check.has('assert')
+      ? ([] as string[]).concat(
+          check.getOptional('assert') as string | string[],
+        )
+      : [];
+    asserts.forEach((expression, j) => {
+      try {
+        jsonata(String(expression));
+      } catch (e) {
+        throw new ProgressionConfigError(
+          `${checkPath}.assert${asserts.length > 1 ? `[${j}]` : ''}`,
+          `not a valid JSONata expression: ${(e as Error).message}`,
+        );
+      }
+    });
+    const body = check.getOptional('body');
+    const retries = check.getOptionalNumber('retries') ?? 0;
+    if (!Number.isInteger(retries) || retries < 0 || retries > 20) {
+      throw new ProgressionConfigError(
+        `${checkPath}.retries`,
+        'must be a whole number from 0 to 20',
+      );
+    }
+    return {
+      name: check.getOptionalString('name') ?? `${method} ${requestPath}`,
+      method,
+      path: requestPath,
+      body: bodyText(body),
+      headers: (check.getOptional('headers') as Record<string, string>) ?? {},
+      expectStatus: expect,
+      assert: asserts.map(String),
+      timeoutMs: readDurationMs(check, 'timeout', checkPath) ?? 5000,
+      retries,
+      retryDelayMs: readDurationMs(check, 'retryDelay', checkPath) ?? 1000,
+    };
+  });
+}
+
 function checkPipelineName(name: string) {
   if (!DNS_LABEL.test(name) || name.length > 63) {
     throw new ProgressionConfigError(
@@ -234,6 +411,13 @@ function readPipeline(
       );
     }
     const url = stage.getOptionalString('url');
+    const smoke = readSmokeChecks(stage, stagePath);
+    if (smoke.length > 0 && url === undefined) {
+      throw new ProgressionConfigError(
+        `${stagePath}.url`,
+        'the stage has smoke checks but no url to run them against',
+      );
+    }
     return {
       name: stageName,
       title: stage.getOptionalString('title') ?? stageName,
@@ -241,6 +425,15 @@ function readPipeline(
       namespace: readDnsLabel(stage, 'namespace', stagePath),
       url:
         url === undefined ? undefined : readStageUrl(url, `${stagePath}.url`),
+      autoPromote: stage.getOptionalBoolean('autoPromote') ?? false,
+      approval: readApproval(stage, stagePath),
+      soakMs: readDurationMs(stage, 'soak', stagePath) ?? 0,
+      rollback: {
+        automatic: stage.getOptionalBoolean('rollback.automatic') ?? true,
+      },
+      rolloutTimeoutMs:
+        readDurationMs(stage, 'rolloutTimeout', stagePath) ?? 10 * 60_000,
+      smoke,
     };
   });
   return {
