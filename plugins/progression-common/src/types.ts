@@ -41,3 +41,50 @@ export interface EntityEnvironments {
   /** The `backstage.io/kubernetes-id` label value (the entity name when the annotation is absent). */
   kubernetesId: string;
 }
+
+/**
+ * The outcome of a gate. A gate that cannot measure is `error` or
+ * `inconclusive` and does not pass unless its configuration says so.
+ *
+ * @public
+ */
+export type GateStatus =
+  | 'passed'
+  | 'failed'
+  | 'inconclusive'
+  | 'error'
+  | 'skipped';
+
+/**
+ * A gate's result with its evidence: what was measured, against what, and
+ * a one-line reason a person understands.
+ *
+ * @public
+ */
+export interface GateResult {
+  gate: string;
+  phase: 'preflight' | 'verification' | 'rollback';
+  status: GateStatus;
+  reason: string;
+  evidence: unknown;
+  startedAt: string;
+  finishedAt: string;
+}
+
+/**
+ * One HTTP check of a smoke gate, as evidence.
+ *
+ * @public
+ */
+export interface SmokeCheckEvidence {
+  name: string;
+  request: { method: string; url: string };
+  passed: boolean;
+  attempts: number;
+  status?: number;
+  durationMs?: number;
+  /** The start of the response body, at most 2 KiB. */
+  bodyExcerpt?: string;
+  /** Why it failed: the status, the assertion that was false, or the error. */
+  failure?: string;
+}
