@@ -427,6 +427,27 @@ export class DatabasePromotionStore {
     return undefined;
   }
 
+  /**
+   * The latest succeeded promotion of a release into a stage, for the
+   * no-skipping rule.
+   */
+  async findSucceeded(
+    entityRef: string,
+    stage: string,
+    releaseId: string,
+  ): Promise<Promotion | undefined> {
+    const row = await this.db('progression_promotions')
+      .where({
+        entity_ref: entityRef,
+        stage,
+        release_id: releaseId,
+        state: 'succeeded',
+      })
+      .orderBy('finished_at', 'desc')
+      .first();
+    return row ? toPromotion(row) : undefined;
+  }
+
   /** Renews the claim; false when another worker took it over. */
   async heartbeat(id: string, ownerId: string): Promise<boolean> {
     const updated = await this.db('progression_promotions')
