@@ -252,7 +252,7 @@ describe.each(databases.eachSupportedId())(
       expect((await store.getPromotion(p.id))!.state).toBe('deploying');
 
       let patches = 0;
-      let image = liveImage('development');
+      let seen = liveImage('development');
       const unsubscribe = sim.store.subscribe(e => {
         if (
           e.resource !== 'deployments' ||
