@@ -261,9 +261,9 @@ describe.each(databases.eachSupportedId())(
         )
           return;
         const now = e.object.spec.template.spec.containers[0].image;
-        if (now !== image) {
+        if (now !== seen) {
           patches++;
-          image = now;
+          seen = now;
         }
       });
       const workloads = new KubernetesWorkloads();
