@@ -3,9 +3,18 @@ import {
   createBackendPlugin,
 } from '@backstage/backend-plugin-api';
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
-import { progressionPermissions } from '@internal/backstage-plugin-progression-common';
+import {
+  KUBERNETES_ID_ANNOTATION,
+  progressionPermissions,
+} from '@internal/backstage-plugin-progression-common';
 import { readProgressionConfig } from './config/readProgressionConfig';
+import { DatabasePromotionStore } from './database/DatabasePromotionStore';
 import { getMigratedClient } from './database/migrations';
+import { PromotionEngine } from './engine/PromotionEngine';
+import { PromotionWorker } from './engine/PromotionWorker';
+import { SmokeGate } from './gates/SmokeGate';
+import { KubernetesWorkloads } from './kubernetes/KubernetesWorkloads';
+import { ProgressionService } from './service/ProgressionService';
 import { createRouter } from './service/router';
 
 /**
@@ -25,6 +34,11 @@ export const progressionPlugin = createBackendPlugin({
         httpRouter: coreServices.httpRouter,
         catalog: catalogServiceRef,
         permissionsRegistry: coreServices.permissionsRegistry,
+        permissions: coreServices.permissions,
+        auditor: coreServices.auditor,
+        auth: coreServices.auth,
+        scheduler: coreServices.scheduler,
+        lifecycle: coreServices.lifecycle,
       },
       async init({
         config,
@@ -34,16 +48,69 @@ export const progressionPlugin = createBackendPlugin({
         httpRouter,
         catalog,
         permissionsRegistry,
+        permissions,
+        auditor,
+        auth,
+        scheduler,
+        lifecycle,
       }) {
         // Throws, naming the bad key, so the backend refuses to start.
         const progressionConfig = readProgressionConfig(config);
-        await getMigratedClient(database);
+        const store = new DatabasePromotionStore(
+          await getMigratedClient(database),
+        );
         permissionsRegistry.addPermissions(progressionPermissions);
+
+        const engine = new PromotionEngine({
+          store,
+          workloads: new KubernetesWorkloads(),
+          config: progressionConfig,
+          gates: [new SmokeGate()],
+          logger,
+          resolveEntity: async entityRef => {
+            const entity = await catalog.getEntityByRef(entityRef, {
+              credentials: await auth.getOwnServiceCredentials(),
+            });
+            if (!entity) throw new Error(`${entityRef} is not in the catalog`);
+            return {
+              entityRef,
+              name: entity.metadata.name,
+              namespace: entity.metadata.namespace ?? 'default',
+              kubernetesId:
+                entity.metadata.annotations?.[
+                  KUBERNETES_ID_ANNOTATION
+                ]?.trim() || entity.metadata.name,
+            };
+          },
+        });
+        const worker = new PromotionWorker({ store, engine, logger });
+        // Every replica runs its own worker; the store's claims make each
+        // promotion run on one of them.
+        await scheduler.scheduleTask({
+          id: 'promotion-worker',
+          scope: 'local',
+          frequency: { seconds: 5 },
+          timeout: { hours: 1 },
+          fn: () => worker.runOnce(),
+        });
+        lifecycle.addShutdownHook(() => worker.stop());
+        const service = new ProgressionService({
+          store,
+          config: progressionConfig,
+          onWork: () => worker.kick(),
+        });
         logger.info(
           `Progression: ${progressionConfig.pipelines.size} pipeline(s), ${progressionConfig.clusters.size} cluster(s)`,
         );
         httpRouter.use(
-          await createRouter({ httpAuth, catalog, config: progressionConfig }),
+          await createRouter({
+            httpAuth,
+            catalog,
+            config: progressionConfig,
+            permissions,
+            auditor,
+            service,
+          }),
         );
       },
     });

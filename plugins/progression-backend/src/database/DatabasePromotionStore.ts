@@ -277,6 +277,16 @@ export class DatabasePromotionStore {
     return { promotion: (await this.getPromotion(id))!, created: true };
   }
 
+  async findByIdempotencyKey(
+    entityRef: string,
+    key: string,
+  ): Promise<Promotion | undefined> {
+    const row = await this.db('progression_promotions')
+      .where({ entity_ref: entityRef, idempotency_key: key })
+      .first();
+    return row ? toPromotion(row) : undefined;
+  }
+
   async getPromotion(id: string): Promise<Promotion | undefined> {
     const row = await this.db('progression_promotions').where({ id }).first();
     return row ? toPromotion(row) : undefined;

@@ -1,28 +1,126 @@
-import { HttpAuthService } from '@backstage/backend-plugin-api';
-import { stringifyEntityRef } from '@backstage/catalog-model';
-import { NotFoundError } from '@backstage/errors';
+import {
+  AuditorService,
+  BackstageCredentials,
+  HttpAuthService,
+  PermissionsService,
+} from '@backstage/backend-plugin-api';
+import {
+  CompoundEntityRef,
+  Entity,
+  parseEntityRef,
+  stringifyEntityRef,
+} from '@backstage/catalog-model';
+import { NotAllowedError, NotFoundError } from '@backstage/errors';
 import { createValidatedOpenApiRouter } from '@backstage/backend-openapi-utils';
+import {
+  AuthorizeResult,
+  ResourcePermission,
+} from '@backstage/plugin-permission-common';
 import { CatalogService } from '@backstage/plugin-catalog-node';
+import {
+  progressionPromotionCancelPermission,
+  progressionPromotionCreatePermission,
+  progressionReleaseCreatePermission,
+} from '@internal/backstage-plugin-progression-common';
 import express from 'express';
+import { JsonObject } from '@backstage/types';
 import { ProgressionConfig } from '../config/readProgressionConfig';
 import { spec } from '../schema/openapi/generated';
 import { describeEnvironments } from './describeEnvironments';
+import { ProgressionService } from './ProgressionService';
+
+/** The largest request body accepted (larger is a 413). */
+const MAX_BODY = '64kb';
 
 export interface RouterOptions {
   httpAuth: HttpAuthService;
   catalog: CatalogService;
   config: ProgressionConfig;
+  permissions?: PermissionsService;
+  auditor?: AuditorService;
+  service?: ProgressionService;
 }
+
+const principalRef = (credentials: BackstageCredentials): string => {
+  const p = credentials.principal as {
+    type: string;
+    userEntityRef?: string;
+    subject?: string;
+  };
+  return p.type === 'user'
+    ? p.userEntityRef!
+    : `service:${p.subject ?? 'unknown'}`;
+};
 
 /**
  * The REST API of src/schema/openapi.yaml. Requests and responses are
- * validated against it; each handler authenticates, then calls one function.
+ * validated against it; each handler authenticates, authorizes, audits
+ * mutations, then calls one function.
  */
 export async function createRouter(
   options: RouterOptions,
 ): Promise<express.Router> {
-  const { httpAuth, catalog, config } = options;
+  const { httpAuth, catalog, config, permissions, auditor, service } = options;
   const router = createValidatedOpenApiRouter(spec);
+
+  const entityOf = async (
+    ref: CompoundEntityRef,
+    credentials: BackstageCredentials,
+  ): Promise<Entity> => {
+    const entity = await catalog.getEntityByRef(ref, { credentials });
+    if (!entity) {
+      throw new NotFoundError(
+        `No entity '${stringifyEntityRef(ref)}' in the catalog`,
+      );
+    }
+    return entity;
+  };
+
+  const authorize = async (
+    credentials: BackstageCredentials,
+    permission: ResourcePermission<'catalog-entity'>,
+    entityRef: string,
+  ) => {
+    if (!permissions)
+      throw new NotAllowedError('Permissions are not available');
+    const [decision] = await permissions.authorize(
+      [{ permission, resourceRef: entityRef }],
+      { credentials },
+    );
+    if (decision.result !== AuthorizeResult.ALLOW) {
+      throw new NotAllowedError(
+        `Not allowed to ${permission.name} on ${entityRef}`,
+      );
+    }
+  };
+
+  /** Runs a mutation inside an audit event that records its outcome. */
+  const audited = async <T>(
+    req: express.Request,
+    eventId: string,
+    meta: JsonObject,
+    fn: () => Promise<T>,
+  ): Promise<T> => {
+    const event = await auditor?.createEvent({
+      eventId,
+      severityLevel: 'medium',
+      request: req,
+      meta,
+    });
+    try {
+      const result = await fn();
+      await event?.success();
+      return result;
+    } catch (error) {
+      await event?.fail({ error: error as Error });
+      throw error;
+    }
+  };
+
+  const needService = () => {
+    if (!service) throw new NotFoundError('Promotions are not available');
+    return service;
+  };
 
   router.get(
     '/v1/entities/:kind/:namespace/:name/environments',
@@ -30,20 +128,170 @@ export async function createRouter(
       const credentials = await httpAuth.credentials(req, {
         allow: ['user', 'service'],
       });
-      const ref = {
-        kind: req.params.kind,
-        namespace: req.params.namespace,
-        name: req.params.name,
-      };
-      const entity = await catalog.getEntityByRef(ref, { credentials });
-      if (!entity) {
-        throw new NotFoundError(
-          `No entity '${stringifyEntityRef(ref)}' in the catalog`,
-        );
-      }
+      const entity = await entityOf(req.params, credentials);
       res.json(describeEnvironments(entity, config));
     },
   );
 
-  return router;
+  router.get(
+    '/v1/entities/:kind/:namespace/:name/releases',
+    async (req, res) => {
+      const credentials = await httpAuth.credentials(req, {
+        allow: ['user', 'service'],
+      });
+      const entity = await entityOf(req.params, credentials);
+      res.json({ items: await needService().listReleases(entity) });
+    },
+  );
+
+  router.post(
+    '/v1/entities/:kind/:namespace/:name/releases',
+    async (req, res) => {
+      const credentials = await httpAuth.credentials(req, {
+        allow: ['user', 'service'],
+      });
+      const entity = await entityOf(req.params, credentials);
+      const entityRef = stringifyEntityRef(entity);
+      const result = await audited(
+        req,
+        'release-register',
+        { entityRef, version: req.body.version, image: req.body.image },
+        async () => {
+          await authorize(
+            credentials,
+            progressionReleaseCreatePermission,
+            entityRef,
+          );
+          return needService().registerRelease(
+            entity,
+            req.body,
+            principalRef(credentials),
+          );
+        },
+      );
+      res.status(result.created ? 201 : 200).json(result.release);
+    },
+  );
+
+  router.get(
+    '/v1/entities/:kind/:namespace/:name/promotions',
+    async (req, res) => {
+      const credentials = await httpAuth.credentials(req, {
+        allow: ['user', 'service'],
+      });
+      const entity = await entityOf(req.params, credentials);
+      const { stage, status, limit, cursor } = req.query;
+      res.json(
+        await needService().listPromotions(entity, {
+          stage,
+          state: status,
+          limit: limit === undefined ? undefined : Number(limit),
+          cursor,
+        }),
+      );
+    },
+  );
+
+  router.post(
+    '/v1/entities/:kind/:namespace/:name/promotions',
+    async (req, res) => {
+      const credentials = await httpAuth.credentials(req, {
+        allow: ['user', 'service'],
+      });
+      const entity = await entityOf(req.params, credentials);
+      const entityRef = stringifyEntityRef(entity);
+      const idempotencyKey = req.header('Idempotency-Key') ?? undefined;
+      const promotion = await audited(
+        req,
+        'promotion-request',
+        { entityRef, stage: req.body.stage, version: req.body.version ?? null },
+        async () => {
+          await authorize(
+            credentials,
+            progressionPromotionCreatePermission,
+            entityRef,
+          );
+          return needService().requestPromotion(
+            entity,
+            req.body,
+            principalRef(credentials),
+            idempotencyKey,
+          );
+        },
+      );
+      res.status(202).json(promotion);
+    },
+  );
+
+  router.get('/v1/promotions/:id', async (req, res) => {
+    const credentials = await httpAuth.credentials(req, {
+      allow: ['user', 'service'],
+    });
+    const promotion = await needService().getPromotion(req.params.id);
+    // Only those who may see the entity may see its promotions.
+    await entityOf(parseEntityRef(promotion.entityRef), credentials).catch(
+      () => {
+        throw new NotFoundError(`No promotion ${req.params.id}`);
+      },
+    );
+    res.json(await needService().promotionDetails(promotion));
+  });
+
+  router.post('/v1/promotions/:id/cancel', async (req, res) => {
+    const credentials = await httpAuth.credentials(req, {
+      allow: ['user', 'service'],
+    });
+    const promotion = await needService().getPromotion(req.params.id);
+    await entityOf(parseEntityRef(promotion.entityRef), credentials).catch(
+      () => {
+        throw new NotFoundError(`No promotion ${req.params.id}`);
+      },
+    );
+    const result = await audited(
+      req,
+      'promotion-cancel',
+      {
+        entityRef: promotion.entityRef,
+        stage: promotion.stage,
+        promotionId: promotion.id,
+      },
+      async () => {
+        await authorize(
+          credentials,
+          progressionPromotionCancelPermission,
+          promotion.entityRef,
+        );
+        return needService().cancel(promotion, principalRef(credentials));
+      },
+    );
+    res.status(202).json(result);
+  });
+
+  // Bodies are parsed here, before the validating router, so that an
+  // oversized one is a 413 (the validator would call it a 400).
+  const outer = express.Router();
+  outer.use(express.json({ limit: MAX_BODY }));
+  outer.use(
+    (
+      error: Error & { type?: string },
+      req: express.Request,
+      res: express.Response,
+      next: express.NextFunction,
+    ) => {
+      if (error.type !== 'entity.too.large') {
+        next(error);
+        return;
+      }
+      res.status(413).json({
+        error: {
+          name: 'PayloadTooLargeError',
+          message: `The request body is larger than ${MAX_BODY}`,
+        },
+        request: { method: req.method, url: req.originalUrl },
+        response: { statusCode: 413 },
+      });
+    },
+  );
+  outer.use(router);
+  return outer;
 }

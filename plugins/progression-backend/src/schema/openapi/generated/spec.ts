@@ -73,6 +73,30 @@ export const spec = {
           pattern: '^[a-zA-Z0-9]+([-_.][a-zA-Z0-9]+)*$',
         },
       },
+      promotionId: {
+        name: 'id',
+        in: 'path',
+        required: true,
+        description: 'The promotion id.',
+        schema: {
+          type: 'string',
+          pattern:
+            '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$',
+        },
+      },
+      idempotencyKey: {
+        name: 'Idempotency-Key',
+        in: 'header',
+        required: false,
+        description:
+          'The same key (per entity) returns the promotion the first request created, instead of a second one.',
+        schema: {
+          type: 'string',
+          minLength: 1,
+          maxLength: 255,
+          pattern: '^[\\x21-\\x7e]+$',
+        },
+      },
     },
     responses: {
       ErrorResponse: {
@@ -175,6 +199,227 @@ export const spec = {
           },
         },
       },
+      Version: {
+        type: 'string',
+        minLength: 1,
+        maxLength: 128,
+        description:
+          'A release version; no whitespace, control characters or shell metacharacters.',
+        pattern: '^[A-Za-z0-9][A-Za-z0-9._+-]*$',
+      },
+      Release: {
+        type: 'object',
+        required: [
+          'id',
+          'entityRef',
+          'version',
+          'image',
+          'createdBy',
+          'createdAt',
+        ],
+        additionalProperties: false,
+        properties: {
+          id: {
+            type: 'string',
+          },
+          entityRef: {
+            type: 'string',
+          },
+          version: {
+            $ref: '#/components/schemas/Version',
+          },
+          image: {
+            type: 'string',
+          },
+          commit: {
+            type: 'string',
+          },
+          url: {
+            type: 'string',
+          },
+          createdBy: {
+            type: 'string',
+          },
+          createdAt: {
+            type: 'string',
+            format: 'date-time',
+          },
+        },
+      },
+      NewRelease: {
+        type: 'object',
+        required: ['version', 'image'],
+        additionalProperties: false,
+        properties: {
+          version: {
+            $ref: '#/components/schemas/Version',
+          },
+          image: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 512,
+            description:
+              'An image reference, ideally with a digest (registry/name:tag@sha256:...).',
+            pattern: '^[a-z0-9][a-z0-9._/:@-]*[a-zA-Z0-9]$',
+          },
+          commit: {
+            type: 'string',
+            pattern: '^[0-9a-f]{7,64}$',
+          },
+          url: {
+            type: 'string',
+            format: 'uri',
+            maxLength: 2048,
+          },
+        },
+      },
+      PromotionState: {
+        type: 'string',
+        enum: [
+          'pending',
+          'preflight',
+          'awaiting-approval',
+          'deploying',
+          'verifying',
+          'succeeded',
+          'failed',
+          'rejected',
+          'cancelled',
+          'rolling-back',
+          'rolled-back',
+        ],
+      },
+      Promotion: {
+        type: 'object',
+        required: [
+          'id',
+          'entityRef',
+          'pipeline',
+          'stage',
+          'state',
+          'release',
+          'requestedBy',
+          'createdAt',
+          'updatedAt',
+        ],
+        additionalProperties: false,
+        properties: {
+          id: {
+            type: 'string',
+          },
+          entityRef: {
+            type: 'string',
+          },
+          pipeline: {
+            type: 'string',
+          },
+          stage: {
+            type: 'string',
+          },
+          state: {
+            $ref: '#/components/schemas/PromotionState',
+          },
+          release: {
+            $ref: '#/components/schemas/Release',
+          },
+          requestedBy: {
+            type: 'string',
+          },
+          reason: {
+            type: 'string',
+          },
+          error: {
+            type: 'string',
+          },
+          createdAt: {
+            type: 'string',
+            format: 'date-time',
+          },
+          updatedAt: {
+            type: 'string',
+            format: 'date-time',
+          },
+          finishedAt: {
+            type: 'string',
+            format: 'date-time',
+          },
+        },
+      },
+      PromotionStep: {
+        type: 'object',
+        required: ['id', 'kind', 'name', 'status', 'startedAt'],
+        additionalProperties: false,
+        properties: {
+          id: {
+            type: 'number',
+          },
+          kind: {
+            type: 'string',
+          },
+          name: {
+            type: 'string',
+          },
+          status: {
+            type: 'string',
+          },
+          fromState: {
+            type: 'string',
+          },
+          toState: {
+            type: 'string',
+          },
+          actor: {
+            type: 'string',
+          },
+          reason: {
+            type: 'string',
+          },
+          evidence: {},
+          startedAt: {
+            type: 'string',
+            format: 'date-time',
+          },
+          finishedAt: {
+            type: 'string',
+            format: 'date-time',
+          },
+        },
+      },
+      PromotionDetails: {
+        type: 'object',
+        required: ['promotion', 'steps'],
+        additionalProperties: false,
+        properties: {
+          promotion: {
+            $ref: '#/components/schemas/Promotion',
+          },
+          steps: {
+            type: 'array',
+            items: {
+              $ref: '#/components/schemas/PromotionStep',
+            },
+          },
+        },
+      },
+      NewPromotion: {
+        type: 'object',
+        required: ['stage'],
+        additionalProperties: false,
+        properties: {
+          stage: {
+            type: 'string',
+            pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+            maxLength: 63,
+          },
+          version: {
+            $ref: '#/components/schemas/Version',
+          },
+          reason: {
+            type: 'string',
+            maxLength: 1000,
+          },
+        },
+      },
       EntityEnvironments: {
         type: 'object',
         required: ['entityRef', 'pipeline', 'kubernetesId'],
@@ -197,6 +442,333 @@ export const spec = {
     },
   },
   paths: {
+    '/v1/entities/{kind}/{namespace}/{name}/releases': {
+      get: {
+        operationId: 'ListReleases',
+        summary: "The entity's releases, newest first.",
+        parameters: [
+          {
+            $ref: '#/components/parameters/kind',
+          },
+          {
+            $ref: '#/components/parameters/namespace',
+          },
+          {
+            $ref: '#/components/parameters/name',
+          },
+        ],
+        responses: {
+          '200': {
+            description: 'Releases.',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['items'],
+                  additionalProperties: false,
+                  properties: {
+                    items: {
+                      type: 'array',
+                      items: {
+                        $ref: '#/components/schemas/Release',
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+      post: {
+        operationId: 'RegisterRelease',
+        summary:
+          'Registers a release (what CI does). The same version and image again is answered 200 with the existing release; with autoPromote on the first stage, registration starts its promotion.',
+        parameters: [
+          {
+            $ref: '#/components/parameters/kind',
+          },
+          {
+            $ref: '#/components/parameters/namespace',
+          },
+          {
+            $ref: '#/components/parameters/name',
+          },
+        ],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                $ref: '#/components/schemas/NewRelease',
+              },
+            },
+          },
+        },
+        responses: {
+          '200': {
+            description: 'The release already existed.',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/Release',
+                },
+              },
+            },
+          },
+          '201': {
+            description: 'Registered.',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/Release',
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '403': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '409': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '413': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+    },
+    '/v1/entities/{kind}/{namespace}/{name}/promotions': {
+      get: {
+        operationId: 'ListPromotions',
+        summary: "The entity's promotions, newest first.",
+        parameters: [
+          {
+            $ref: '#/components/parameters/kind',
+          },
+          {
+            $ref: '#/components/parameters/namespace',
+          },
+          {
+            $ref: '#/components/parameters/name',
+          },
+          {
+            name: 'stage',
+            in: 'query',
+            schema: {
+              type: 'string',
+              pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+            },
+          },
+          {
+            name: 'status',
+            in: 'query',
+            schema: {
+              $ref: '#/components/schemas/PromotionState',
+            },
+          },
+          {
+            name: 'limit',
+            in: 'query',
+            schema: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 500,
+            },
+          },
+          {
+            name: 'cursor',
+            in: 'query',
+            schema: {
+              type: 'string',
+              maxLength: 64,
+            },
+          },
+        ],
+        responses: {
+          '200': {
+            description: 'Promotions.',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['items'],
+                  additionalProperties: false,
+                  properties: {
+                    items: {
+                      type: 'array',
+                      items: {
+                        $ref: '#/components/schemas/Promotion',
+                      },
+                    },
+                    nextCursor: {
+                      type: 'string',
+                    },
+                  },
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+      post: {
+        operationId: 'RequestPromotion',
+        summary:
+          'Requests a promotion of a release (the newest when no version is given) into a stage. 409 when the release has not passed the previous stage or the stage has an active promotion.',
+        parameters: [
+          {
+            $ref: '#/components/parameters/kind',
+          },
+          {
+            $ref: '#/components/parameters/namespace',
+          },
+          {
+            $ref: '#/components/parameters/name',
+          },
+          {
+            $ref: '#/components/parameters/idempotencyKey',
+          },
+        ],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                $ref: '#/components/schemas/NewPromotion',
+              },
+            },
+          },
+        },
+        responses: {
+          '202': {
+            description: 'Accepted; the promotion runs in the background.',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/Promotion',
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '403': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '409': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '413': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+    },
+    '/v1/promotions/{id}': {
+      get: {
+        operationId: 'GetPromotion',
+        summary: 'A promotion with its steps, gate results and evidence.',
+        parameters: [
+          {
+            $ref: '#/components/parameters/promotionId',
+          },
+        ],
+        responses: {
+          '200': {
+            description: 'The promotion.',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/PromotionDetails',
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+    },
+    '/v1/promotions/{id}/cancel': {
+      post: {
+        operationId: 'CancelPromotion',
+        summary:
+          'Cancels an active promotion: before the deploy it stops; after the deploy it rolls back.',
+        parameters: [
+          {
+            $ref: '#/components/parameters/promotionId',
+          },
+        ],
+        responses: {
+          '202': {
+            description: 'Accepted.',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/Promotion',
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '403': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '409': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+    },
     '/v1/entities/{kind}/{namespace}/{name}/environments': {
       get: {
         operationId: 'GetEntityEnvironments',

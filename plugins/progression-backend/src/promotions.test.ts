@@ -1,0 +1,337 @@
+import {
+  mockCredentials,
+  mockServices,
+  startTestBackend,
+} from '@backstage/backend-test-utils';
+import {
+  createServiceFactory,
+  coreServices,
+} from '@backstage/backend-plugin-api';
+import { AuthorizeResult } from '@backstage/plugin-permission-common';
+import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
+import { KubeSimulator, installDemo } from '@internal/kube-simulator';
+import request from 'supertest';
+import { progressionPlugin } from './plugin';
+
+/*
+ * The REST API end to end: the plugin in a test backend (SQLite), the
+ * cluster simulator over HTTP, the demo workloads answering smoke checks.
+ * The catalog and the permission policy are Backstage's test doubles.
+ */
+jest.setTimeout(120_000);
+
+let sim: KubeSimulator;
+let demo: Awaited<ReturnType<typeof installDemo>>;
+let progression: object;
+
+const entity = {
+  apiVersion: 'backstage.io/v1alpha1',
+  kind: 'Component',
+  metadata: {
+    name: 'payments-api',
+    annotations: {
+      'progression.backstage.io/pipeline': 'standard',
+      'backstage.io/kubernetes-id': 'payments-api',
+    },
+  },
+  spec: { type: 'service', owner: 'team-payments' },
+};
+const base = '/api/progression/v1/entities/component/default/payments-api';
+const liveImage = (ns: string) =>
+  sim.store.get('deployments', ns, 'payments-api')!.spec.template.spec
+    .containers[0].image;
+
+beforeAll(async () => {
+  sim = await KubeSimulator.start({ podReadyDelayMs: 20 });
+  demo = await installDemo(sim, {
+    stages: [
+      { namespace: 'development', environment: 'dev', port: 0 },
+      { namespace: 'staging', environment: 'staging', port: 0 },
+      { namespace: 'production', environment: 'prod', port: 0 },
+    ],
+    trafficIntervalMs: 60_000,
+  });
+  const url = (ns: string) =>
+    `${demo.servers.find(s => s.namespace === ns)!.url}/{{ kubernetesId }}`;
+  const smoke = { checks: [{ path: '/healthz', assert: "status = 'ok'" }] };
+  progression = {
+    clusters: [
+      {
+        name: 'sim',
+        url: sim.url,
+        serviceAccountToken: sim.token,
+        skipTLSVerify: true,
+      },
+    ],
+    pipelines: {
+      standard: {
+        stages: [
+          {
+            name: 'development',
+            cluster: 'sim',
+            namespace: 'development',
+            url: url('development'),
+            autoPromote: true,
+            gates: { smoke },
+          },
+          {
+            name: 'staging',
+            cluster: 'sim',
+            namespace: 'staging',
+            url: url('staging'),
+            gates: { smoke },
+          },
+          {
+            name: 'production',
+            cluster: 'sim',
+            namespace: 'production',
+            url: url('production'),
+            approval: {
+              required: true,
+              approvers: ['group:default/release-managers'],
+            },
+            gates: { smoke },
+          },
+        ],
+      },
+    },
+  };
+});
+
+afterAll(async () => {
+  await demo.stop();
+  await sim.stop();
+});
+
+async function backend(
+  options: { permission?: AuthorizeResult.ALLOW | AuthorizeResult.DENY } = {},
+) {
+  const auditEvents: Array<{
+    eventId: string;
+    outcome: string;
+    meta?: unknown;
+  }> = [];
+  const auditor = createServiceFactory({
+    service: coreServices.auditor,
+    deps: {},
+    factory: () => ({
+      createEvent: async ({ eventId, meta }) => ({
+        success: async () => {
+          auditEvents.push({ eventId, outcome: 'success', meta });
+        },
+        fail: async () => {
+          auditEvents.push({ eventId, outcome: 'failure', meta });
+        },
+      }),
+    }),
+  });
+  const { server } = await startTestBackend({
+    features: [
+      progressionPlugin,
+      catalogServiceMock.factory({ entities: [entity] }),
+      mockServices.rootConfig.factory({ data: { progression } }),
+      mockServices.permissions.factory({
+        result: options.permission ?? AuthorizeResult.ALLOW,
+      }),
+      auditor,
+    ],
+  });
+  return { server, auditEvents };
+}
+
+async function waitForState(server: any, id: string, states: string[]) {
+  for (let i = 0; i < 400; i++) {
+    const res = await request(server).get(
+      `/api/progression/v1/promotions/${id}`,
+    );
+    if (states.includes(res.body.promotion?.state)) return res.body;
+    await new Promise(r => setTimeout(r, 25));
+  }
+  throw new Error(`promotion ${id} did not reach ${states.join(' or ')}`);
+}
+
+it('registers a release that flows into development, promotes it to staging, and stops before production for approval', async () => {
+  const { server, auditEvents } = await backend();
+  const ci = mockCredentials.service('external:ci');
+  const registered = await request(server)
+    .post(`${base}/releases`)
+    .set(
+      'Authorization',
+      mockCredentials.service.header({
+        onBehalfOf: ci,
+        targetPluginId: 'progression',
+      }),
+    )
+    .send({
+      version: '1.5.0',
+      image: 'registry.local/payments-api:1.5.0',
+      commit: 'abc1234',
+    });
+  expect(registered.status).toBe(201);
+  expect(registered.body).toMatchObject({
+    version: '1.5.0',
+    createdBy: 'service:external:ci',
+  });
+
+  // autoPromote on development: its promotion started with the registration.
+  const list = await request(server).get(
+    `${base}/promotions?stage=development`,
+  );
+  expect(list.body.items).toHaveLength(1);
+  const dev = await waitForState(server, list.body.items[0].id, [
+    'succeeded',
+    'failed',
+    'rolled-back',
+  ]);
+  expect(dev.promotion.state).toBe('succeeded');
+  expect(liveImage('development')).toBe('registry.local/payments-api:1.5.0');
+  expect(dev.steps.map((s: any) => s.name)).toContain('smoke');
+
+  const staging = await request(server)
+    .post(`${base}/promotions`)
+    .set('Idempotency-Key', 'pipeline-run-7')
+    .send({ stage: 'staging', version: '1.5.0', reason: 'ready' });
+  expect(staging.status).toBe(202);
+  const again = await request(server)
+    .post(`${base}/promotions`)
+    .set('Idempotency-Key', 'pipeline-run-7')
+    .send({ stage: 'staging', version: '1.5.0' });
+  expect(again.body.id).toBe(staging.body.id);
+  expect(
+    (await waitForState(server, staging.body.id, ['succeeded'])).promotion
+      .release.version,
+  ).toBe('1.5.0');
+  expect(liveImage('staging')).toBe('registry.local/payments-api:1.5.0');
+
+  const prod = await request(server)
+    .post(`${base}/promotions`)
+    .send({ stage: 'production' });
+  expect(prod.status).toBe(202);
+  await waitForState(server, prod.body.id, ['awaiting-approval']);
+  expect(liveImage('production')).not.toBe('registry.local/payments-api:1.5.0');
+
+  // A second promotion to a busy stage is a conflict, never a second deploy.
+  const busy = await request(server)
+    .post(`${base}/promotions`)
+    .send({ stage: 'production' });
+  expect(busy.status).toBe(409);
+  expect(busy.body.error.message).toContain(
+    'already has an active promotion to production',
+  );
+
+  const cancelled = await request(server).post(
+    `/api/progression/v1/promotions/${prod.body.id}/cancel`,
+  );
+  expect(cancelled.status).toBe(202);
+  expect(cancelled.body.state).toBe('cancelled');
+
+  expect(auditEvents.map(e => `${e.eventId}:${e.outcome}`)).toEqual([
+    'release-register:success',
+    'promotion-request:success',
+    'promotion-request:success',
+    'promotion-request:success',
+    'promotion-request:failure',
+    'promotion-cancel:success',
+  ]);
+});
+
+it('answers bad requests with 400, 404 and 409, never 500', async () => {
+  const { server } = await backend();
+  const post = (path: string, body: unknown) =>
+    request(server)
+      .post(`${base}${path}`)
+      .send(body as object);
+
+  expect(
+    (await post('/releases', { version: '1.0 && rm -rf /', image: 'x:1' }))
+      .status,
+  ).toBe(400);
+  expect(
+    (await post('/releases', { version: '1.0.0', image: 'bad image' })).status,
+  ).toBe(400);
+  expect(
+    (await post('/releases', { version: '1.0.0', image: 'r/x:1', extra: true }))
+      .status,
+  ).toBe(400);
+  expect((await post('/releases', { version: 1, image: 'r/x:1' })).status).toBe(
+    400,
+  );
+  const malformed = await request(server)
+    .post(`${base}/releases`)
+    .set('Content-Type', 'application/json')
+    .send('{"version":');
+  expect(malformed.status).toBe(400);
+  const huge = await post('/releases', {
+    version: '1.0.0',
+    image: 'r/x:1',
+    url: `https://ci.example.com/${'a'.repeat(200_000)}`,
+  });
+  expect(huge.status).toBe(413);
+
+  expect(
+    (
+      await post('/releases', {
+        version: '1.6.0',
+        image: 'registry.local/payments-api:1.6.0',
+      })
+    ).status,
+  ).toBe(201);
+  const immutable = await post('/releases', {
+    version: '1.6.0',
+    image: 'registry.local/payments-api:other',
+  });
+  expect(immutable.status).toBe(409);
+
+  expect((await post('/promotions', { stage: 'qa' })).status).toBe(404);
+  expect(
+    (await post('/promotions', { stage: 'staging', version: '0.0.1' })).status,
+  ).toBe(404);
+  const skip = await post('/promotions', {
+    stage: 'production',
+    version: '1.6.0',
+  });
+  expect(skip.status).toBe(409);
+  expect(skip.body.error.message).toBe('staging has not passed 1.6.0 yet');
+  expect(
+    (
+      await request(server).get(
+        '/api/progression/v1/promotions/00000000-0000-4000-8000-000000000000',
+      )
+    ).status,
+  ).toBe(404);
+  expect(
+    (await request(server).get('/api/progression/v1/promotions/not-a-uuid'))
+      .status,
+  ).toBe(400);
+});
+
+it('answers 401 without credentials and 403 without permission on every mutating route', async () => {
+  const { server, auditEvents } = await backend({
+    permission: AuthorizeResult.DENY,
+  });
+  const routes: Array<[string, object]> = [
+    [
+      `${base}/releases`,
+      { version: '1.7.0', image: 'registry.local/payments-api:1.7.0' },
+    ],
+    [`${base}/promotions`, { stage: 'development' }],
+    [
+      '/api/progression/v1/promotions/00000000-0000-4000-8000-000000000000/cancel',
+      {},
+    ],
+  ];
+  for (const [path, body] of routes) {
+    const anonymous = await request(server)
+      .post(path)
+      .set('Authorization', mockCredentials.none.header())
+      .send(body);
+    expect(anonymous.status).toBe(401);
+  }
+  for (const [path, body] of routes.slice(0, 2)) {
+    const denied = await request(server).post(path).send(body);
+    expect(denied.status).toBe(403);
+  }
+  expect(
+    auditEvents.filter(e => e.outcome === 'failure').map(e => e.eventId),
+  ).toEqual(['release-register', 'promotion-request']);
+});

@@ -1,0 +1,301 @@
+import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
+import { ConflictError, NotFoundError } from '@backstage/errors';
+import {
+  PROGRESSION_PIPELINE_ANNOTATION,
+  getPipelineName,
+} from '@internal/backstage-plugin-progression-common';
+import {
+  PipelineConfig,
+  ProgressionConfig,
+} from '../config/readProgressionConfig';
+import {
+  DatabasePromotionStore,
+  Promotion,
+  PromotionStep,
+  Release,
+} from '../database/DatabasePromotionStore';
+import { PromotionState, isTerminal } from '../engine/transitions';
+
+export interface PromotionDto {
+  id: string;
+  entityRef: string;
+  pipeline: string;
+  stage: string;
+  state: PromotionState;
+  release: ReleaseDto;
+  requestedBy: string;
+  reason?: string;
+  error?: string;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+}
+
+export interface ReleaseDto {
+  id: string;
+  entityRef: string;
+  version: string;
+  image: string;
+  commit?: string;
+  url?: string;
+  createdBy: string;
+  createdAt: string;
+}
+
+const strip = <T extends object>(o: T): T =>
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+
+export function releaseDto(r: Release): ReleaseDto {
+  return strip({
+    id: r.id,
+    entityRef: r.entityRef,
+    version: r.version,
+    image: r.image,
+    commit: r.commit,
+    url: r.buildUrl,
+    createdBy: r.createdBy,
+    createdAt: r.createdAt,
+  });
+}
+
+/**
+ * What the REST API does, one method per route, after the router has
+ * authenticated, authorized and started the audit event.
+ */
+export class ProgressionService {
+  constructor(
+    private readonly options: {
+      store: DatabasePromotionStore;
+      config: ProgressionConfig;
+      /** Called when a promotion may have work to do. */
+      onWork: () => void;
+    },
+  ) {}
+
+  private get store() {
+    return this.options.store;
+  }
+
+  pipelineOf(entity: Entity): PipelineConfig {
+    const entityRef = stringifyEntityRef(entity);
+    const name = getPipelineName(entity);
+    if (!name) {
+      throw new NotFoundError(
+        `${entityRef} does not use Progression: add the annotation '${PROGRESSION_PIPELINE_ANNOTATION}: <pipeline>' to its catalog-info.yaml`,
+      );
+    }
+    const pipeline = this.options.config.pipelines.get(name);
+    if (!pipeline) {
+      throw new NotFoundError(
+        `${entityRef} uses pipeline '${name}', which is not configured`,
+      );
+    }
+    return pipeline;
+  }
+
+  private async dto(p: Promotion, release?: Release): Promise<PromotionDto> {
+    const r = release ?? (await this.store.getRelease(p.releaseId));
+    return strip({
+      id: p.id,
+      entityRef: p.entityRef,
+      pipeline: p.pipeline,
+      stage: p.stage,
+      state: p.state,
+      release: releaseDto(r!),
+      requestedBy: p.requestedBy,
+      reason: p.reason,
+      error: p.error,
+      createdAt: p.createdAt,
+      updatedAt: p.updatedAt,
+      finishedAt: p.finishedAt,
+    });
+  }
+
+  async listReleases(entity: Entity): Promise<ReleaseDto[]> {
+    this.pipelineOf(entity);
+    return (await this.store.listReleases(stringifyEntityRef(entity))).map(
+      releaseDto,
+    );
+  }
+
+  /**
+   * Registers a release; with autoPromote on the first stage its promotion
+   * starts (once: the release id is its idempotency key).
+   */
+  async registerRelease(
+    entity: Entity,
+    input: { version: string; image: string; commit?: string; url?: string },
+    actor: string,
+  ): Promise<{
+    release: ReleaseDto;
+    created: boolean;
+    promotion?: PromotionDto;
+  }> {
+    const pipeline = this.pipelineOf(entity);
+    const entityRef = stringifyEntityRef(entity);
+    const { release, created } = await this.store.registerRelease({
+      entityRef,
+      version: input.version,
+      image: input.image,
+      commit: input.commit,
+      buildUrl: input.url,
+      createdBy: actor,
+    });
+    let promotion: PromotionDto | undefined;
+    const first = pipeline.stages[0];
+    if (first.autoPromote) {
+      const result = await this.store.createPromotion({
+        entityRef,
+        pipeline: pipeline.name,
+        stage: first.name,
+        releaseId: release.id,
+        requestedBy: actor,
+        reason: `autoPromote of release ${release.version}`,
+        idempotencyKey: `release:${release.id}`,
+      });
+      promotion = await this.dto(result.promotion, release);
+      this.options.onWork();
+    }
+    return { release: releaseDto(release), created, promotion };
+  }
+
+  /**
+   * Requests a promotion. 404 for an unknown stage or version; 409 when
+   * the release has not passed (and soaked in) the previous stage, or the
+   * stage is busy.
+   */
+  async requestPromotion(
+    entity: Entity,
+    input: { stage: string; version?: string; reason?: string },
+    actor: string,
+    idempotencyKey?: string,
+  ): Promise<PromotionDto> {
+    const pipeline = this.pipelineOf(entity);
+    const entityRef = stringifyEntityRef(entity);
+    const index = pipeline.stages.findIndex(s => s.name === input.stage);
+    if (index === -1) {
+      throw new NotFoundError(
+        `Pipeline ${pipeline.name} has no stage '${
+          input.stage
+        }'; stages: ${pipeline.stages.map(s => s.name).join(', ')}`,
+      );
+    }
+    if (idempotencyKey) {
+      const again = await this.store.findByIdempotencyKey(
+        entityRef,
+        idempotencyKey,
+      );
+      if (again) return this.dto(again);
+    }
+    const release = input.version
+      ? await this.store.findRelease(entityRef, input.version)
+      : (await this.store.listReleases(entityRef, 1))[0];
+    if (!release) {
+      throw new NotFoundError(
+        input.version
+          ? `${entityRef} has no release ${input.version}; register it first`
+          : `${entityRef} has no releases yet; register one first`,
+      );
+    }
+    if (index > 0) {
+      const previous = pipeline.stages[index - 1];
+      const passed = await this.store.findSucceeded(
+        entityRef,
+        previous.name,
+        release.id,
+      );
+      if (!passed) {
+        throw new ConflictError(
+          `${previous.name} has not passed ${release.version} yet`,
+        );
+      }
+      const soakedFor =
+        Date.now() - Date.parse(passed.finishedAt ?? passed.updatedAt);
+      if (soakedFor < previous.soakMs) {
+        throw new ConflictError(
+          `${release.version} must soak in ${previous.name} for ${Math.ceil(
+            (previous.soakMs - soakedFor) / 1000,
+          )} s more`,
+        );
+      }
+    }
+    const { promotion } = await this.store.createPromotion({
+      entityRef,
+      pipeline: pipeline.name,
+      stage: input.stage,
+      releaseId: release.id,
+      requestedBy: actor,
+      reason: input.reason,
+      idempotencyKey,
+    });
+    this.options.onWork();
+    return this.dto(promotion, release);
+  }
+
+  async listPromotions(
+    entity: Entity,
+    options: {
+      stage?: string;
+      state?: PromotionState;
+      limit?: number;
+      cursor?: string;
+    },
+  ): Promise<{ items: PromotionDto[]; nextCursor?: string }> {
+    this.pipelineOf(entity);
+    const page = await this.store.listPromotions(
+      stringifyEntityRef(entity),
+      options,
+    );
+    return strip({
+      items: await Promise.all(page.items.map(p => this.dto(p))),
+      nextCursor: page.nextCursor,
+    });
+  }
+
+  async getPromotion(id: string): Promise<Promotion> {
+    const p = await this.store.getPromotion(id);
+    if (!p) throw new NotFoundError(`No promotion ${id}`);
+    return p;
+  }
+
+  async promotionDetails(
+    p: Promotion,
+  ): Promise<{ promotion: PromotionDto; steps: PromotionStep[] }> {
+    return {
+      promotion: await this.dto(p),
+      steps: (await this.store.listSteps(p.id)).map(s => strip(s)),
+    };
+  }
+
+  /** Before the deploy a cancel stops the promotion; after it, it rolls back. */
+  async cancel(p: Promotion, actor: string): Promise<PromotionDto> {
+    const to: Partial<Record<PromotionState, PromotionState>> = {
+      pending: 'cancelled',
+      preflight: 'cancelled',
+      'awaiting-approval': 'cancelled',
+      deploying: 'rolling-back',
+      verifying: 'rolling-back',
+    };
+    const target = to[p.state];
+    if (!target || isTerminal(p.state)) {
+      throw new ConflictError(
+        `Promotion ${p.id} is ${p.state} and cannot be cancelled`,
+      );
+    }
+    const moved = await this.store.transition(p.id, p.state, target, {
+      kind: 'transition',
+      name: 'cancel',
+      status: 'passed',
+      actor,
+      reason: `cancelled by ${actor}`,
+      error: `cancelled by ${actor}`,
+    });
+    if (!moved) {
+      throw new ConflictError(
+        `Promotion ${p.id} moved on while it was being cancelled; try again`,
+      );
+    }
+    this.options.onWork();
+    return this.dto((await this.store.getPromotion(p.id))!);
+  }
+}
