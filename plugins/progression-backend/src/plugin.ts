@@ -39,6 +39,7 @@ export const progressionPlugin = createBackendPlugin({
         auth: coreServices.auth,
         scheduler: coreServices.scheduler,
         lifecycle: coreServices.lifecycle,
+        userInfo: coreServices.userInfo,
       },
       async init({
         config,
@@ -53,6 +54,7 @@ export const progressionPlugin = createBackendPlugin({
         auth,
         scheduler,
         lifecycle,
+        userInfo,
       }) {
         // Throws, naming the bad key, so the backend refuses to start.
         const progressionConfig = readProgressionConfig(config);
@@ -110,6 +112,7 @@ export const progressionPlugin = createBackendPlugin({
             permissions,
             auditor,
             service,
+            userInfo,
           }),
         );
       },

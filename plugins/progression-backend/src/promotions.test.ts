@@ -134,6 +134,26 @@ async function backend(
         result: options.permission ?? AuthorizeResult.ALLOW,
       }),
       auditor,
+      // Olivia and Omar are release managers.
+      createServiceFactory({
+        service: coreServices.userInfo,
+        deps: {},
+        factory: () => ({
+          getUserInfo: async (credentials: any) => {
+            const userEntityRef = credentials.principal.userEntityRef as string;
+            const groups = [
+              'user:default/olivia',
+              'user:default/omar',
+            ].includes(userEntityRef)
+              ? ['group:default/release-managers']
+              : [];
+            return {
+              userEntityRef,
+              ownershipEntityRefs: [userEntityRef, ...groups],
+            };
+          },
+        }),
+      }),
     ],
   });
   return { server, auditEvents };
@@ -205,9 +225,14 @@ it('registers a release that flows into development, promotes it to staging, and
 
   const prod = await request(server)
     .post(`${base}/promotions`)
+    .set('Authorization', mockCredentials.user.header('user:default/olivia'))
     .send({ stage: 'production' });
   expect(prod.status).toBe(202);
-  await waitForState(server, prod.body.id, ['awaiting-approval']);
+  const waiting = await waitForState(server, prod.body.id, [
+    'awaiting-approval',
+  ]);
+  expect(waiting.approvals).toEqual([]);
+  expect(waiting.evidenceHash).toMatch(/^sha256:/);
   expect(liveImage('production')).not.toBe('registry.local/payments-api:1.5.0');
 
   // A second promotion to a busy stage is a conflict, never a second deploy.
@@ -219,11 +244,69 @@ it('registers a release that flows into development, promotes it to staging, and
     'already has an active promotion to production',
   );
 
+  const decide = (user: string, decision: string) =>
+    request(server)
+      .post(`/api/progression/v1/promotions/${prod.body.id}/approvals`)
+      .set('Authorization', mockCredentials.user.header(user))
+      .send({ decision, comment: `${decision} from ${user}` });
+  const outsider = await decide('user:default/sam', 'approve');
+  expect(outsider.status).toBe(403);
+  expect(outsider.body.error.message).toContain(
+    'may not approve promotions to production',
+  );
+  const self = await decide('user:default/olivia', 'approve');
+  expect(self.status).toBe(403);
+  expect(self.body.error.message).toBe(
+    'user:default/olivia requested this promotion and may not approve it too',
+  );
+  const approved = await decide('user:default/omar', 'approve');
+  expect(approved.status).toBe(201);
+  const done = await waitForState(server, prod.body.id, [
+    'succeeded',
+    'failed',
+    'rolled-back',
+  ]);
+  expect(done.promotion.state).toBe('succeeded');
+  expect(done.approvals).toEqual([
+    expect.objectContaining({
+      approver: 'user:default/omar',
+      decision: 'approved',
+      valid: true,
+    }),
+  ]);
+  expect(liveImage('production')).toBe('registry.local/payments-api:1.5.0');
+  expect((await decide('user:default/omar', 'approve')).status).toBe(409);
+
+  // Another round, rejected; and one cancelled while it waits.
+  const again2 = await request(server)
+    .post(`${base}/promotions`)
+    .send({ stage: 'production' });
+  await waitForState(server, again2.body.id, ['awaiting-approval']);
+  const rejected = await request(server)
+    .post(`/api/progression/v1/promotions/${again2.body.id}/approvals`)
+    .set('Authorization', mockCredentials.user.header('user:default/omar'))
+    .send({ decision: 'reject', comment: 'not on a Friday' });
+  expect(rejected.body).toMatchObject({
+    state: 'rejected',
+    error: 'rejected by user:default/omar: not on a Friday',
+  });
+
+  const third = await request(server)
+    .post(`${base}/promotions`)
+    .send({ stage: 'production' });
+  await waitForState(server, third.body.id, ['awaiting-approval']);
   const cancelled = await request(server).post(
-    `/api/progression/v1/promotions/${prod.body.id}/cancel`,
+    `/api/progression/v1/promotions/${third.body.id}/cancel`,
   );
   expect(cancelled.status).toBe(202);
   expect(cancelled.body.state).toBe('cancelled');
+  expect(
+    (
+      await request(server).post(
+        `/api/progression/v1/promotions/${third.body.id}/cancel`,
+      )
+    ).status,
+  ).toBe(409);
 
   expect(auditEvents.map(e => `${e.eventId}:${e.outcome}`)).toEqual([
     'release-register:success',
@@ -231,7 +314,15 @@ it('registers a release that flows into development, promotes it to staging, and
     'promotion-request:success',
     'promotion-request:success',
     'promotion-request:failure',
+    'promotion-approval:failure',
+    'promotion-approval:failure',
+    'promotion-approval:success',
+    'promotion-approval:failure',
+    'promotion-request:success',
+    'promotion-approval:success',
+    'promotion-request:success',
     'promotion-cancel:success',
+    'promotion-cancel:failure',
   ]);
 });
 

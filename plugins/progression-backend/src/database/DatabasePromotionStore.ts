@@ -47,6 +47,14 @@ export interface PromotionStep {
   finishedAt?: string;
 }
 
+export interface Approval {
+  approver: string;
+  decision: 'approved' | 'rejected';
+  comment?: string;
+  evidenceHash: string;
+  createdAt: string;
+}
+
 export interface NewStep {
   kind: string;
   name: string;
@@ -456,6 +464,42 @@ export class DatabasePromotionStore {
       .orderBy('finished_at', 'desc')
       .first();
     return row ? toPromotion(row) : undefined;
+  }
+
+  /** Records an approver's decision; each approver decides once. */
+  async addApproval(
+    promotionId: string,
+    approval: Omit<Approval, 'createdAt'>,
+  ): Promise<void> {
+    try {
+      await this.db('progression_approvals').insert({
+        promotion_id: promotionId,
+        approver: approval.approver,
+        decision: approval.decision,
+        comment: approval.comment ?? null,
+        evidence_hash: approval.evidenceHash,
+      });
+    } catch (e) {
+      if (isUniqueViolation(e)) {
+        throw new ConflictError(
+          `${approval.approver} has already decided on promotion ${promotionId}`,
+        );
+      }
+      throw e;
+    }
+  }
+
+  async listApprovals(promotionId: string): Promise<Approval[]> {
+    const rows = await this.db('progression_approvals')
+      .where({ promotion_id: promotionId })
+      .orderBy('id');
+    return rows.map(row => ({
+      approver: row.approver,
+      decision: row.decision,
+      comment: row.comment ?? undefined,
+      evidenceHash: row.evidence_hash,
+      createdAt: date(row.created_at)!,
+    }));
   }
 
   /** Renews the claim; false when another worker took it over. */

@@ -1,5 +1,10 @@
 import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
-import { ConflictError, NotFoundError } from '@backstage/errors';
+import {
+  ConflictError,
+  NotAllowedError,
+  NotFoundError,
+} from '@backstage/errors';
+import crypto from 'node:crypto';
 import {
   PROGRESSION_PIPELINE_ANNOTATION,
   getPipelineName,
@@ -9,6 +14,7 @@ import {
   ProgressionConfig,
 } from '../config/readProgressionConfig';
 import {
+  Approval,
   DatabasePromotionStore,
   Promotion,
   PromotionStep,
@@ -258,13 +264,122 @@ export class ProgressionService {
     return p;
   }
 
-  async promotionDetails(
-    p: Promotion,
-  ): Promise<{ promotion: PromotionDto; steps: PromotionStep[] }> {
+  async promotionDetails(p: Promotion): Promise<{
+    promotion: PromotionDto;
+    steps: PromotionStep[];
+    approvals: Array<Approval & { valid: boolean }>;
+    evidenceHash: string;
+  }> {
+    const evidenceHash = await this.evidenceHash(p);
     return {
       promotion: await this.dto(p),
       steps: (await this.store.listSteps(p.id)).map(s => strip(s)),
+      approvals: (await this.store.listApprovals(p.id)).map(a =>
+        strip({ ...a, valid: a.evidenceHash === evidenceHash }),
+      ),
+      evidenceHash,
     };
+  }
+
+  /**
+   * What an approver is shown and approves: the release and every gate
+   * result so far. An approval given for other evidence does not count.
+   */
+  async evidenceHash(p: Promotion): Promise<string> {
+    const release = await this.store.getRelease(p.releaseId);
+    const steps = await this.store.listSteps(p.id);
+    // What was shown before the approval; later gates do not void it.
+    const approvedAt = steps.findIndex(
+      s => s.kind === 'approval' && s.name === 'approved',
+    );
+    const gates = (approvedAt === -1 ? steps : steps.slice(0, approvedAt))
+      .filter(s => s.kind === 'gate')
+      .map(s => [s.name, s.status, s.reason ?? '']);
+    return `sha256:${crypto
+      .createHash('sha256')
+      .update(JSON.stringify({ release: [release?.id, release?.image], gates }))
+      .digest('hex')}`;
+  }
+
+  /**
+   * An approver's decision. Only members of the stage's approvers may
+   * decide, the requester only where the pipeline allows it; a rejection
+   * ends the promotion, enough approvals (for the current evidence) let it
+   * deploy.
+   */
+  async decide(
+    p: Promotion,
+    input: { decision: 'approve' | 'reject'; comment?: string },
+    approver: { userEntityRef: string; ownershipEntityRefs: string[] },
+  ): Promise<PromotionDto> {
+    if (p.state !== 'awaiting-approval') {
+      throw new ConflictError(
+        `Promotion ${p.id} is ${p.state}, not awaiting approval`,
+      );
+    }
+    const pipeline = this.options.config.pipelines.get(p.pipeline);
+    const stage = pipeline?.stages.find(s => s.name === p.stage);
+    if (!stage)
+      throw new NotFoundError(
+        `Stage ${p.pipeline}/${p.stage} is no longer configured`,
+      );
+    const allowed = stage.approval.approvers.map(r =>
+      r.toLocaleLowerCase('en-US'),
+    );
+    const mine = approver.ownershipEntityRefs.map(r =>
+      r.toLocaleLowerCase('en-US'),
+    );
+    if (!allowed.some(r => mine.includes(r))) {
+      throw new NotAllowedError(
+        `${approver.userEntityRef} may not approve promotions to ${
+          p.stage
+        }; approvers: ${stage.approval.approvers.join(', ')}`,
+      );
+    }
+    if (
+      approver.userEntityRef === p.requestedBy &&
+      !stage.approval.allowSelfApproval
+    ) {
+      throw new NotAllowedError(
+        `${approver.userEntityRef} requested this promotion and may not approve it too`,
+      );
+    }
+    const evidenceHash = await this.evidenceHash(p);
+    await this.store.addApproval(p.id, {
+      approver: approver.userEntityRef,
+      decision: input.decision === 'approve' ? 'approved' : 'rejected',
+      comment: input.comment,
+      evidenceHash,
+    });
+    if (input.decision === 'reject') {
+      await this.store.transition(p.id, 'awaiting-approval', 'rejected', {
+        kind: 'approval',
+        name: 'rejected',
+        status: 'failed',
+        actor: approver.userEntityRef,
+        reason: input.comment ?? `rejected by ${approver.userEntityRef}`,
+        error: `rejected by ${approver.userEntityRef}${
+          input.comment ? `: ${input.comment}` : ''
+        }`,
+      });
+    } else {
+      const approvals = (await this.store.listApprovals(p.id)).filter(
+        a => a.decision === 'approved' && a.evidenceHash === evidenceHash,
+      );
+      const approvers = new Set(approvals.map(a => a.approver));
+      if (approvers.size >= stage.approval.minApprovals) {
+        await this.store.transition(p.id, 'awaiting-approval', 'deploying', {
+          kind: 'approval',
+          name: 'approved',
+          status: 'passed',
+          actor: approver.userEntityRef,
+          reason: `approved by ${[...approvers].join(', ')}`,
+          evidence: { approvers: [...approvers], evidenceHash },
+        });
+        this.options.onWork();
+      }
+    }
+    return this.dto((await this.store.getPromotion(p.id))!);
   }
 
   /** Before the deploy a cancel stops the promotion; after it, it rolls back. */

@@ -3,6 +3,7 @@ import {
   BackstageCredentials,
   HttpAuthService,
   PermissionsService,
+  UserInfoService,
 } from '@backstage/backend-plugin-api';
 import {
   CompoundEntityRef,
@@ -18,6 +19,7 @@ import {
 } from '@backstage/plugin-permission-common';
 import { CatalogService } from '@backstage/plugin-catalog-node';
 import {
+  progressionPromotionApprovePermission,
   progressionPromotionCancelPermission,
   progressionPromotionCreatePermission,
   progressionReleaseCreatePermission,
@@ -39,6 +41,7 @@ export interface RouterOptions {
   permissions?: PermissionsService;
   auditor?: AuditorService;
   service?: ProgressionService;
+  userInfo?: UserInfoService;
 }
 
 const principalRef = (credentials: BackstageCredentials): string => {
@@ -60,7 +63,8 @@ const principalRef = (credentials: BackstageCredentials): string => {
 export async function createRouter(
   options: RouterOptions,
 ): Promise<express.Router> {
-  const { httpAuth, catalog, config, permissions, auditor, service } = options;
+  const { httpAuth, catalog, config, permissions, auditor, service, userInfo } =
+    options;
   const router = createValidatedOpenApiRouter(spec);
 
   const entityOf = async (
@@ -235,6 +239,39 @@ export async function createRouter(
       },
     );
     res.json(await needService().promotionDetails(promotion));
+  });
+
+  router.post('/v1/promotions/:id/approvals', async (req, res) => {
+    // Approvals are people's decisions: user credentials only.
+    const credentials = await httpAuth.credentials(req, { allow: ['user'] });
+    const promotion = await needService().getPromotion(req.params.id);
+    await entityOf(parseEntityRef(promotion.entityRef), credentials).catch(
+      () => {
+        throw new NotFoundError(`No promotion ${req.params.id}`);
+      },
+    );
+    const result = await audited(
+      req,
+      'promotion-approval',
+      {
+        entityRef: promotion.entityRef,
+        stage: promotion.stage,
+        promotionId: promotion.id,
+        decision: req.body.decision,
+      },
+      async () => {
+        await authorize(
+          credentials,
+          progressionPromotionApprovePermission,
+          promotion.entityRef,
+        );
+        if (!userInfo)
+          throw new NotAllowedError('User information is not available');
+        const info = await userInfo.getUserInfo(credentials);
+        return needService().decide(promotion, req.body, info);
+      },
+    );
+    res.status(201).json(result);
   });
 
   router.post('/v1/promotions/:id/cancel', async (req, res) => {

@@ -385,13 +385,74 @@ export const spec = {
           },
         },
       },
+      Approval: {
+        type: 'object',
+        required: [
+          'approver',
+          'decision',
+          'evidenceHash',
+          'createdAt',
+          'valid',
+        ],
+        additionalProperties: false,
+        properties: {
+          approver: {
+            type: 'string',
+          },
+          decision: {
+            type: 'string',
+            enum: ['approved', 'rejected'],
+          },
+          comment: {
+            type: 'string',
+          },
+          evidenceHash: {
+            type: 'string',
+          },
+          valid: {
+            type: 'boolean',
+            description:
+              'False when the evidence changed since the decision; such an approval does not count.',
+          },
+          createdAt: {
+            type: 'string',
+            format: 'date-time',
+          },
+        },
+      },
+      NewApproval: {
+        type: 'object',
+        required: ['decision'],
+        additionalProperties: false,
+        properties: {
+          decision: {
+            type: 'string',
+            enum: ['approve', 'reject'],
+          },
+          comment: {
+            type: 'string',
+            maxLength: 2000,
+          },
+        },
+      },
       PromotionDetails: {
         type: 'object',
-        required: ['promotion', 'steps'],
+        required: ['promotion', 'steps', 'approvals', 'evidenceHash'],
         additionalProperties: false,
         properties: {
           promotion: {
             $ref: '#/components/schemas/Promotion',
+          },
+          approvals: {
+            type: 'array',
+            items: {
+              $ref: '#/components/schemas/Approval',
+            },
+          },
+          evidenceHash: {
+            type: 'string',
+            description:
+              'The hash of the release and gate results an approval is bound to.',
           },
           steps: {
             type: 'array',
@@ -725,6 +786,55 @@ export const spec = {
             $ref: '#/components/responses/ErrorResponse',
           },
           '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+    },
+    '/v1/promotions/{id}/approvals': {
+      post: {
+        operationId: 'DecideApproval',
+        summary:
+          "Approves or rejects a promotion awaiting approval. Only members of the stage's approvers may decide; the requester only where the pipeline allows self-approval. Enough approvals for the current evidence let it deploy; a rejection ends it.",
+        parameters: [
+          {
+            $ref: '#/components/parameters/promotionId',
+          },
+        ],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                $ref: '#/components/schemas/NewApproval',
+              },
+            },
+          },
+        },
+        responses: {
+          '201': {
+            description: 'Recorded.',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/Promotion',
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '403': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '409': {
             $ref: '#/components/responses/ErrorResponse',
           },
         },
