@@ -63,9 +63,10 @@ export const progressionPlugin = createBackendPlugin({
         );
         permissionsRegistry.addPermissions(progressionPermissions);
 
+        const workloads = new KubernetesWorkloads();
         const engine = new PromotionEngine({
           store,
-          workloads: new KubernetesWorkloads(),
+          workloads,
           config: progressionConfig,
           gates: [new SmokeGate()],
           logger,
@@ -95,11 +96,15 @@ export const progressionPlugin = createBackendPlugin({
           timeout: { hours: 1 },
           fn: () => worker.runOnce(),
         });
-        lifecycle.addShutdownHook(() => worker.stop());
+        lifecycle.addShutdownHook(async () => {
+          await worker.stop();
+          await workloads.close();
+        });
         const service = new ProgressionService({
           store,
           config: progressionConfig,
           onWork: () => worker.kick(),
+          workloads,
         });
         logger.info(
           `Progression: ${progressionConfig.pipelines.size} pipeline(s), ${progressionConfig.clusters.size} cluster(s)`,

@@ -426,3 +426,124 @@ it('answers 401 without credentials and 403 without permission on every mutating
     auditEvents.filter(e => e.outcome === 'failure').map(e => e.eventId),
   ).toEqual(['release-register', 'promotion-request']);
 });
+
+it('shows what runs in each stage, the last promotion and drift; an unreachable cluster spoils only its stage', async () => {
+  const { server } = await backend();
+  await request(server)
+    .post(`${base}/releases`)
+    .send({ version: '1.8.0', image: 'registry.local/payments-api:1.8.0' });
+  const dev = (
+    await request(server).get(`${base}/promotions?stage=development`)
+  ).body.items[0];
+  await waitForState(server, dev.id, ['succeeded']);
+
+  const envs = await request(server).get(`${base}/environments`);
+  expect(envs.status).toBe(200);
+  const [development, staging] = envs.body.pipeline.stages;
+  expect(development.live).toMatchObject({
+    deployment: 'payments-api',
+    image: 'registry.local/payments-api:1.8.0',
+    version: '1.8.0',
+    health: 'healthy',
+    readyReplicas: 1,
+  });
+  expect(development.lastPromotion).toMatchObject({
+    id: dev.id,
+    state: 'succeeded',
+    version: '1.8.0',
+  });
+  expect(development.activePromotion).toBeUndefined();
+  expect(development.drift).toBeUndefined();
+  expect(staging.live.version).toBeDefined();
+
+  // Someone changes the workload behind Progression's back: drift.
+  sim.apply({
+    ...sim.store.get('deployments', 'development', 'payments-api')!,
+    spec: {
+      ...sim.store.get('deployments', 'development', 'payments-api')!.spec,
+      template: {
+        ...sim.store.get('deployments', 'development', 'payments-api')!.spec
+          .template,
+        spec: {
+          containers: [
+            {
+              name: 'payments-api',
+              image: 'registry.local/payments-api:hotfix',
+            },
+          ],
+        },
+      },
+    },
+  });
+  let drifted: any;
+  for (let i = 0; i < 100 && !drifted; i++) {
+    const stage = (await request(server).get(`${base}/environments`)).body
+      .pipeline.stages[0];
+    if (stage.drift) drifted = stage;
+    else await new Promise(r => setTimeout(r, 25));
+  }
+  expect(drifted.drift).toEqual({
+    expectedImage: 'registry.local/payments-api:1.8.0',
+    liveImage: 'registry.local/payments-api:hotfix',
+  });
+  expect(drifted.live.version).toBe('hotfix');
+});
+
+it('renders the other stages when a stage cluster is unreachable', async () => {
+  const { server } = await startTestBackend({
+    features: [
+      progressionPlugin,
+      catalogServiceMock.factory({
+        entities: [
+          {
+            ...entity,
+            metadata: {
+              ...entity.metadata,
+              annotations: {
+                ...entity.metadata.annotations,
+                'progression.backstage.io/pipeline': 'split',
+              },
+            },
+          },
+        ],
+      }),
+      mockServices.rootConfig.factory({
+        data: {
+          progression: {
+            clusters: [
+              ...(progression as any).clusters,
+              {
+                name: 'down',
+                url: 'http://127.0.0.1:9',
+                serviceAccountToken: 'x',
+                skipTLSVerify: true,
+              },
+            ],
+            pipelines: {
+              split: {
+                stages: [
+                  {
+                    name: 'development',
+                    cluster: 'sim',
+                    namespace: 'development',
+                  },
+                  {
+                    name: 'production',
+                    cluster: 'down',
+                    namespace: 'production',
+                  },
+                ],
+              },
+            },
+          },
+        },
+      }),
+    ],
+  });
+  const res = await request(server).get(`${base}/environments`);
+  expect(res.status).toBe(200);
+  const [development, production] = res.body.pipeline.stages;
+  expect(development.live.deployment).toBe('payments-api');
+  expect(production.live).toBeUndefined();
+  expect(production.error).toMatch(/^could not read cluster down: /);
+});

@@ -14,6 +14,51 @@ export interface Stage {
   namespace: string;
   /** Base URL of the stage for smoke and load checks, entity values filled in. */
   url?: string;
+  /** What runs in the stage now, from the cluster (absent when unknown). */
+  live?: StageLive;
+  /** The newest promotion into this stage. */
+  lastPromotion?: PromotionSummary;
+  /** The promotion running now, if any. */
+  activePromotion?: PromotionSummary;
+  /** Set when what runs differs from what the last successful promotion deployed. */
+  drift?: { expectedImage: string; liveImage: string };
+  /** Why the live state could not be read (for example an unreachable cluster). */
+  error?: string;
+}
+
+/**
+ * The workload of an entity in one stage, as the cluster reports it.
+ *
+ * @public
+ */
+export interface StageLive {
+  deployment: string;
+  image: string;
+  /** The release version whose image runs, or the image tag. */
+  version: string;
+  revision: number;
+  replicas: number;
+  readyReplicas: number;
+  updatedReplicas: number;
+  availableReplicas: number;
+  health: 'healthy' | 'progressing' | 'degraded';
+  /** kubectl rollout status's words for it. */
+  message: string;
+}
+
+/**
+ * A promotion in a few words.
+ *
+ * @public
+ */
+export interface PromotionSummary {
+  id: string;
+  state: string;
+  version: string;
+  requestedBy: string;
+  createdAt: string;
+  finishedAt?: string;
+  error?: string;
 }
 
 /**

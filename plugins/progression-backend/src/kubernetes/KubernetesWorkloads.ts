@@ -1,6 +1,9 @@
 import {
   AppsV1Api,
+  Informer,
   KubeConfig,
+  ObjectCache,
+  makeInformer,
   PatchStrategy,
   V1Deployment,
   V1PodTemplateSpec,
@@ -51,6 +54,11 @@ export interface LiveWorkload {
   rollout: ReturnType<typeof rolloutStatus>;
 }
 
+interface InformerState {
+  informer: Informer<V1Deployment> & ObjectCache<V1Deployment>;
+  error?: Error;
+}
+
 export interface RolloutResult {
   done: boolean;
   failed: boolean;
@@ -87,6 +95,7 @@ function flatKeys(
  */
 export class KubernetesWorkloads {
   private readonly configs = new Map<string, KubeConfig>();
+  private readonly informers = new Map<string, Promise<InformerState>>();
 
   private kubeConfig(cluster: ClusterConfig) {
     let kc = this.configs.get(cluster.name);
@@ -151,7 +160,97 @@ export class KubernetesWorkloads {
     kubernetesId: string,
     container?: string,
   ): Promise<LiveWorkload> {
-    const d = await this.findDeployment(stage, kubernetesId);
+    return this.describe(
+      await this.findDeployment(stage, kubernetesId),
+      kubernetesId,
+      container,
+    );
+  }
+
+  /**
+   * The live workload from a watch-based cache of the stage's Deployments
+   * (an informer per cluster and namespace), not a cluster call per read.
+   * Undefined when no single Deployment carries the label.
+   */
+  async readCached(
+    stage: StageLocation,
+    kubernetesId: string,
+    container?: string,
+  ): Promise<LiveWorkload | undefined> {
+    const informer = await this.informer(stage);
+    const matches = informer
+      .list(stage.namespace)
+      .filter(
+        d =>
+          d.metadata?.labels?.['backstage.io/kubernetes-id'] === kubernetesId,
+      );
+    if (matches.length !== 1) return undefined;
+    return this.describe(matches[0], kubernetesId, container);
+  }
+
+  private informer(stage: StageLocation) {
+    const key = `${stage.cluster.name}/${stage.namespace}`;
+    let entry = this.informers.get(key);
+    if (!entry) {
+      entry = (async () => {
+        const apps = this.apps(stage.cluster);
+        const informer = makeInformer<V1Deployment>(
+          this.kubeConfig(stage.cluster),
+          `/apis/apps/v1/namespaces/${encodeURIComponent(
+            stage.namespace,
+          )}/deployments`,
+          () =>
+            apps.listNamespacedDeployment({
+              namespace: stage.namespace,
+              labelSelector: 'backstage.io/kubernetes-id',
+            }),
+          'backstage.io/kubernetes-id',
+        );
+        const state: InformerState = { informer, error: undefined };
+        informer.on('connect', () => {
+          state.error = undefined;
+        });
+        // After an error the informer lists and watches again; until it
+        // does, reads say why the stage cannot be read.
+        informer.on('error', (error?: Error) => {
+          state.error = error ?? new Error('the watch failed');
+          setTimeout(
+            () => informer.start().catch(() => undefined),
+            2000,
+          ).unref?.();
+        });
+        await informer.start();
+        return state;
+      })();
+      this.informers.set(key, entry);
+      // A failed start is retried on the next read.
+      entry.catch(() => this.informers.delete(key));
+    }
+    return entry.then(state => {
+      if (state.error) throw state.error;
+      return state.informer;
+    });
+  }
+
+  /** Stops the informers. */
+  async close() {
+    const all = [...this.informers.values()];
+    this.informers.clear();
+    await Promise.all(
+      all.map(p =>
+        p.then(
+          state => state.informer.stop(),
+          () => undefined,
+        ),
+      ),
+    );
+  }
+
+  private describe(
+    d: V1Deployment,
+    kubernetesId: string,
+    container?: string,
+  ): LiveWorkload {
     const name = this.containerOf(d, kubernetesId, container);
     const s = d.status ?? {};
     return {

@@ -1,14 +1,20 @@
 import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
 import {
   ConflictError,
+  InputError,
   NotAllowedError,
   NotFoundError,
 } from '@backstage/errors';
 import crypto from 'node:crypto';
 import {
+  EntityEnvironments,
   PROGRESSION_PIPELINE_ANNOTATION,
+  PromotionSummary,
+  Stage,
   getPipelineName,
 } from '@internal/backstage-plugin-progression-common';
+import { KubernetesWorkloads } from '../kubernetes/KubernetesWorkloads';
+import { describeEnvironments } from './describeEnvironments';
 import {
   PipelineConfig,
   ProgressionConfig,
@@ -48,6 +54,35 @@ export interface ReleaseDto {
   createdAt: string;
 }
 
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+function withTimeout<T>(
+  p: Promise<T>,
+  ms: number,
+  message: string,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(message)), ms);
+    p.then(
+      v => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      e => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
 const strip = <T extends object>(o: T): T =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
@@ -75,8 +110,105 @@ export class ProgressionService {
       config: ProgressionConfig;
       /** Called when a promotion may have work to do. */
       onWork: () => void;
+      /** Reads the stages' live state; without it the environments are config only. */
+      workloads?: KubernetesWorkloads;
     },
   ) {}
+
+  /**
+   * The entity's stages with what runs in each (from the informer cache),
+   * the last and the active promotion, and drift. A stage whose cluster
+   * cannot be read says why; the others still render.
+   */
+  async environments(entity: Entity): Promise<EntityEnvironments> {
+    const base = describeEnvironments(entity, this.options.config);
+    const entityRef = base.entityRef;
+    const recent = (await this.store.listPromotions(entityRef, { limit: 500 }))
+      .items;
+    const releases = new Map(
+      (await this.store.listReleases(entityRef, 500)).map(r => [r.id, r]),
+    );
+    const summary = (p: Promotion): PromotionSummary =>
+      strip({
+        id: p.id,
+        state: p.state,
+        version: releases.get(p.releaseId)?.version ?? p.releaseId,
+        requestedBy: p.requestedBy,
+        createdAt: p.createdAt,
+        finishedAt: p.finishedAt,
+        error: p.error,
+      });
+    const stages = await Promise.all(
+      base.pipeline.stages.map(async (stage): Promise<Stage> => {
+        const mine = recent.filter(p => p.stage === stage.name);
+        const last = mine[0];
+        const active = mine.find(p => !isTerminal(p.state));
+        const lastSuccess = mine.find(p => p.state === 'succeeded');
+        const result: Stage = {
+          ...stage,
+          ...(last && { lastPromotion: summary(last) }),
+          ...(active && { activePromotion: summary(active) }),
+        };
+        const workloads = this.options.workloads;
+        const cluster = this.options.config.clusters.get(stage.cluster);
+        if (!workloads || !cluster) return result;
+        try {
+          const live = await withTimeout(
+            workloads.readCached(
+              { cluster, namespace: stage.namespace },
+              base.kubernetesId,
+            ),
+            5000,
+            `cluster ${stage.cluster} did not answer within 5 s`,
+          );
+          if (!live) {
+            return {
+              ...result,
+              error: `no Deployment labelled backstage.io/kubernetes-id=${base.kubernetesId} in ${stage.namespace}`,
+            };
+          }
+          const version =
+            [...releases.values()].find(r => r.image === live.image)?.version ??
+            live.image.split('@')[0].split('/').pop()?.split(':')[1] ??
+            live.image;
+          const expected = lastSuccess
+            ? releases.get(lastSuccess.releaseId)?.image
+            : undefined;
+          let health: 'healthy' | 'degraded' | 'progressing' = 'progressing';
+          if (live.rollout.done) health = 'healthy';
+          else if (live.rollout.failed) health = 'degraded';
+          return {
+            ...result,
+            live: {
+              deployment: live.deployment,
+              image: live.image,
+              version,
+              revision: live.revision,
+              replicas: live.replicas,
+              readyReplicas: live.readyReplicas,
+              updatedReplicas: live.updatedReplicas,
+              availableReplicas: live.availableReplicas,
+              health,
+              message: live.rollout.message,
+            },
+            ...(expected &&
+              expected !== live.image &&
+              !active && {
+                drift: { expectedImage: expected, liveImage: live.image },
+              }),
+          };
+        } catch (e) {
+          return {
+            ...result,
+            error: `could not read cluster ${stage.cluster}: ${
+              (e as Error).message
+            }`,
+          };
+        }
+      }),
+    );
+    return { ...base, pipeline: { ...base.pipeline, stages } };
+  }
 
   private get store() {
     return this.options.store;
@@ -139,6 +271,11 @@ export class ProgressionService {
   }> {
     const pipeline = this.pipelineOf(entity);
     const entityRef = stringifyEntityRef(entity);
+    if (input.url !== undefined && !isHttpUrl(input.url)) {
+      throw new InputError(
+        `url must be an http or https URL, got '${input.url}'`,
+      );
+    }
     const { release, created } = await this.store.registerRelease({
       entityRef,
       version: input.version,

@@ -133,7 +133,11 @@ export async function createRouter(
         allow: ['user', 'service'],
       });
       const entity = await entityOf(req.params, credentials);
-      res.json(describeEnvironments(entity, config));
+      res.json(
+        service
+          ? await service.environments(entity)
+          : describeEnvironments(entity, config),
+      );
     },
   );
 

@@ -174,6 +174,111 @@ export const spec = {
             description:
               "Base URL of the stage, with the entity's values filled in.",
           },
+          live: {
+            $ref: '#/components/schemas/StageLive',
+          },
+          lastPromotion: {
+            $ref: '#/components/schemas/PromotionSummary',
+          },
+          activePromotion: {
+            $ref: '#/components/schemas/PromotionSummary',
+          },
+          drift: {
+            type: 'object',
+            required: ['expectedImage', 'liveImage'],
+            additionalProperties: false,
+            properties: {
+              expectedImage: {
+                type: 'string',
+              },
+              liveImage: {
+                type: 'string',
+              },
+            },
+          },
+          error: {
+            type: 'string',
+            description: 'Why the live state could not be read.',
+          },
+        },
+      },
+      StageLive: {
+        type: 'object',
+        required: [
+          'deployment',
+          'image',
+          'version',
+          'revision',
+          'replicas',
+          'readyReplicas',
+          'updatedReplicas',
+          'availableReplicas',
+          'health',
+          'message',
+        ],
+        additionalProperties: false,
+        properties: {
+          deployment: {
+            type: 'string',
+          },
+          image: {
+            type: 'string',
+          },
+          version: {
+            type: 'string',
+          },
+          revision: {
+            type: 'number',
+          },
+          replicas: {
+            type: 'number',
+          },
+          readyReplicas: {
+            type: 'number',
+          },
+          updatedReplicas: {
+            type: 'number',
+          },
+          availableReplicas: {
+            type: 'number',
+          },
+          health: {
+            type: 'string',
+            enum: ['healthy', 'progressing', 'degraded'],
+          },
+          message: {
+            type: 'string',
+          },
+        },
+      },
+      PromotionSummary: {
+        type: 'object',
+        required: ['id', 'state', 'version', 'requestedBy', 'createdAt'],
+        additionalProperties: false,
+        properties: {
+          id: {
+            type: 'string',
+          },
+          state: {
+            type: 'string',
+          },
+          version: {
+            type: 'string',
+          },
+          requestedBy: {
+            type: 'string',
+          },
+          createdAt: {
+            type: 'string',
+            description: 'ISO 8601 date and time.',
+          },
+          finishedAt: {
+            type: 'string',
+            description: 'ISO 8601 date and time.',
+          },
+          error: {
+            type: 'string',
+          },
         },
       },
       Pipeline: {
@@ -242,7 +347,7 @@ export const spec = {
           },
           createdAt: {
             type: 'string',
-            format: 'date-time',
+            description: 'ISO 8601 date and time.',
           },
         },
       },
@@ -268,7 +373,7 @@ export const spec = {
           },
           url: {
             type: 'string',
-            format: 'uri',
+            description: "The build's http(s) URL.",
             maxLength: 2048,
           },
         },
@@ -333,15 +438,15 @@ export const spec = {
           },
           createdAt: {
             type: 'string',
-            format: 'date-time',
+            description: 'ISO 8601 date and time.',
           },
           updatedAt: {
             type: 'string',
-            format: 'date-time',
+            description: 'ISO 8601 date and time.',
           },
           finishedAt: {
             type: 'string',
-            format: 'date-time',
+            description: 'ISO 8601 date and time.',
           },
         },
       },
@@ -377,11 +482,11 @@ export const spec = {
           evidence: {},
           startedAt: {
             type: 'string',
-            format: 'date-time',
+            description: 'ISO 8601 date and time.',
           },
           finishedAt: {
             type: 'string',
-            format: 'date-time',
+            description: 'ISO 8601 date and time.',
           },
         },
       },
@@ -416,7 +521,7 @@ export const spec = {
           },
           createdAt: {
             type: 'string',
-            format: 'date-time',
+            description: 'ISO 8601 date and time.',
           },
         },
       },
