@@ -39,6 +39,11 @@ test('the Environments tab lists the stages of payments-api in order', async ({
   await expect(cards.nth(0)).toContainText('Cluster: local');
   await expect(cards.nth(0)).toContainText('Namespace: development');
   await expect(cards.nth(2)).toContainText('Namespace: production');
+  // What runs in each stage, read from the local cluster simulator.
+  for (const i of [0, 1, 2]) {
+    await expect(cards.nth(i)).toContainText('Live: 1.0.0');
+    await expect(cards.nth(i)).toContainText('Healthy');
+  }
 
   await page.screenshot({
     path: testInfo.outputPath('environments-payments-api.png'),

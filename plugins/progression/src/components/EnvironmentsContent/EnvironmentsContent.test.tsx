@@ -38,12 +38,36 @@ const environments: EntityEnvironments = {
         title: 'Staging',
         cluster: 'local',
         namespace: 'staging',
+        live: {
+          deployment: 'payments-api',
+          image: 'registry.local/payments-api:hotfix',
+          version: 'hotfix',
+          revision: 4,
+          replicas: 2,
+          readyReplicas: 2,
+          updatedReplicas: 2,
+          availableReplicas: 2,
+          health: 'healthy',
+          message: 'deployment "payments-api" successfully rolled out',
+        },
+        lastPromotion: {
+          id: 'p1',
+          state: 'succeeded',
+          version: '1.4.2',
+          requestedBy: 'user:default/jane',
+          createdAt: '2026-11-26T10:00:00.000Z',
+        },
+        drift: {
+          expectedImage: 'registry.local/payments-api:1.4.2',
+          liveImage: 'registry.local/payments-api:hotfix',
+        },
       },
       {
         name: 'production',
         title: 'Production',
         cluster: 'prod-eu',
         namespace: 'production',
+        error: 'could not read cluster prod-eu: connect ECONNREFUSED',
       },
     ],
   },
@@ -79,6 +103,19 @@ describe('EnvironmentsContent', () => {
     expect(
       screen.getByText('dev, then staging, then production'),
     ).toBeInTheDocument();
+    // Live state, in words as well as colour.
+    expect(stages[1]).toHaveTextContent('Live: hotfix (revision 4)');
+    expect(stages[1]).toHaveTextContent('Healthy, 2/2 ready');
+    expect(stages[1]).toHaveTextContent(
+      'Last promotion: 1.4.2 succeeded by user:default/jane',
+    );
+    expect(within(stages[1]).getByRole('alert')).toHaveTextContent(
+      'Drift: runs registry.local/payments-api:hotfix, the last promotion deployed registry.local/payments-api:1.4.2',
+    );
+    // An unreachable cluster spoils only its own card.
+    expect(stages[2]).toHaveTextContent(
+      'Live state unknown: could not read cluster prod-eu: connect ECONNREFUSED',
+    );
     expect(getEnvironments).toHaveBeenCalledWith({
       kind: 'Component',
       namespace: 'default',

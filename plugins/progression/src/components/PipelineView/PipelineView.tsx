@@ -8,7 +8,13 @@ import {
   makeStyles,
 } from '@material-ui/core';
 import ArrowForwardIcon from '@material-ui/icons/ArrowForward';
-import { Link } from '@backstage/core-components';
+import {
+  Link,
+  StatusError,
+  StatusOK,
+  StatusPending,
+  StatusWarning,
+} from '@backstage/core-components';
 import { Pipeline, Stage } from '@internal/backstage-plugin-progression-common';
 
 const useStyles = makeStyles(theme => ({
@@ -31,6 +37,62 @@ const useStyles = makeStyles(theme => ({
     color: theme.palette.text.secondary,
   },
 }));
+
+const HEALTH = {
+  healthy: { Icon: StatusOK, label: 'Healthy' },
+  progressing: { Icon: StatusPending, label: 'Rolling out' },
+  degraded: { Icon: StatusError, label: 'Degraded' },
+};
+
+/** What runs in the stage: version, health and replicas, drift, or why unknown. */
+function LiveState({ stage }: { stage: Stage }) {
+  const classes = useStyles();
+  if (stage.error) {
+    return (
+      <Typography variant="body2" role="status">
+        <StatusWarning>Live state unknown: {stage.error}</StatusWarning>
+      </Typography>
+    );
+  }
+  if (!stage.live) return null;
+  const { Icon, label } = HEALTH[stage.live.health];
+  return (
+    <>
+      <Typography variant="body2">
+        <span className={classes.term}>Live: </span>
+        <strong>{stage.live.version}</strong> (revision {stage.live.revision})
+      </Typography>
+      <Typography variant="body2" role="status" title={stage.live.message}>
+        <Icon>
+          {label}, {stage.live.readyReplicas}/{stage.live.replicas} ready
+        </Icon>
+      </Typography>
+      {stage.activePromotion && (
+        <Typography variant="body2">
+          <StatusPending>
+            Promoting {stage.activePromotion.version}:{' '}
+            {stage.activePromotion.state}
+          </StatusPending>
+        </Typography>
+      )}
+      {!stage.activePromotion && stage.lastPromotion && (
+        <Typography variant="body2">
+          <span className={classes.term}>Last promotion: </span>
+          {stage.lastPromotion.version} {stage.lastPromotion.state} by{' '}
+          {stage.lastPromotion.requestedBy}
+        </Typography>
+      )}
+      {stage.drift && (
+        <Typography variant="body2" role="alert">
+          <StatusWarning>
+            Drift: runs {stage.drift.liveImage}, the last promotion deployed{' '}
+            {stage.drift.expectedImage}
+          </StatusWarning>
+        </Typography>
+      )}
+    </>
+  );
+}
 
 function StageCard({ stage, position }: { stage: Stage; position: number }) {
   const classes = useStyles();
@@ -61,6 +123,7 @@ function StageCard({ stage, position }: { stage: Stage; position: number }) {
             <Link to={stage.url}>{stage.url}</Link>
           </Typography>
         )}
+        <LiveState stage={stage} />
       </CardContent>
     </Card>
   );
