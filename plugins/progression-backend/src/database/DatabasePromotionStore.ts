@@ -502,6 +502,15 @@ export class DatabasePromotionStore {
     }));
   }
 
+  /** Promotions in a state, oldest change first (for time-based rules). */
+  async listInState(state: PromotionState, limit = 100): Promise<Promotion[]> {
+    const rows = await this.db('progression_promotions')
+      .where({ state })
+      .orderBy('updated_at')
+      .limit(limit);
+    return rows.map(toPromotion);
+  }
+
   /** Renews the claim; false when another worker took it over. */
   async heartbeat(id: string, ownerId: string): Promise<boolean> {
     const updated = await this.db('progression_promotions')

@@ -185,6 +185,32 @@ describe.each(databases.eachSupportedId())(
       expect(liveImage('production')).not.toBe(r.image);
     });
 
+    it('rejects a promotion whose approval did not come in time', async () => {
+      const { store, engine, release, promote } = await setup(databaseId);
+      const r = await release('5.0.0');
+      // Pretend it passed staging; production needs an approval.
+      const staging = await promote('staging', r.id);
+      await store.transition(staging.id, 'pending', 'succeeded', {
+        kind: 'transition',
+        name: 'test',
+        status: 'passed',
+      });
+      const prod = await promote('production', r.id);
+      expect(await engine.run(prod.id)).toBe('awaiting-approval');
+      const expiresAfter = config.pipelines.get('standard')!.stages[2].approval;
+      expiresAfter.expiresAfterMs = 60_000;
+      try {
+        expect(await engine.expireApprovals()).toBe(0);
+        expect(await engine.expireApprovals(Date.now() + 61_000)).toBe(1);
+      } finally {
+        delete expiresAfter.expiresAfterMs;
+      }
+      expect(await store.getPromotion(prod.id)).toMatchObject({
+        state: 'rejected',
+        error: 'no approval within 1 min',
+      });
+    });
+
     it('refuses to skip a stage', async () => {
       const { engine, release, promote, store } = await setup(databaseId);
       const r = await release('9.9.9');

@@ -489,6 +489,45 @@ export class PromotionEngine {
     };
   }
 
+  /**
+   * Rejects promotions that waited for an approval longer than their
+   * stage's `approval.expiresAfter`. Returns how many it rejected.
+   */
+  async expireApprovals(now = Date.now()): Promise<number> {
+    let expired = 0;
+    for (const p of await this.options.store.listInState('awaiting-approval')) {
+      const stage = this.options.config.pipelines
+        .get(p.pipeline)
+        ?.stages.find(s => s.name === p.stage);
+      const limit = stage?.approval.expiresAfterMs;
+      if (limit === undefined) continue;
+      const steps = await this.options.store.listSteps(p.id);
+      const since =
+        steps.find(s => s.toState === 'awaiting-approval')?.finishedAt ??
+        p.updatedAt;
+      if (now - Date.parse(since) < limit) continue;
+      const reason = `no approval within ${formatDuration(limit)}`;
+      const moved = await this.options.store.transition(
+        p.id,
+        'awaiting-approval',
+        nextState('awaiting-approval', 'approval-expired', {
+          approvalRequired: true,
+          automaticRollback: true,
+        }),
+        {
+          kind: 'approval',
+          name: 'expired',
+          status: 'failed',
+          actor: this.actor,
+          reason,
+          error: reason,
+        },
+      );
+      if (moved) expired++;
+    }
+    return expired;
+  }
+
   /** After a success, a release flows on into a next stage that asks for it. */
   private async promoteOnward(p: Promotion, release: Release) {
     const { pipeline, index } = this.pipelineOf(p);

@@ -49,6 +49,11 @@ export class PromotionWorker {
       return this.draining;
     }
     this.draining = (async () => {
+      await this.options.engine
+        .expireApprovals()
+        .catch(e =>
+          this.options.logger.warn(`could not expire approvals: ${e}`),
+        );
       do {
         this.again = false;
         while (
