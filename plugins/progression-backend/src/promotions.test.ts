@@ -406,9 +406,14 @@ it('answers 401 without credentials and 403 without permission on every mutating
       { version: '1.7.0', image: 'registry.local/payments-api:1.7.0' },
     ],
     [`${base}/promotions`, { stage: 'development' }],
+    [`${base}/rollbacks`, { stage: 'development' }],
     [
       '/api/progression/v1/promotions/00000000-0000-4000-8000-000000000000/cancel',
       {},
+    ],
+    [
+      '/api/progression/v1/promotions/00000000-0000-4000-8000-000000000000/approvals',
+      { decision: 'approve' },
     ],
   ];
   for (const [path, body] of routes) {
@@ -418,13 +423,13 @@ it('answers 401 without credentials and 403 without permission on every mutating
       .send(body);
     expect(anonymous.status).toBe(401);
   }
-  for (const [path, body] of routes.slice(0, 2)) {
+  for (const [path, body] of routes.slice(0, 3)) {
     const denied = await request(server).post(path).send(body);
     expect(denied.status).toBe(403);
   }
   expect(
     auditEvents.filter(e => e.outcome === 'failure').map(e => e.eventId),
-  ).toEqual(['release-register', 'promotion-request']);
+  ).toEqual(['release-register', 'promotion-request', 'rollback-request']);
 });
 
 it('shows what runs in each stage, the last promotion and drift; an unreachable cluster spoils only its stage', async () => {
@@ -546,4 +551,66 @@ it('renders the other stages when a stage cluster is unreachable', async () => {
   expect(development.live.deployment).toBe('payments-api');
   expect(production.live).toBeUndefined();
   expect(production.error).toMatch(/^could not read cluster down: /);
+});
+
+it('rolls a stage back on demand to the release that ran before, or a named one', async () => {
+  const { server, auditEvents } = await backend();
+  const register = async (version: string) => {
+    await request(server)
+      .post(`${base}/releases`)
+      .send({ version, image: `registry.local/payments-api:${version}` });
+    const promotion = (
+      await request(server).get(`${base}/promotions?stage=development`)
+    ).body.items.find((p: any) => p.release.version === version);
+    await waitForState(server, promotion.id, ['succeeded']);
+  };
+  expect(
+    (
+      await request(server)
+        .post(`${base}/rollbacks`)
+        .send({ stage: 'development' })
+    ).status,
+  ).toBe(404);
+  await register('3.0.0');
+  await register('3.1.0');
+  expect(liveImage('development')).toBe('registry.local/payments-api:3.1.0');
+
+  const rollback = await request(server)
+    .post(`${base}/rollbacks`)
+    .send({ stage: 'development', reason: 'errors up' });
+  expect(rollback.status).toBe(202);
+  expect(rollback.body).toMatchObject({
+    kind: 'rollback',
+    stage: 'development',
+    release: { version: '3.0.0' },
+    reason: 'errors up',
+  });
+  const done = await waitForState(server, rollback.body.id, [
+    'succeeded',
+    'failed',
+  ]);
+  expect(done.promotion.state).toBe('succeeded');
+  expect(liveImage('development')).toBe('registry.local/payments-api:3.0.0');
+  expect(done.steps.map((s: any) => s.name)).toContain('smoke');
+
+  const named = await request(server)
+    .post(`${base}/rollbacks`)
+    .send({ stage: 'development', toVersion: '3.1.0' });
+  expect(
+    (await waitForState(server, named.body.id, ['succeeded', 'failed']))
+      .promotion.state,
+  ).toBe('succeeded');
+  expect(liveImage('development')).toBe('registry.local/payments-api:3.1.0');
+  expect(
+    (
+      await request(server)
+        .post(`${base}/rollbacks`)
+        .send({ stage: 'development', toVersion: '0.0.9' })
+    ).status,
+  ).toBe(404);
+  expect(
+    auditEvents
+      .filter(e => e.eventId === 'rollback-request')
+      .map(e => e.outcome),
+  ).toEqual(['failure', 'success', 'success', 'failure']);
 });

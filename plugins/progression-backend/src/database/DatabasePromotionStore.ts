@@ -16,6 +16,8 @@ export interface Release {
 
 export interface Promotion {
   id: string;
+  /** A release moving into a stage, or an on-demand rollback to an earlier one. */
+  kind: 'promotion' | 'rollback';
   entityRef: string;
   pipeline: string;
   stage: string;
@@ -93,6 +95,7 @@ function toRelease(row: any): Release {
 function toPromotion(row: any): Promotion {
   return {
     id: row.id,
+    kind: row.kind === 'rollback' ? 'rollback' : 'promotion',
     entityRef: row.entity_ref,
     pipeline: row.pipeline,
     stage: row.stage,
@@ -226,6 +229,7 @@ export class DatabasePromotionStore {
     requestedBy: string;
     reason?: string;
     idempotencyKey?: string;
+    kind?: 'promotion' | 'rollback';
   }): Promise<{ promotion: Promotion; created: boolean }> {
     if (input.idempotencyKey) {
       const existing = await this.db('progression_promotions')
@@ -245,7 +249,11 @@ export class DatabasePromotionStore {
           pipeline: input.pipeline,
           stage: input.stage,
           release_id: input.releaseId,
+          kind: input.kind ?? 'promotion',
           state: 'pending',
+          // Milliseconds (SQLite's CURRENT_TIMESTAMP has whole seconds), so
+          // that the newest promotion sorts first.
+          created_at: new Date().toISOString(),
           active_key: activeKey(input.entityRef, input.stage),
           idempotency_key: input.idempotencyKey ?? null,
           requested_by: input.requestedBy,

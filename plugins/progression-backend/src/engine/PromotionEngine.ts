@@ -159,9 +159,12 @@ export class PromotionEngine {
     const release = await this.options.store.getRelease(p.releaseId);
     if (!release)
       throw new Error(`release ${p.releaseId} of promotion ${p.id} is missing`);
+    // An on-demand rollback is the way out of trouble: no approval, and
+    // nothing to roll back to if it fails.
+    const rollback = p.kind === 'rollback';
     const context: TransitionContext = {
-      approvalRequired: stage.approval.required,
-      automaticRollback: stage.rollback.automatic,
+      approvalRequired: !rollback && stage.approval.required,
+      automaticRollback: !rollback && stage.rollback.automatic,
     };
     const outcome = await this.work(p, release, signal);
     const to = nextState(p.state, outcome.event, context);
@@ -216,6 +219,15 @@ export class PromotionEngine {
   /** No skipping: the release passed the previous stage and soaked there. */
   private async preflight(p: Promotion, release: Release): Promise<Outcome> {
     const { pipeline, index } = this.pipelineOf(p);
+    if (p.kind === 'rollback') {
+      return {
+        event: 'preflight-passed',
+        kind: 'gate',
+        name: 'progression',
+        status: 'passed',
+        reason: `a rollback to ${release.version} skips the pipeline's order`,
+      };
+    }
     if (index > 0) {
       const previous = pipeline.stages[index - 1];
       const passed = await this.options.store.findSucceeded(
@@ -284,8 +296,10 @@ export class PromotionEngine {
     );
 
     let evidence = await this.deployEvidence(p);
+    // After a crash the patch may already be there: never send it twice.
     const alreadyPatched =
-      live.promotionId === p.id && live.image === release.image;
+      live.image === release.image &&
+      (p.kind === 'rollback' || live.promotionId === p.id);
     if (!alreadyPatched) {
       evidence = {
         cluster: stage.cluster,
@@ -306,16 +320,24 @@ export class PromotionEngine {
         reason: `${live.image} → ${release.image}`,
         evidence,
       });
-      await this.options.workloads.setImage(
-        location,
-        live.deployment,
-        live.container,
-        release.image,
-        {
-          changeCause: `Progression: ${release.version} to ${p.stage} (promotion ${p.id})`,
-          promotionId: p.id,
-        },
-      );
+      if (p.kind === 'rollback') {
+        // kubectl rollout undo to the revision that ran this release.
+        await this.options.workloads.rollBack(location, entity.kubernetesId, {
+          container: live.container,
+          toImage: release.image,
+        });
+      } else {
+        await this.options.workloads.setImage(
+          location,
+          live.deployment,
+          live.container,
+          release.image,
+          {
+            changeCause: `Progression: ${release.version} to ${p.stage} (promotion ${p.id})`,
+            promotionId: p.id,
+          },
+        );
+      }
     }
     const started = Date.now();
     const rollout = await this.options.workloads.waitForRollout(
@@ -532,7 +554,7 @@ export class PromotionEngine {
   private async promoteOnward(p: Promotion, release: Release) {
     const { pipeline, index } = this.pipelineOf(p);
     const next = pipeline.stages[index + 1];
-    if (!next?.autoPromote) return;
+    if (p.kind === 'rollback' || !next?.autoPromote) return;
     try {
       await this.options.store.createPromotion({
         entityRef: p.entityRef,

@@ -30,6 +30,7 @@ import { PromotionState, isTerminal } from '../engine/transitions';
 
 export interface PromotionDto {
   id: string;
+  kind: 'promotion' | 'rollback';
   entityRef: string;
   pipeline: string;
   stage: string;
@@ -235,6 +236,7 @@ export class ProgressionService {
     const r = release ?? (await this.store.getRelease(p.releaseId));
     return strip({
       id: p.id,
+      kind: p.kind,
       entityRef: p.entityRef,
       pipeline: p.pipeline,
       stage: p.stage,
@@ -373,6 +375,81 @@ export class ProgressionService {
     });
     this.options.onWork();
     return this.dto(promotion, release);
+  }
+
+  /**
+   * Requests an on-demand rollback of a stage to an earlier release: the
+   * named one, or the one that ran there before what runs now. It skips the
+   * pipeline's order and approvals; 409 while the stage is busy (cancel the
+   * active promotion instead: that rolls back too).
+   */
+  async requestRollback(
+    entity: Entity,
+    input: { stage: string; toVersion?: string; reason?: string },
+    actor: string,
+    idempotencyKey?: string,
+  ): Promise<PromotionDto> {
+    const pipeline = this.pipelineOf(entity);
+    const entityRef = stringifyEntityRef(entity);
+    const stage = pipeline.stages.find(s => s.name === input.stage);
+    if (!stage) {
+      throw new NotFoundError(
+        `Pipeline ${pipeline.name} has no stage '${
+          input.stage
+        }'; stages: ${pipeline.stages.map(s => s.name).join(', ')}`,
+      );
+    }
+    if (idempotencyKey) {
+      const again = await this.store.findByIdempotencyKey(
+        entityRef,
+        idempotencyKey,
+      );
+      if (again) return this.dto(again);
+    }
+    let target: Release | undefined;
+    if (input.toVersion) {
+      target = await this.store.findRelease(entityRef, input.toVersion);
+      if (!target)
+        throw new NotFoundError(
+          `${entityRef} has no release ${input.toVersion}`,
+        );
+    } else {
+      const environments = await this.environments(entity);
+      const liveImage = environments.pipeline.stages.find(
+        s => s.name === stage.name,
+      )?.live?.image;
+      const succeeded = (
+        await this.store.listPromotions(entityRef, {
+          stage: stage.name,
+          state: 'succeeded',
+          limit: 100,
+        })
+      ).items;
+      for (const p of succeeded) {
+        const r = await this.store.getRelease(p.releaseId);
+        if (r && r.image !== liveImage) {
+          target = r;
+          break;
+        }
+      }
+      if (!target) {
+        throw new NotFoundError(
+          `No earlier release of ${entityRef} ran in ${stage.name}; name one with toVersion`,
+        );
+      }
+    }
+    const { promotion } = await this.store.createPromotion({
+      entityRef,
+      pipeline: pipeline.name,
+      stage: stage.name,
+      releaseId: target.id,
+      requestedBy: actor,
+      reason: input.reason ?? `roll back ${stage.name} to ${target.version}`,
+      idempotencyKey,
+      kind: 'rollback',
+    });
+    this.options.onWork();
+    return this.dto(promotion, target);
   }
 
   async listPromotions(

@@ -23,6 +23,7 @@ import {
   progressionPromotionCancelPermission,
   progressionPromotionCreatePermission,
   progressionReleaseCreatePermission,
+  progressionRollbackPermission,
 } from '@internal/backstage-plugin-progression-common';
 import express from 'express';
 import { JsonObject } from '@backstage/types';
@@ -228,6 +229,41 @@ export async function createRouter(
         },
       );
       res.status(202).json(promotion);
+    },
+  );
+
+  router.post(
+    '/v1/entities/:kind/:namespace/:name/rollbacks',
+    async (req, res) => {
+      const credentials = await httpAuth.credentials(req, {
+        allow: ['user', 'service'],
+      });
+      const entity = await entityOf(req.params, credentials);
+      const entityRef = stringifyEntityRef(entity);
+      const idempotencyKey = req.header('Idempotency-Key') ?? undefined;
+      const rollback = await audited(
+        req,
+        'rollback-request',
+        {
+          entityRef,
+          stage: req.body.stage,
+          toVersion: req.body.toVersion ?? null,
+        },
+        async () => {
+          await authorize(
+            credentials,
+            progressionRollbackPermission,
+            entityRef,
+          );
+          return needService().requestRollback(
+            entity,
+            req.body,
+            principalRef(credentials),
+            idempotencyKey,
+          );
+        },
+      );
+      res.status(202).json(rollback);
     },
   );
 

@@ -586,6 +586,25 @@ export const spec = {
           },
         },
       },
+      NewRollback: {
+        type: 'object',
+        required: ['stage'],
+        additionalProperties: false,
+        properties: {
+          stage: {
+            type: 'string',
+            pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+            maxLength: 63,
+          },
+          toVersion: {
+            $ref: '#/components/schemas/Version',
+          },
+          reason: {
+            type: 'string',
+            maxLength: 1000,
+          },
+        },
+      },
       EntityEnvironments: {
         type: 'object',
         required: ['entityRef', 'pipeline', 'kubernetesId'],
@@ -835,6 +854,67 @@ export const spec = {
         responses: {
           '202': {
             description: 'Accepted; the promotion runs in the background.',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/Promotion',
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '403': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '409': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '413': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+    },
+    '/v1/entities/{kind}/{namespace}/{name}/rollbacks': {
+      post: {
+        operationId: 'RequestRollback',
+        summary:
+          "Rolls a stage back to an earlier release (toVersion, or the one that ran there before what runs now), as kubectl rollout undo does, then runs the stage's smoke checks. No approval; 409 while the stage has an active promotion.",
+        parameters: [
+          {
+            $ref: '#/components/parameters/kind',
+          },
+          {
+            $ref: '#/components/parameters/namespace',
+          },
+          {
+            $ref: '#/components/parameters/name',
+          },
+          {
+            $ref: '#/components/parameters/idempotencyKey',
+          },
+        ],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                $ref: '#/components/schemas/NewRollback',
+              },
+            },
+          },
+        },
+        responses: {
+          '202': {
+            description: 'Accepted; the rollback runs in the background.',
             content: {
               'application/json': {
                 schema: {
