@@ -3,6 +3,7 @@ import {
   createBackendPlugin,
 } from '@backstage/backend-plugin-api';
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
+import { signalsServiceRef } from '@backstage/plugin-signals-node';
 import {
   KUBERNETES_ID_ANNOTATION,
   progressionPermissions,
@@ -40,6 +41,7 @@ export const progressionPlugin = createBackendPlugin({
         scheduler: coreServices.scheduler,
         lifecycle: coreServices.lifecycle,
         userInfo: coreServices.userInfo,
+        signals: signalsServiceRef,
       },
       async init({
         config,
@@ -55,6 +57,7 @@ export const progressionPlugin = createBackendPlugin({
         scheduler,
         lifecycle,
         userInfo,
+        signals,
       }) {
         // Throws, naming the bad key, so the backend refuses to start.
         const progressionConfig = readProgressionConfig(config);
@@ -70,6 +73,16 @@ export const progressionPlugin = createBackendPlugin({
           config: progressionConfig,
           gates: [new SmokeGate()],
           logger,
+          // Live progress: one signals channel per entity.
+          onTransition: change => {
+            signals
+              .publish({
+                recipients: { type: 'broadcast' },
+                channel: `progression:${change.entityRef}`,
+                message: { ...change, reason: change.reason ?? null },
+              })
+              .catch(e => logger.warn(`could not publish progress: ${e}`));
+          },
           resolveEntity: async entityRef => {
             const entity = await catalog.getEntityByRef(entityRef, {
               credentials: await auth.getOwnServiceCredentials(),

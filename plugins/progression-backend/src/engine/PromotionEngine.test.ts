@@ -108,6 +108,7 @@ const liveImage = (ns: string) =>
 
 /** Each test gets its own database; the cluster carries on between tests. */
 async function setup(databaseId: TestDatabaseId) {
+  const transitions: string[] = [];
   const knex = await databases.init(databaseId);
   await applyDatabaseMigrations(knex);
   const store = new DatabasePromotionStore(knex);
@@ -123,6 +124,7 @@ async function setup(databaseId: TestDatabaseId) {
       kubernetesId: 'payments-api',
     }),
     logger: mockServices.logger.mock(),
+    onTransition: change => transitions.push(`${change.from}→${change.to}`),
   });
   const release = async (version: string) =>
     (
@@ -143,19 +145,28 @@ async function setup(databaseId: TestDatabaseId) {
         requestedBy: 'user:default/jane',
       })
     ).promotion;
-  return { store, engine, release, promote };
+  return { store, engine, release, promote, transitions };
 }
 
 describe.each(databases.eachSupportedId())(
   'PromotionEngine on %p',
   databaseId => {
     it('takes a release through development, on into staging by itself, and stops for approval before production', async () => {
-      const { store, engine, release, promote } = await setup(databaseId);
+      const { store, engine, release, promote, transitions } = await setup(
+        databaseId,
+      );
       const r = await release(`1.1.${databaseId === 'SQLITE_3' ? 1 : 2}`);
 
       const dev = await promote('development', r.id);
       expect(await engine.run(dev.id)).toBe('succeeded');
       expect(liveImage('development')).toBe(r.image);
+      // Each change was announced, for live progress.
+      expect(transitions).toEqual([
+        'pending→preflight',
+        'preflight→deploying',
+        'deploying→verifying',
+        'verifying→succeeded',
+      ]);
       const steps = await store.listSteps(dev.id);
       expect(steps.map(s => `${s.kind}:${s.name}:${s.status}`)).toEqual([
         'transition:requested:passed',

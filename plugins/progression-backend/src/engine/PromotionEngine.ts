@@ -88,6 +88,15 @@ export class PromotionEngine {
       logger: LoggerService;
       /** Who the engine acts as in the steps it records. */
       actor?: string;
+      /** Told of every state change, for live progress in the frontend. */
+      onTransition?: (change: {
+        promotionId: string;
+        entityRef: string;
+        stage: string;
+        from: PromotionState;
+        to: PromotionState;
+        reason?: string;
+      }) => void;
     },
   ) {}
 
@@ -178,6 +187,14 @@ export class PromotionEngine {
       error: outcome.error,
     });
     if (moved) {
+      this.options.onTransition?.({
+        promotionId: p.id,
+        entityRef: p.entityRef,
+        stage: p.stage,
+        from: p.state,
+        to,
+        reason: outcome.reason,
+      });
       this.options.logger.info(
         `promotion ${p.id} of ${p.entityRef} ${release.version} to ${
           p.stage
