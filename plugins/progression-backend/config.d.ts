@@ -26,6 +26,14 @@ export interface Config {
       skipTLSVerify?: boolean;
     }>;
 
+    /** The promotion worker that runs in every backend replica. */
+    worker?: {
+      /** How often a running promotion's claim is renewed. Default '10s'. */
+      heartbeatInterval?: string | HumanDuration;
+      /** A claim not renewed for this long is taken over by another replica. Default '1m'. */
+      staleAfter?: string | HumanDuration;
+    };
+
     /**
      * Pipelines, by name. An entity opts into one with the annotation
      * `progression.backstage.io/pipeline: <name>`.

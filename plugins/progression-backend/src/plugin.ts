@@ -99,7 +99,13 @@ export const progressionPlugin = createBackendPlugin({
             };
           },
         });
-        const worker = new PromotionWorker({ store, engine, logger });
+        const worker = new PromotionWorker({
+          store,
+          engine,
+          logger,
+          heartbeatMs: progressionConfig.worker.heartbeatMs,
+          staleMs: progressionConfig.worker.staleMs,
+        });
         // Every replica runs its own worker; the store's claims make each
         // promotion run on one of them.
         await scheduler.scheduleTask({

@@ -68,6 +68,7 @@ export interface PipelineConfig {
 export interface ProgressionConfig {
   clusters: Map<string, ClusterConfig>;
   pipelines: Map<string, PipelineConfig>;
+  worker: { heartbeatMs: number; staleMs: number };
 }
 
 /** The placeholders a stage URL may use. */
@@ -460,5 +461,19 @@ export function readProgressionConfig(config: Config): ProgressionConfig {
       readPipeline(name, pipelinesConfig!.getConfig(name), clusters),
     );
   }
-  return { clusters, pipelines };
+  const worker = config.getOptionalConfig('progression.worker');
+  const heartbeatMs =
+    (worker &&
+      readDurationMs(worker, 'heartbeatInterval', 'progression.worker')) ??
+    10_000;
+  const staleMs =
+    (worker && readDurationMs(worker, 'staleAfter', 'progression.worker')) ??
+    60_000;
+  if (staleMs <= heartbeatMs) {
+    throw new ProgressionConfigError(
+      'progression.worker.staleAfter',
+      'must be longer than heartbeatInterval, or live workers lose their promotions',
+    );
+  }
+  return { clusters, pipelines, worker: { heartbeatMs, staleMs } };
 }

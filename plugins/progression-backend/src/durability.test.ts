@@ -1,0 +1,212 @@
+import { KubeSimulator } from '@internal/kube-simulator';
+import { ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+/*
+ * The backend process is killed with SIGKILL in the middle of a deploy and
+ * started again on the same (SQLite file) database: the promotion finishes,
+ * and the cluster received exactly one image patch.
+ */
+jest.setTimeout(180_000);
+
+let sim: KubeSimulator;
+let dir: string;
+const children: ChildProcess[] = [];
+
+function freePort(): Promise<number> {
+  return new Promise(resolve => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startBackendOn(port: number) {
+  const config = {
+    backend: {
+      baseUrl: `http://127.0.0.1:${port}`,
+      listen: { port, host: '127.0.0.1' },
+      database: { client: 'better-sqlite3', connection: { directory: dir } },
+    },
+    progression: {
+      clusters: [
+        {
+          name: 'sim',
+          url: sim.url,
+          serviceAccountToken: sim.token,
+          skipTLSVerify: true,
+        },
+      ],
+      worker: { heartbeatInterval: '200ms', staleAfter: '2s' },
+      pipelines: {
+        p: {
+          stages: [
+            {
+              name: 'dev',
+              cluster: 'sim',
+              namespace: 'dev',
+              autoPromote: true,
+            },
+          ],
+        },
+      },
+    },
+  };
+  const entities = [
+    {
+      apiVersion: 'backstage.io/v1alpha1',
+      kind: 'Component',
+      metadata: {
+        name: 'app',
+        annotations: {
+          'progression.backstage.io/pipeline': 'p',
+          'backstage.io/kubernetes-id': 'app',
+        },
+      },
+      spec: { type: 'service', owner: 'team' },
+    },
+  ];
+  const child = spawn(
+    process.execPath,
+    [path.resolve(__dirname, '../dev/killableBackend.cjs')],
+    {
+      env: {
+        ...process.env,
+        PROGRESSION_TEST_CONFIG: JSON.stringify({ config, entities }),
+        NODE_ENV: 'development',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout!.on('data', d => (output += d));
+  child.stderr!.on('data', d => (output += d));
+  children.push(child);
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null)
+      throw new Error(`backend exited: ${output.slice(-2000)}`);
+    try {
+      if ((await fetch(`${base}/.backstage/health/v1/readiness`)).ok)
+        return { child, base };
+    } catch {
+      // not up yet
+    }
+    await new Promise(r => setTimeout(r, 100));
+  }
+  throw new Error(`backend did not start: ${output.slice(-2000)}`);
+}
+
+/**
+ * Starts a backend on a free port. Another test may take the port between
+ * the check and the listen: then it tries another.
+ */
+async function startBackend(): Promise<{ child: ChildProcess; base: string }> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startBackendOn(await freePort());
+    } catch (e) {
+      if (attempt >= 4 || !String(e).includes('EADDRINUSE')) throw e;
+    }
+  }
+}
+
+beforeAll(async () => {
+  // Pods take a while to become ready, so the kill lands mid-rollout.
+  sim = await KubeSimulator.start({ podReadyDelayMs: 1500 });
+  sim.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'dev' } });
+  sim.apply({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name: 'app',
+      namespace: 'dev',
+      labels: { 'backstage.io/kubernetes-id': 'app' },
+    },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { app: 'app' } },
+      template: {
+        metadata: { labels: { app: 'app' } },
+        spec: { containers: [{ name: 'app', image: 'app:1.0.0' }] },
+      },
+    },
+  });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'progression-durability-'));
+});
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await sim.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+it('finishes a promotion after the backend is killed mid-deploy, with one image patch', async () => {
+  let patches = 0;
+  let killed = false;
+  const first = await startBackend();
+  sim.store.subscribe(e => {
+    if (e.resource !== 'deployments' || e.object.metadata.name !== 'app')
+      return;
+    if (
+      e.type === 'MODIFIED' &&
+      e.object.spec.template.spec.containers[0].image === 'app:2.0.0' &&
+      e.object.metadata.generation === 2 &&
+      !killed
+    ) {
+      // The patch just reached the cluster: kill the backend right now.
+      killed = true;
+      first.child.kill('SIGKILL');
+    }
+  });
+  let image = 'app:1.0.0';
+  sim.store.subscribe(e => {
+    if (e.resource !== 'deployments' || e.object.metadata.name !== 'app')
+      return;
+    const now = e.object.spec.template.spec.containers[0].image;
+    if (now !== image) {
+      patches++;
+      image = now;
+    }
+  });
+
+  const registered = await fetch(
+    `${first.base}/api/progression/v1/entities/component/default/app/releases`,
+    {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ version: '2.0.0', image: 'app:2.0.0' }),
+    },
+  );
+  expect(registered.status).toBe(201);
+  await new Promise<void>(resolve => first.child.once('exit', () => resolve()));
+  expect(killed).toBe(true);
+
+  const second = await startBackend();
+  let state = '';
+  for (
+    let i = 0;
+    i < 600 && !['succeeded', 'failed', 'rolled-back'].includes(state);
+    i++
+  ) {
+    const list = await (
+      await fetch(
+        `${second.base}/api/progression/v1/entities/component/default/app/promotions`,
+      )
+    ).json();
+    state = list.items[0]?.state ?? '';
+    await new Promise(r => setTimeout(r, 100));
+  }
+  expect(state).toBe('succeeded');
+  expect(patches).toBe(1);
+  expect(
+    sim.store.get('deployments', 'dev', 'app')!.spec.template.spec.containers[0]
+      .image,
+  ).toBe('app:2.0.0');
+  second.child.kill('SIGTERM');
+});
