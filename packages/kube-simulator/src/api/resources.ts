@@ -90,6 +90,14 @@ export function defaultPodSpec(spec: any) {
   }
 }
 
+/** A workload's pod template, defaulted as the API server stores it. */
+function defaultPodTemplate(spec: any) {
+  spec.template ??= {};
+  spec.template.metadata ??= {};
+  spec.template.metadata.creationTimestamp ??= null;
+  defaultPodSpec(spec.template.spec);
+}
+
 function validateName(o: KubeObject): string[] {
   const name = o.metadata?.name;
   if (!name)
@@ -339,10 +347,7 @@ export const RESOURCES: ResourceType[] = [
         o.spec.strategy.rollingUpdate.maxSurge ??= percent('25%');
         o.spec.strategy.rollingUpdate.maxUnavailable ??= percent('25%');
       }
-      o.spec.template ??= {};
-      o.spec.template.metadata ??= {};
-      o.spec.template.metadata.creationTimestamp ??= null;
-      defaultPodSpec(o.spec.template.spec);
+      defaultPodTemplate(o.spec);
     },
     validate: o => [...validateName(o), ...validateSelector(o)],
   },
@@ -368,10 +373,7 @@ export const RESOURCES: ResourceType[] = [
     defaults: o => {
       o.spec ??= {};
       o.spec.replicas ??= 1;
-      o.spec.template ??= {};
-      o.spec.template.metadata ??= {};
-      o.spec.template.metadata.creationTimestamp ??= null;
-      defaultPodSpec(o.spec.template.spec);
+      defaultPodTemplate(o.spec);
     },
     validate: o => [...validateName(o), ...validateSelector(o)],
   },
@@ -417,8 +419,7 @@ export const RESOURCES: ResourceType[] = [
       o.spec.parallelism ??= 1;
       o.spec.completionMode ??= 'NonIndexed';
       o.spec.suspend ??= false;
-      o.spec.template ??= {};
-      o.spec.template.metadata ??= {};
+      defaultPodTemplate(o.spec);
       // pkg/registry/batch/job/strategy.go generateSelector: without a manual
       // selector, the Job selects its pods by its own uid.
       const uid = o.metadata.uid;
@@ -434,8 +435,6 @@ export const RESOURCES: ResourceType[] = [
           'job-name': o.metadata.name,
         };
       }
-      o.spec.template.metadata.creationTimestamp ??= null;
-      defaultPodSpec(o.spec.template.spec);
     },
     validate: o => {
       const problems = [

@@ -251,6 +251,34 @@ export class ProgressionService {
     });
   }
 
+  /** The stage's position in the pipeline; 404 naming the stages otherwise. */
+  private stageIndex(pipeline: PipelineConfig, name: string): number {
+    const index = pipeline.stages.findIndex(s => s.name === name);
+    if (index === -1) {
+      throw new NotFoundError(
+        `Pipeline ${
+          pipeline.name
+        } has no stage '${name}'; stages: ${pipeline.stages
+          .map(s => s.name)
+          .join(', ')}`,
+      );
+    }
+    return index;
+  }
+
+  /** What a request with the same idempotency key created before, if any. */
+  private async repeated(
+    entityRef: string,
+    idempotencyKey?: string,
+  ): Promise<PromotionDto | undefined> {
+    if (!idempotencyKey) return undefined;
+    const again = await this.store.findByIdempotencyKey(
+      entityRef,
+      idempotencyKey,
+    );
+    return again ? this.dto(again) : undefined;
+  }
+
   async listReleases(entity: Entity): Promise<ReleaseDto[]> {
     this.pipelineOf(entity);
     return (await this.store.listReleases(stringifyEntityRef(entity))).map(
@@ -317,21 +345,9 @@ export class ProgressionService {
   ): Promise<PromotionDto> {
     const pipeline = this.pipelineOf(entity);
     const entityRef = stringifyEntityRef(entity);
-    const index = pipeline.stages.findIndex(s => s.name === input.stage);
-    if (index === -1) {
-      throw new NotFoundError(
-        `Pipeline ${pipeline.name} has no stage '${
-          input.stage
-        }'; stages: ${pipeline.stages.map(s => s.name).join(', ')}`,
-      );
-    }
-    if (idempotencyKey) {
-      const again = await this.store.findByIdempotencyKey(
-        entityRef,
-        idempotencyKey,
-      );
-      if (again) return this.dto(again);
-    }
+    const index = this.stageIndex(pipeline, input.stage);
+    const again = await this.repeated(entityRef, idempotencyKey);
+    if (again) return again;
     const release = input.version
       ? await this.store.findRelease(entityRef, input.version)
       : (await this.store.listReleases(entityRef, 1))[0];
@@ -391,21 +407,9 @@ export class ProgressionService {
   ): Promise<PromotionDto> {
     const pipeline = this.pipelineOf(entity);
     const entityRef = stringifyEntityRef(entity);
-    const stage = pipeline.stages.find(s => s.name === input.stage);
-    if (!stage) {
-      throw new NotFoundError(
-        `Pipeline ${pipeline.name} has no stage '${
-          input.stage
-        }'; stages: ${pipeline.stages.map(s => s.name).join(', ')}`,
-      );
-    }
-    if (idempotencyKey) {
-      const again = await this.store.findByIdempotencyKey(
-        entityRef,
-        idempotencyKey,
-      );
-      if (again) return this.dto(again);
-    }
+    const stage = pipeline.stages[this.stageIndex(pipeline, input.stage)];
+    const again = await this.repeated(entityRef, idempotencyKey);
+    if (again) return again;
     let target: Release | undefined;
     if (input.toVersion) {
       target = await this.store.findRelease(entityRef, input.toVersion);

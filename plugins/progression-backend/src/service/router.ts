@@ -127,6 +127,20 @@ export async function createRouter(
     return service;
   };
 
+  /** A promotion, if the caller may see its entity (404 otherwise). */
+  const visiblePromotion = async (
+    id: string,
+    credentials: BackstageCredentials,
+  ) => {
+    const promotion = await needService().getPromotion(id);
+    await entityOf(parseEntityRef(promotion.entityRef), credentials).catch(
+      () => {
+        throw new NotFoundError(`No promotion ${id}`);
+      },
+    );
+    return promotion;
+  };
+
   router.get(
     '/v1/entities/:kind/:namespace/:name/environments',
     async (req, res) => {
@@ -271,25 +285,14 @@ export async function createRouter(
     const credentials = await httpAuth.credentials(req, {
       allow: ['user', 'service'],
     });
-    const promotion = await needService().getPromotion(req.params.id);
-    // Only those who may see the entity may see its promotions.
-    await entityOf(parseEntityRef(promotion.entityRef), credentials).catch(
-      () => {
-        throw new NotFoundError(`No promotion ${req.params.id}`);
-      },
-    );
+    const promotion = await visiblePromotion(req.params.id, credentials);
     res.json(await needService().promotionDetails(promotion));
   });
 
   router.post('/v1/promotions/:id/approvals', async (req, res) => {
     // Approvals are people's decisions: user credentials only.
     const credentials = await httpAuth.credentials(req, { allow: ['user'] });
-    const promotion = await needService().getPromotion(req.params.id);
-    await entityOf(parseEntityRef(promotion.entityRef), credentials).catch(
-      () => {
-        throw new NotFoundError(`No promotion ${req.params.id}`);
-      },
-    );
+    const promotion = await visiblePromotion(req.params.id, credentials);
     const result = await audited(
       req,
       'promotion-approval',
@@ -318,12 +321,7 @@ export async function createRouter(
     const credentials = await httpAuth.credentials(req, {
       allow: ['user', 'service'],
     });
-    const promotion = await needService().getPromotion(req.params.id);
-    await entityOf(parseEntityRef(promotion.entityRef), credentials).catch(
-      () => {
-        throw new NotFoundError(`No promotion ${req.params.id}`);
-      },
-    );
+    const promotion = await visiblePromotion(req.params.id, credentials);
     const result = await audited(
       req,
       'promotion-cancel',
