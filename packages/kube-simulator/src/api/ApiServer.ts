@@ -50,6 +50,8 @@ const MAX_BODY = 8 * 1024 * 1024;
 export class ApiServer {
   private server?: http.Server | https.Server;
   private readonly watches = new Set<http.ServerResponse>();
+  /** Requests answered, by method (watches included), for benchmarks. */
+  readonly requests: Record<string, number> = {};
 
   constructor(private readonly options: ApiServerOptions) {}
 
@@ -156,6 +158,10 @@ export class ApiServer {
       await new Promise(r => setTimeout(r, faults.latencyMs));
     }
     const method = req.method ?? 'GET';
+    this.requests[method] = (this.requests[method] ?? 0) + 1;
+    if (method === 'GET' && req.url === '/simulator/requests') {
+      return this.json(res, 200, this.requests);
+    }
     const injected = faults.takeFailure(method);
     if (injected) {
       throw new ApiError(
