@@ -27,12 +27,9 @@ backend.add(
 );
 backend.add(import('@backstage/plugin-catalog-backend-module-logs'));
 
-// permission plugin
-// See https://backstage.io/docs/permissions/getting-started for how to create your own permission policy
+// permission plugin, with the demo's policy: owners promote and roll back
 backend.add(import('@backstage/plugin-permission-backend'));
-backend.add(
-  import('@backstage/plugin-permission-backend-module-allow-all-policy'),
-);
+backend.add(import('./permissionPolicy'));
 
 // search plugin, with the in-memory Lunr engine
 backend.add(import('@backstage/plugin-search-backend'));

@@ -1,0 +1,66 @@
+import { AuthorizeResult } from '@backstage/plugin-permission-common';
+import {
+  progressionPromotionApprovePermission,
+  progressionPromotionCreatePermission,
+  progressionReleaseCreatePermission,
+  progressionRollbackPermission,
+} from '@internal/backstage-plugin-progression-common';
+import { ProgressionDemoPolicy } from './permissionPolicy';
+
+const policy = new ProgressionDemoPolicy();
+const jane = {
+  identity: {
+    type: 'user' as const,
+    userEntityRef: 'user:default/jane',
+    ownershipEntityRefs: ['user:default/jane', 'group:default/team-payments'],
+  },
+  info: {
+    userEntityRef: 'user:default/jane',
+    ownershipEntityRefs: ['user:default/jane', 'group:default/team-payments'],
+  },
+  token: 'token',
+  credentials: {} as any,
+} as any;
+
+describe('ProgressionDemoPolicy', () => {
+  it.each([
+    ['promote', progressionPromotionCreatePermission],
+    ['roll back', progressionRollbackPermission],
+  ])('lets only owners %s', async (_, permission) => {
+    const decision = await policy.handle({ permission }, jane);
+    expect(decision).toMatchObject({
+      result: AuthorizeResult.CONDITIONAL,
+      pluginId: 'catalog',
+      resourceType: 'catalog-entity',
+      conditions: {
+        rule: 'IS_ENTITY_OWNER',
+        params: {
+          claims: ['user:default/jane', 'group:default/team-payments'],
+        },
+      },
+    });
+  });
+
+  it('lets CI (no user) register releases, and people only for what they own', async () => {
+    expect(
+      await policy.handle({ permission: progressionReleaseCreatePermission }),
+    ).toEqual({ result: AuthorizeResult.ALLOW });
+    expect(
+      (
+        await policy.handle(
+          { permission: progressionReleaseCreatePermission },
+          jane,
+        )
+      ).result,
+    ).toBe(AuthorizeResult.CONDITIONAL);
+  });
+
+  it('leaves who may approve to the stage configuration', async () => {
+    expect(
+      await policy.handle(
+        { permission: progressionPromotionApprovePermission },
+        jane,
+      ),
+    ).toEqual({ result: AuthorizeResult.ALLOW });
+  });
+});
