@@ -1,3 +1,4 @@
+import { TestDatabases } from '@backstage/backend-test-utils';
 import { KubeSimulator } from '@internal/kube-simulator';
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -11,6 +12,10 @@ import path from 'node:path';
  * and the cluster received exactly one image patch.
  */
 jest.setTimeout(180_000);
+
+// Two backend processes need a database server: PostgreSQL, which
+// scripts/test.sh starts (migrations.test.ts fails when it is missing).
+const databases = TestDatabases.create({ ids: ['POSTGRES_15'] });
 
 let sim: KubeSimulator;
 let dir: string;
@@ -26,12 +31,31 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startBackendOn(port: number) {
+type DatabaseConfig = Record<string, unknown>;
+
+const entity = (name: string) => ({
+  apiVersion: 'backstage.io/v1alpha1',
+  kind: 'Component',
+  metadata: {
+    name,
+    annotations: {
+      'progression.backstage.io/pipeline': 'p',
+      'backstage.io/kubernetes-id': name,
+    },
+  },
+  spec: { type: 'service', owner: 'team' },
+});
+
+async function startBackendOn(
+  port: number,
+  database: DatabaseConfig,
+  entities: object[],
+) {
   const config = {
     backend: {
       baseUrl: `http://127.0.0.1:${port}`,
       listen: { port, host: '127.0.0.1' },
-      database: { client: 'better-sqlite3', connection: { directory: dir } },
+      database,
     },
     progression: {
       clusters: [
@@ -57,20 +81,6 @@ async function startBackendOn(port: number) {
       },
     },
   };
-  const entities = [
-    {
-      apiVersion: 'backstage.io/v1alpha1',
-      kind: 'Component',
-      metadata: {
-        name: 'app',
-        annotations: {
-          'progression.backstage.io/pipeline': 'p',
-          'backstage.io/kubernetes-id': 'app',
-        },
-      },
-      spec: { type: 'service', owner: 'team' },
-    },
-  ];
   const child = spawn(
     process.execPath,
     [path.resolve(__dirname, '../dev/killableBackend.cjs')],
@@ -106,10 +116,16 @@ async function startBackendOn(port: number) {
  * Starts a backend on a free port. Another test may take the port between
  * the check and the listen: then it tries another.
  */
-async function startBackend(): Promise<{ child: ChildProcess; base: string }> {
+async function startBackend(
+  database: DatabaseConfig = {
+    client: 'better-sqlite3',
+    connection: { directory: dir },
+  },
+  entities: object[] = [entity('app')],
+): Promise<{ child: ChildProcess; base: string }> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await startBackendOn(await freePort());
+      return await startBackendOn(await freePort(), database, entities);
     } catch (e) {
       if (attempt >= 4 || !String(e).includes('EADDRINUSE')) throw e;
     }
@@ -209,4 +225,91 @@ it('finishes a promotion after the backend is killed mid-deploy, with one image 
       .image,
   ).toBe('app:2.0.0');
   second.child.kill('SIGTERM');
+});
+
+describe.each(databases.eachSupportedId())('two backends on %p', databaseId => {
+  it('run 20 promotions between them, each deploy patch sent once', async () => {
+    const knex = await databases.init(databaseId);
+    // The same server and credentials, with a database prefix of our own.
+    const { database: _, ...connection } = knex.client.config.connection;
+    await knex.destroy();
+    const prefix = `progression_two_${Date.now()}_`;
+    const database = { client: 'pg', connection, prefix };
+
+    const names = Array.from({ length: 20 }, (_x, i) => `two-${i}`);
+    const images = new Map<string, string>();
+    const patches = new Map<string, number>();
+    sim.store.subscribe(e => {
+      if (
+        e.resource !== 'deployments' ||
+        !names.includes(e.object.metadata.name)
+      )
+        return;
+      const image = e.object.spec.template.spec.containers[0].image;
+      const name = e.object.metadata.name;
+      if (images.has(name) && images.get(name) !== image)
+        patches.set(name, (patches.get(name) ?? 0) + 1);
+      images.set(name, image);
+    });
+    for (const name of names) {
+      sim.apply({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: {
+          name,
+          namespace: 'dev',
+          labels: { 'backstage.io/kubernetes-id': name },
+        },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: name } },
+          template: {
+            metadata: { labels: { app: name } },
+            spec: { containers: [{ name: 'app', image: 'two:1' }] },
+          },
+        },
+      });
+    }
+    const entities = names.map(entity);
+    // One after the other, so that the first creates the database.
+    const a = await startBackend(database, entities);
+    const b = await startBackend(database, entities);
+
+    // Half of the releases through each backend: both workers get work.
+    await Promise.all(
+      names.map((name, i) =>
+        fetch(
+          `${
+            (i % 2 ? b : a).base
+          }/api/progression/v1/entities/component/default/${name}/releases`,
+          {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify({ version: '2.0.0', image: 'two:2' }),
+          },
+        ).then(r => expect(r.status).toBe(201)),
+      ),
+    );
+    const states = new Map<string, string>();
+    for (
+      let round = 0;
+      round < 600 &&
+      [...states.values()].filter(s => s === 'succeeded').length < names.length;
+      round++
+    ) {
+      for (const name of names) {
+        const list = await (
+          await fetch(
+            `${a.base}/api/progression/v1/entities/component/default/${name}/promotions`,
+          )
+        ).json();
+        states.set(name, list.items[0]?.state ?? '');
+      }
+      await new Promise(r => setTimeout(r, 100));
+    }
+    expect([...states.values()]).toEqual(names.map(() => 'succeeded'));
+    expect(names.map(n => patches.get(n))).toEqual(names.map(() => 1));
+    a.child.kill('SIGTERM');
+    b.child.kill('SIGTERM');
+  });
 });
