@@ -31,6 +31,8 @@ import { KubernetesWorkloads } from '../src/kubernetes/KubernetesWorkloads';
 const run = promisify(execFile);
 const PROMOTIONS = Number(process.env.BENCH_PROMOTIONS ?? 200);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+/** How long the simulated pods take to become ready in the rollback benchmark. */
+const POD_READY_MS = Number(process.env.BENCH_POD_READY_MS ?? 100);
 const median = (xs: number[]) =>
   [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -46,7 +48,10 @@ async function memoryStore() {
 }
 
 async function rollbackBenchmark() {
-  const sim = await KubeSimulator.start({ podReadyDelayMs: 100, tls: true });
+  const sim = await KubeSimulator.start({
+    podReadyDelayMs: POD_READY_MS,
+    tls: true,
+  });
   const demo = await installDemo(sim, {
     stages: [{ namespace: 'development', environment: 'dev', port: 0 }],
     trafficIntervalMs: 60_000,
@@ -177,7 +182,7 @@ async function rollbackBenchmark() {
   await sim.stop();
 
   console.log(
-    `\nRollback (${ROUNDS} rounds, simulator pods ready after 100 ms; medians)`,
+    `\nRollback (${ROUNDS} rounds, simulator pods ready after ${POD_READY_MS} ms; medians)`,
   );
   console.log(
     `  failed smoke check → rollback patch:        ${median(toPatch).toFixed(
