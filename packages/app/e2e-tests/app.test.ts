@@ -71,3 +71,51 @@ test('the app shows web-shop in the catalog', async ({ page }) => {
   await signInAsGuest(page);
   await expect(page.getByRole('link', { name: 'web-shop' })).toBeVisible();
 });
+
+test('a release registered by CI flows into development and is promoted to staging from the tab', async ({
+  page,
+  request,
+}, testInfo) => {
+  // What CI does: register a release through the REST API.
+  const backend = 'http://localhost:7007';
+  const refresh = await request.get(`${backend}/api/auth/guest/refresh`, {
+    headers: { 'X-Requested-With': 'XMLHttpRequest' },
+  });
+  const token = (await refresh.json()).backstageIdentity.token;
+  const registered = await request.post(
+    `${backend}/api/progression/v1/entities/component/default/payments-api/releases`,
+    {
+      headers: { Authorization: `Bearer ${token}` },
+      data: { version: '1.1.0', image: 'registry.local/payments-api:1.1.0' },
+    },
+  );
+  expect([200, 201]).toContain(registered.status());
+
+  await signInAsGuest(page);
+  await page.goto('/catalog/default/component/payments-api/environments');
+  const cards = page
+    .getByRole('list', { name: 'Stages of pipeline Standard' })
+    .getByRole('listitem');
+  // autoPromote on development: it deploys by itself; the tab follows.
+  await expect(cards.nth(0)).toContainText('Live: 1.1.0', { timeout: 60_000 });
+  await expect(cards.nth(0)).toContainText('Last promotion: 1.1.0 succeeded');
+
+  await page.getByRole('button', { name: 'Promote 1.1.0 to Staging' }).click();
+  const dialog = page.getByRole('dialog');
+  await expect(dialog).toContainText('Staging goes from 1.0.0 to 1.1.0');
+  await dialog.getByLabel('Reason (optional)').fill('browser test');
+  await dialog.getByRole('button', { name: 'Promote' }).click();
+
+  await expect(cards.nth(1)).toContainText('Live: 1.1.0', { timeout: 60_000 });
+  await expect(cards.nth(1)).toContainText('Last promotion: 1.1.0 succeeded', {
+    timeout: 60_000,
+  });
+  // Production waits for a release manager: the guest may not skip it.
+  await expect(
+    page.getByRole('button', { name: 'Promote 1.1.0 to Production' }),
+  ).toBeEnabled();
+  await page.screenshot({
+    path: testInfo.outputPath('promoted-to-staging.png'),
+    fullPage: true,
+  });
+});

@@ -1,6 +1,7 @@
 import { Entity } from '@backstage/catalog-model';
 import {
   createExtensionTester,
+  mockApis,
   renderInTestApp,
 } from '@backstage/frontend-test-utils';
 import { coreExtensionData } from '@backstage/frontend-plugin-api';
@@ -42,6 +43,7 @@ describe('new frontend system plugin', () => {
       <EntityProvider entity={annotated}>{element}</EntityProvider>,
       {
         apis: [
+          mockApis.permission(),
           [
             progressionApiRef,
             {

@@ -1,6 +1,11 @@
 import { Entity } from '@backstage/catalog-model';
 import { EntityProvider } from '@backstage/plugin-catalog-react';
-import { TestApiProvider, renderInTestApp } from '@backstage/test-utils';
+import {
+  TestApiProvider,
+  mockApis,
+  renderInTestApp,
+} from '@backstage/test-utils';
+import { permissionApiRef } from '@backstage/plugin-permission-react';
 import { screen } from '@testing-library/react';
 import { ProgressionApi, progressionApiRef } from './api';
 import { Route, Routes } from 'react-router-dom';
@@ -16,7 +21,7 @@ const entity: Entity = {
   spec: { type: 'website', owner: 'team-web' },
 };
 
-const api: ProgressionApi = {
+const api: Pick<ProgressionApi, 'getEnvironments'> = {
   getEnvironments: async () => ({
     entityRef: 'component:default/web-shop',
     kubernetesId: 'web-shop',
@@ -41,7 +46,12 @@ describe('legacy progressionPlugin', () => {
 
   it('renders EntityEnvironmentsContent in a legacy app', async () => {
     await renderInTestApp(
-      <TestApiProvider apis={[[progressionApiRef, api]]}>
+      <TestApiProvider
+        apis={[
+          [progressionApiRef, api as ProgressionApi],
+          [permissionApiRef, mockApis.permission()],
+        ]}
+      >
         <EntityProvider entity={entity}>
           {/* What EntityLayout.Route does: give the extension a path. */}
           <Routes>

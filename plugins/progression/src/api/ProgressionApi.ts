@@ -10,6 +10,35 @@ import { EntityEnvironments } from '@internal/backstage-plugin-progression-commo
 export interface ProgressionApi {
   /** The entity's pipeline and its stages in order. */
   getEnvironments(entityRef: CompoundEntityRef): Promise<EntityEnvironments>;
+  /** Requests a promotion of a release (the newest by default) into a stage. */
+  requestPromotion(
+    entityRef: CompoundEntityRef,
+    request: { stage: string; version?: string; reason?: string },
+  ): Promise<PromotionRef>;
+  /** Approves or rejects a promotion awaiting approval. */
+  decide(
+    promotionId: string,
+    decision: { decision: 'approve' | 'reject'; comment?: string },
+  ): Promise<PromotionRef>;
+  /** Cancels an active promotion. */
+  cancel(promotionId: string): Promise<PromotionRef>;
+  /** Rolls a stage back to an earlier release (the previous one by default). */
+  requestRollback(
+    entityRef: CompoundEntityRef,
+    request: { stage: string; toVersion?: string; reason?: string },
+  ): Promise<PromotionRef>;
+}
+
+/**
+ * What the actions answer: the promotion they started or changed.
+ *
+ * @public
+ */
+export interface PromotionRef {
+  id: string;
+  state: string;
+  stage: string;
+  release: { version: string };
 }
 
 /**

@@ -2,7 +2,7 @@ import { CompoundEntityRef } from '@backstage/catalog-model';
 import { ResponseError } from '@backstage/errors';
 import { DiscoveryApi, FetchApi } from '@backstage/frontend-plugin-api';
 import { EntityEnvironments } from '@internal/backstage-plugin-progression-common';
-import { ProgressionApi } from './ProgressionApi';
+import { ProgressionApi, PromotionRef } from './ProgressionApi';
 
 /**
  * The {@link ProgressionApi} over the backend's REST API.
@@ -21,18 +21,70 @@ export class ProgressionClient implements ProgressionApi {
   async getEnvironments(
     entityRef: CompoundEntityRef,
   ): Promise<EntityEnvironments> {
-    const path = [entityRef.kind, entityRef.namespace, entityRef.name]
-      .map(encodeURIComponent)
-      .join('/');
-    return this.get(`/v1/entities/${path}/environments`);
+    return this.get(`/v1/entities/${entityPath(entityRef)}/environments`);
+  }
+
+  async requestPromotion(
+    entityRef: CompoundEntityRef,
+    request: { stage: string; version?: string; reason?: string },
+  ): Promise<PromotionRef> {
+    return this.post(
+      `/v1/entities/${entityPath(entityRef)}/promotions`,
+      request,
+    );
+  }
+
+  async decide(
+    promotionId: string,
+    decision: { decision: 'approve' | 'reject'; comment?: string },
+  ): Promise<PromotionRef> {
+    return this.post(
+      `/v1/promotions/${encodeURIComponent(promotionId)}/approvals`,
+      decision,
+    );
+  }
+
+  async cancel(promotionId: string): Promise<PromotionRef> {
+    return this.post(
+      `/v1/promotions/${encodeURIComponent(promotionId)}/cancel`,
+      {},
+    );
+  }
+
+  async requestRollback(
+    entityRef: CompoundEntityRef,
+    request: { stage: string; toVersion?: string; reason?: string },
+  ): Promise<PromotionRef> {
+    return this.post(
+      `/v1/entities/${entityPath(entityRef)}/rollbacks`,
+      request,
+    );
   }
 
   private async get<T>(path: string): Promise<T> {
+    return this.send<T>(path);
+  }
+
+  private async post<T>(path: string, body: object): Promise<T> {
+    return this.send<T>(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  }
+
+  private async send<T>(path: string, init?: RequestInit): Promise<T> {
     const baseUrl = await this.discoveryApi.getBaseUrl('progression');
-    const response = await this.fetchApi.fetch(`${baseUrl}${path}`);
+    const response = await this.fetchApi.fetch(`${baseUrl}${path}`, init);
     if (!response.ok) {
       throw await ResponseError.fromResponse(response);
     }
     return (await response.json()) as T;
   }
+}
+
+function entityPath(entityRef: CompoundEntityRef): string {
+  return [entityRef.kind, entityRef.namespace, entityRef.name]
+    .map(encodeURIComponent)
+    .join('/');
 }

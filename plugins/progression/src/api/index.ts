@@ -1,3 +1,3 @@
 export { progressionApiRef } from './ProgressionApi';
-export type { ProgressionApi } from './ProgressionApi';
+export type { ProgressionApi, PromotionRef } from './ProgressionApi';
 export { ProgressionClient } from './ProgressionClient';

@@ -1,6 +1,7 @@
 import { Entity } from '@backstage/catalog-model';
 import { NotFoundError } from '@backstage/errors';
-import { renderInTestApp } from '@backstage/frontend-test-utils';
+import { mockApis, renderInTestApp } from '@backstage/frontend-test-utils';
+import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import { EntityProvider } from '@backstage/plugin-catalog-react';
 import { EntityEnvironments } from '@internal/backstage-plugin-progression-common';
 import { screen, within } from '@testing-library/react';
@@ -73,12 +74,23 @@ const environments: EntityEnvironments = {
   },
 };
 
-function render(api: Partial<ProgressionApi>, e: Entity = entity) {
+function render(
+  api: Partial<ProgressionApi>,
+  e: Entity = entity,
+  authorize:
+    | AuthorizeResult.ALLOW
+    | AuthorizeResult.DENY = AuthorizeResult.ALLOW,
+) {
   return renderInTestApp(
     <EntityProvider entity={e}>
       <EnvironmentsContent />
     </EntityProvider>,
-    { apis: [[progressionApiRef, api as ProgressionApi]] },
+    {
+      apis: [
+        [progressionApiRef, api as ProgressionApi],
+        mockApis.permission({ authorize }),
+      ],
+    },
   );
 }
 

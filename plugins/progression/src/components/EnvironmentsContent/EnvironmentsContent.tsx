@@ -10,7 +10,8 @@ import { useEntity } from '@backstage/plugin-catalog-react';
 import { getCompoundEntityRef } from '@backstage/catalog-model';
 import { isProgressionAvailable } from '@internal/backstage-plugin-progression-common';
 import { Typography } from '@material-ui/core';
-import useAsync from 'react-use/esm/useAsync';
+import { useEffect } from 'react';
+import useAsyncRetry from 'react-use/esm/useAsyncRetry';
 import { progressionApiRef } from '../../api';
 import { HowToEnable } from '../HowToEnable';
 import { PipelineView } from '../PipelineView';
@@ -18,12 +19,20 @@ import { PipelineView } from '../PipelineView';
 function Environments() {
   const { entity } = useEntity();
   const api = useApi(progressionApiRef);
-  const { value, loading, error } = useAsync(
+  const entityRef = getCompoundEntityRef(entity);
+  const { value, loading, error, retry } = useAsyncRetry(
     () => api.getEnvironments(getCompoundEntityRef(entity)),
     [api, entity],
   );
+  // Live progress: while a promotion runs, read again every few seconds.
+  const running = value?.pipeline.stages.some(s => s.activePromotion);
+  useEffect(() => {
+    if (!running) return undefined;
+    const timer = setInterval(retry, 3000);
+    return () => clearInterval(timer);
+  }, [running, retry]);
 
-  if (loading) {
+  if (loading && !value) {
     return <Progress />;
   }
   if (error) {
@@ -56,7 +65,11 @@ function Environments() {
           {value.pipeline.description}
         </Typography>
       )}
-      <PipelineView pipeline={value.pipeline} />
+      <PipelineView
+        pipeline={value.pipeline}
+        entityRef={entityRef}
+        onChange={retry}
+      />
     </>
   );
 }

@@ -15,7 +15,9 @@ import {
   StatusPending,
   StatusWarning,
 } from '@backstage/core-components';
+import { CompoundEntityRef } from '@backstage/catalog-model';
 import { Pipeline, Stage } from '@internal/backstage-plugin-progression-common';
+import { StageActions } from '../StageActions';
 
 const useStyles = makeStyles(theme => ({
   row: {
@@ -94,7 +96,19 @@ function LiveState({ stage }: { stage: Stage }) {
   );
 }
 
-function StageCard({ stage, position }: { stage: Stage; position: number }) {
+function StageCard({
+  stage,
+  position,
+  next,
+  entityRef,
+  onChange,
+}: {
+  stage: Stage;
+  position: number;
+  next?: Stage;
+  entityRef?: CompoundEntityRef;
+  onChange?: () => void;
+}) {
   const classes = useStyles();
   return (
     <Card
@@ -124,6 +138,14 @@ function StageCard({ stage, position }: { stage: Stage; position: number }) {
           </Typography>
         )}
         <LiveState stage={stage} />
+        {entityRef && onChange && (
+          <StageActions
+            entityRef={entityRef}
+            stage={stage}
+            next={next}
+            onChange={onChange}
+          />
+        )}
       </CardContent>
     </Card>
   );
@@ -132,7 +154,16 @@ function StageCard({ stage, position }: { stage: Stage; position: number }) {
 /**
  * The stages of a pipeline in order, left to right, joined by arrows.
  */
-export function PipelineView({ pipeline }: { pipeline: Pipeline }) {
+export function PipelineView({
+  pipeline,
+  entityRef,
+  onChange,
+}: {
+  pipeline: Pipeline;
+  /** With these, the cards offer Promote, Approve, Cancel and Roll back. */
+  entityRef?: CompoundEntityRef;
+  onChange?: () => void;
+}) {
   const classes = useStyles();
   return (
     <Box
@@ -150,7 +181,13 @@ export function PipelineView({ pipeline }: { pipeline: Pipeline }) {
               role="presentation"
             />
           )}
-          <StageCard stage={stage} position={i + 1} />
+          <StageCard
+            stage={stage}
+            position={i + 1}
+            next={pipeline.stages[i + 1]}
+            entityRef={entityRef}
+            onChange={onChange}
+          />
         </Fragment>
       ))}
     </Box>

@@ -1,0 +1,303 @@
+import { Entity } from '@backstage/catalog-model';
+import { mockApis, renderInTestApp } from '@backstage/frontend-test-utils';
+import { EntityProvider } from '@backstage/plugin-catalog-react';
+import { AuthorizeResult } from '@backstage/plugin-permission-common';
+import {
+  EntityEnvironments,
+  Stage,
+} from '@internal/backstage-plugin-progression-common';
+import { screen, waitFor, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { ProgressionApi, progressionApiRef } from '../../api';
+import { EnvironmentsContent } from '../EnvironmentsContent';
+import { promoteBlocker } from './StageActions';
+
+const entity: Entity = {
+  apiVersion: 'backstage.io/v1alpha1',
+  kind: 'Component',
+  metadata: {
+    name: 'payments-api',
+    namespace: 'default',
+    annotations: { 'progression.backstage.io/pipeline': 'standard' },
+  },
+  spec: { type: 'service', owner: 'team-payments' },
+};
+
+const live = (version: string) => ({
+  deployment: 'payments-api',
+  image: `registry.local/payments-api:${version}`,
+  version,
+  revision: 2,
+  replicas: 2,
+  readyReplicas: 2,
+  updatedReplicas: 2,
+  availableReplicas: 2,
+  health: 'healthy' as const,
+  message: 'ok',
+});
+const succeeded = (version: string) => ({
+  id: `p-${version}`,
+  state: 'succeeded',
+  version,
+  requestedBy: 'user:default/jane',
+  createdAt: '2026-11-26T10:00:00Z',
+});
+
+const staging: Stage = {
+  name: 'staging',
+  title: 'Staging',
+  cluster: 'local',
+  namespace: 'staging',
+  live: live('1.2.0'),
+  lastPromotion: succeeded('1.2.0'),
+};
+const production: Stage = {
+  name: 'production',
+  title: 'Production',
+  cluster: 'local',
+  namespace: 'production',
+  live: live('1.1.0'),
+  lastPromotion: succeeded('1.1.0'),
+};
+
+const environments = (stages: Stage[]): EntityEnvironments => ({
+  entityRef: 'component:default/payments-api',
+  kubernetesId: 'payments-api',
+  pipeline: { name: 'standard', title: 'Standard', stages },
+});
+
+type Decision = AuthorizeResult.ALLOW | AuthorizeResult.DENY;
+
+function render(
+  api: Partial<ProgressionApi>,
+  authorize: Decision | (() => Decision) = AuthorizeResult.ALLOW,
+  e: Entity = entity,
+) {
+  return renderInTestApp(
+    <EntityProvider entity={e}>
+      <EnvironmentsContent />
+    </EntityProvider>,
+    {
+      apis: [
+        [progressionApiRef, api as ProgressionApi],
+        mockApis.permission({ authorize }),
+      ],
+    },
+  );
+}
+
+describe('promoteBlocker', () => {
+  it.each([
+    ['nothing blocks', staging, production, undefined],
+    ['the last stage has no next', production, undefined, undefined],
+    [
+      'the next stage is busy',
+      staging,
+      {
+        ...production,
+        activePromotion: { ...succeeded('1.2.0'), state: 'deploying' },
+      },
+      'Production is busy with 1.2.0 (deploying)',
+    ],
+    [
+      'the next stage runs it already',
+      staging,
+      { ...production, live: live('1.2.0') },
+      'Production already runs 1.2.0',
+    ],
+    [
+      'the stage did not pass what it runs',
+      {
+        ...staging,
+        lastPromotion: { ...succeeded('1.2.0'), state: 'rolled-back' },
+      },
+      production,
+      'Staging has not passed 1.2.0 through Progression',
+    ],
+    [
+      'the live version is unknown',
+      { ...staging, live: undefined },
+      production,
+      'what runs in Staging is not known',
+    ],
+  ])('%s', (_, stage, next, reason) => {
+    expect(promoteBlocker(stage as Stage, next as Stage | undefined)).toBe(
+      reason,
+    );
+  });
+});
+
+describe('stage actions', () => {
+  it('promotes after a confirmation that says what changes, then reads the stages again', async () => {
+    const requestPromotion = jest.fn().mockResolvedValue({
+      id: 'p1',
+      state: 'pending',
+      stage: 'production',
+      release: { version: '1.2.0' },
+    });
+    const getEnvironments = jest
+      .fn()
+      .mockResolvedValue(environments([staging, production]));
+    render({ getEnvironments, requestPromotion });
+
+    await userEvent.click(
+      await screen.findByRole('button', {
+        name: 'Promote 1.2.0 to Production',
+      }),
+    );
+    const dialog = await screen.findByRole('dialog');
+    expect(dialog).toHaveTextContent('Production goes from 1.1.0 to 1.2.0');
+    await userEvent.type(
+      within(dialog).getByLabelText('Reason (optional)'),
+      'ready for customers',
+    );
+    await userEvent.click(
+      within(dialog).getByRole('button', { name: 'Promote' }),
+    );
+
+    await waitFor(() =>
+      expect(requestPromotion).toHaveBeenCalledWith(
+        { kind: 'Component', namespace: 'default', name: 'payments-api' },
+        {
+          stage: 'production',
+          version: '1.2.0',
+          reason: 'ready for customers',
+        },
+      ),
+    );
+    await waitFor(() => expect(getEnvironments).toHaveBeenCalledTimes(2));
+  });
+
+  it('disables Promote with the reason when the next stage is busy', async () => {
+    const busy = {
+      ...production,
+      activePromotion: {
+        ...succeeded('1.2.0'),
+        id: 'p9',
+        state: 'awaiting-approval',
+      },
+    };
+    render({
+      getEnvironments: jest
+        .fn()
+        .mockResolvedValue(environments([staging, busy])),
+    });
+    const promote = await screen.findByRole('button', {
+      name: 'Promote 1.2.0 to Production',
+    });
+    expect(promote).toBeDisabled();
+    expect(promote.parentElement).toHaveAttribute(
+      'title',
+      'Production is busy with 1.2.0 (awaiting-approval)',
+    );
+  });
+
+  it('approves and rejects a promotion awaiting approval', async () => {
+    const waiting = {
+      ...production,
+      activePromotion: {
+        ...succeeded('1.2.0'),
+        id: 'p9',
+        state: 'awaiting-approval',
+      },
+    };
+    const decide = jest.fn().mockResolvedValue({
+      id: 'p9',
+      state: 'deploying',
+      stage: 'production',
+      release: { version: '1.2.0' },
+    });
+    render({
+      getEnvironments: jest
+        .fn()
+        .mockResolvedValue(environments([staging, waiting])),
+      decide,
+    });
+    await userEvent.click(
+      await screen.findByRole('button', {
+        name: 'Approve 1.2.0 to Production',
+      }),
+    );
+    await userEvent.click(
+      within(await screen.findByRole('dialog')).getByRole('button', {
+        name: 'Approve',
+      }),
+    );
+    await waitFor(() =>
+      expect(decide).toHaveBeenCalledWith('p9', {
+        decision: 'approve',
+        comment: undefined,
+      }),
+    );
+    expect(
+      await screen.findByRole('button', { name: 'Reject 1.2.0 to Production' }),
+    ).toBeEnabled();
+    expect(
+      screen.getByRole('button', {
+        name: 'Cancel the promotion of 1.2.0 to Production',
+      }),
+    ).toBeEnabled();
+  });
+
+  it('rolls a stage back after a confirmation, and shows the backend error when it refuses', async () => {
+    const requestRollback = jest.fn().mockRejectedValue(
+      Object.assign(new Error('Request failed with 404'), {
+        body: {
+          error: {
+            message:
+              'No earlier release of component:default/payments-api ran in staging',
+          },
+        },
+      }),
+    );
+    render({
+      getEnvironments: jest
+        .fn()
+        .mockResolvedValue(environments([staging, production])),
+      requestRollback,
+    });
+    await userEvent.click(
+      await screen.findByRole('button', { name: 'Roll back Staging' }),
+    );
+    await userEvent.click(
+      within(await screen.findByRole('dialog')).getByRole('button', {
+        name: 'Roll back',
+      }),
+    );
+    await waitFor(() =>
+      expect(requestRollback).toHaveBeenCalledWith(expect.anything(), {
+        stage: 'staging',
+        reason: undefined,
+      }),
+    );
+    expect(
+      await screen.findByText(
+        'No earlier release of component:default/payments-api ran in staging',
+      ),
+    ).toBeInTheDocument();
+  });
+
+  it('shows no actions to those the permission policy does not allow', async () => {
+    const deny = jest.fn((): Decision => AuthorizeResult.DENY);
+    render(
+      {
+        getEnvironments: jest
+          .fn()
+          .mockResolvedValue(environments([staging, production])),
+      },
+      deny,
+      // Another entity: usePermission caches answers per resource (SWR).
+      { ...entity, metadata: { ...entity.metadata, name: 'other-api' } },
+    );
+    await screen.findByText('Pipeline: Standard');
+    // The policy answered (every action was asked about), and said no.
+    await waitFor(() => expect(deny).toHaveBeenCalledTimes(4));
+    await new Promise(r => setTimeout(r, 50));
+    expect(
+      screen.queryByRole('button', { name: /Promote/ }),
+    ).not.toBeInTheDocument();
+    expect(
+      screen.queryByRole('button', { name: /Roll back/ }),
+    ).not.toBeInTheDocument();
+  });
+});

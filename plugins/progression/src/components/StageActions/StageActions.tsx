@@ -1,0 +1,306 @@
+import { useState } from 'react';
+import {
+  Box,
+  Button,
+  Dialog,
+  DialogActions,
+  DialogContent,
+  DialogContentText,
+  DialogTitle,
+  TextField,
+  Tooltip,
+} from '@material-ui/core';
+import {
+  CompoundEntityRef,
+  stringifyEntityRef,
+} from '@backstage/catalog-model';
+import { alertApiRef, useApi } from '@backstage/frontend-plugin-api';
+import { usePermission } from '@backstage/plugin-permission-react';
+import {
+  Stage,
+  progressionPromotionApprovePermission,
+  progressionPromotionCancelPermission,
+  progressionPromotionCreatePermission,
+  progressionRollbackPermission,
+} from '@internal/backstage-plugin-progression-common';
+import { progressionApiRef } from '../../api';
+
+export interface StageActionsProps {
+  entityRef: CompoundEntityRef;
+  stage: Stage;
+  /** The stage after this one, if any: where Promote sends the release. */
+  next?: Stage;
+  /** Called after an action, to show its effect. */
+  onChange: () => void;
+}
+
+interface Confirmation {
+  title: string;
+  text: string;
+  confirm: string;
+  run: (reason: string) => Promise<unknown>;
+  done: string;
+}
+
+/** Why Promote is disabled, or undefined when it may be used. */
+export function promoteBlocker(stage: Stage, next?: Stage): string | undefined {
+  if (!next) return undefined;
+  if (!stage.live) return `what runs in ${stage.title} is not known`;
+  if (
+    stage.lastPromotion?.state !== 'succeeded' ||
+    stage.lastPromotion.version !== stage.live.version
+  ) {
+    return `${stage.title} has not passed ${stage.live.version} through Progression`;
+  }
+  if (next.activePromotion) {
+    return `${next.title} is busy with ${next.activePromotion.version} (${next.activePromotion.state})`;
+  }
+  if (next.live?.version === stage.live.version) {
+    return `${next.title} already runs ${stage.live.version}`;
+  }
+  return undefined;
+}
+
+/**
+ * The actions of one stage card, each shown only to those allowed and
+ * disabled with a reason when it cannot be used now; every one asks for
+ * confirmation first.
+ */
+export function StageActions({
+  entityRef,
+  stage,
+  next,
+  onChange,
+}: StageActionsProps) {
+  const api = useApi(progressionApiRef);
+  const alertApi = useApi(alertApiRef);
+  const resourceRef = stringifyEntityRef(entityRef);
+  const canPromote = usePermission({
+    permission: progressionPromotionCreatePermission,
+    resourceRef,
+  });
+  const canApprove = usePermission({
+    permission: progressionPromotionApprovePermission,
+    resourceRef,
+  });
+  const canCancel = usePermission({
+    permission: progressionPromotionCancelPermission,
+    resourceRef,
+  });
+  const canRollBack = usePermission({
+    permission: progressionRollbackPermission,
+    resourceRef,
+  });
+  const [confirmation, setConfirmation] = useState<Confirmation>();
+  const [reason, setReason] = useState('');
+  const [busy, setBusy] = useState(false);
+
+  const ask = (c: Confirmation) => {
+    setReason('');
+    setConfirmation(c);
+  };
+  const confirm = async () => {
+    if (!confirmation) return;
+    setBusy(true);
+    try {
+      await confirmation.run(reason);
+      alertApi.post({
+        message: confirmation.done,
+        severity: 'success',
+        display: 'transient',
+      });
+      setConfirmation(undefined);
+      onChange();
+    } catch (e) {
+      const error = e as {
+        body?: { error?: { message?: string } };
+        message: string;
+      };
+      alertApi.post({
+        message: error.body?.error?.message ?? error.message,
+        severity: 'error',
+      });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const active = stage.activePromotion;
+  const blocker = promoteBlocker(stage, next);
+  const version = stage.live?.version;
+
+  const buttons: JSX.Element[] = [];
+  if (next && canPromote.allowed) {
+    buttons.push(
+      <Tooltip key="promote" title={blocker ?? ''}>
+        <span>
+          <Button
+            variant="contained"
+            color="primary"
+            size="small"
+            disabled={!!blocker}
+            aria-label={`Promote ${version ?? ''} to ${next.title}`}
+            onClick={() =>
+              ask({
+                title: `Promote to ${next.title}`,
+                text: `${next.title} goes from ${
+                  next.live?.version ?? 'unknown'
+                } to ${version}. ${next.title}'s gates run after the deploy${
+                  next.lastPromotion ? '' : ''
+                }, and a failure rolls it back.`,
+                confirm: 'Promote',
+                run: r =>
+                  api.requestPromotion(entityRef, {
+                    stage: next.name,
+                    version,
+                    reason: r || undefined,
+                  }),
+                done: `Promotion of ${version} to ${next.title} requested`,
+              })
+            }
+          >
+            Promote to {next.title}
+          </Button>
+        </span>
+      </Tooltip>,
+    );
+  }
+  if (active?.state === 'awaiting-approval' && canApprove.allowed) {
+    buttons.push(
+      <Button
+        key="approve"
+        variant="outlined"
+        size="small"
+        aria-label={`Approve ${active.version} to ${stage.title}`}
+        onClick={() =>
+          ask({
+            title: `Approve ${active.version} to ${stage.title}`,
+            text: `${active.requestedBy} asked to deploy ${active.version} to ${stage.title}.`,
+            confirm: 'Approve',
+            run: r =>
+              api.decide(active.id, {
+                decision: 'approve',
+                comment: r || undefined,
+              }),
+            done: `Approved ${active.version} to ${stage.title}`,
+          })
+        }
+      >
+        Approve
+      </Button>,
+      <Button
+        key="reject"
+        variant="outlined"
+        size="small"
+        aria-label={`Reject ${active.version} to ${stage.title}`}
+        onClick={() =>
+          ask({
+            title: `Reject ${active.version} to ${stage.title}`,
+            text: `The promotion ends and ${stage.title} keeps what it runs.`,
+            confirm: 'Reject',
+            run: r =>
+              api.decide(active.id, {
+                decision: 'reject',
+                comment: r || undefined,
+              }),
+            done: `Rejected ${active.version} to ${stage.title}`,
+          })
+        }
+      >
+        Reject
+      </Button>,
+    );
+  }
+  if (active && canCancel.allowed) {
+    buttons.push(
+      <Button
+        key="cancel"
+        size="small"
+        aria-label={`Cancel the promotion of ${active.version} to ${stage.title}`}
+        onClick={() =>
+          ask({
+            title: `Cancel ${active.version} to ${stage.title}`,
+            text: ['pending', 'preflight', 'awaiting-approval'].includes(
+              active.state,
+            )
+              ? 'Nothing has been deployed yet; the promotion stops.'
+              : `${stage.title} is rolled back to what ran before.`,
+            confirm: 'Cancel promotion',
+            run: () => api.cancel(active.id),
+            done: `Promotion of ${active.version} to ${stage.title} cancelled`,
+          })
+        }
+      >
+        Cancel
+      </Button>,
+    );
+  }
+  if (!active && stage.lastPromotion && canRollBack.allowed) {
+    buttons.push(
+      <Button
+        key="rollback"
+        size="small"
+        aria-label={`Roll back ${stage.title}`}
+        onClick={() =>
+          ask({
+            title: `Roll back ${stage.title}`,
+            text: `${stage.title} runs ${
+              version ?? 'an unknown version'
+            }; it goes back to the release that ran before, as kubectl rollout undo does, and its smoke checks run again.`,
+            confirm: 'Roll back',
+            run: r =>
+              api.requestRollback(entityRef, {
+                stage: stage.name,
+                reason: r || undefined,
+              }),
+            done: `Rollback of ${stage.title} requested`,
+          })
+        }
+      >
+        Roll back
+      </Button>,
+    );
+  }
+  if (buttons.length === 0) return null;
+
+  return (
+    <>
+      <Box display="flex" flexWrap="wrap" style={{ gap: 8 }} mt={1}>
+        {buttons}
+      </Box>
+      <Dialog
+        open={!!confirmation}
+        onClose={() => !busy && setConfirmation(undefined)}
+        aria-labelledby="progression-confirm-title"
+      >
+        <DialogTitle id="progression-confirm-title">
+          {confirmation?.title}
+        </DialogTitle>
+        <DialogContent>
+          <DialogContentText>{confirmation?.text}</DialogContentText>
+          <TextField
+            id="progression-confirm-reason"
+            label="Reason (optional)"
+            fullWidth
+            value={reason}
+            onChange={e => setReason(e.target.value)}
+            inputProps={{ maxLength: 1000 }}
+          />
+        </DialogContent>
+        <DialogActions>
+          <Button onClick={() => setConfirmation(undefined)} disabled={busy}>
+            Back
+          </Button>
+          <Button
+            onClick={confirm}
+            color="primary"
+            variant="contained"
+            disabled={busy}
+          >
+            {confirmation?.confirm}
+          </Button>
+        </DialogActions>
+      </Dialog>
+    </>
+  );
+}

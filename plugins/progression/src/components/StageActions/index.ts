@@ -1,0 +1,1 @@
+export { StageActions, promoteBlocker } from './StageActions';
