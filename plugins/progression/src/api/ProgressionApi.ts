@@ -22,11 +22,63 @@ export interface ProgressionApi {
   ): Promise<PromotionRef>;
   /** Cancels an active promotion. */
   cancel(promotionId: string): Promise<PromotionRef>;
+  /** The entity's promotions, newest first. */
+  listPromotions(
+    entityRef: CompoundEntityRef,
+    filter?: { stage?: string; status?: string; limit?: number },
+  ): Promise<{ items: PromotionListItem[]; nextCursor?: string }>;
+  /** One promotion with its steps, gate results and approvals. */
+  getPromotion(promotionId: string): Promise<PromotionDetails>;
   /** Rolls a stage back to an earlier release (the previous one by default). */
   requestRollback(
     entityRef: CompoundEntityRef,
     request: { stage: string; toVersion?: string; reason?: string },
   ): Promise<PromotionRef>;
+}
+
+/**
+ * A promotion as the history lists it.
+ *
+ * @public
+ */
+export interface PromotionListItem {
+  id: string;
+  kind: 'promotion' | 'rollback';
+  stage: string;
+  state: string;
+  release: { version: string; image: string };
+  requestedBy: string;
+  reason?: string;
+  error?: string;
+  createdAt: string;
+  finishedAt?: string;
+}
+
+/**
+ * A promotion with every step and approval.
+ *
+ * @public
+ */
+export interface PromotionDetails {
+  promotion: PromotionListItem;
+  steps: Array<{
+    id: number;
+    kind: string;
+    name: string;
+    status: string;
+    toState?: string;
+    actor?: string;
+    reason?: string;
+    evidence?: unknown;
+    startedAt: string;
+  }>;
+  approvals: Array<{
+    approver: string;
+    decision: string;
+    comment?: string;
+    valid: boolean;
+    createdAt: string;
+  }>;
 }
 
 /**

@@ -2,7 +2,12 @@ import { CompoundEntityRef } from '@backstage/catalog-model';
 import { ResponseError } from '@backstage/errors';
 import { DiscoveryApi, FetchApi } from '@backstage/frontend-plugin-api';
 import { EntityEnvironments } from '@internal/backstage-plugin-progression-common';
-import { ProgressionApi, PromotionRef } from './ProgressionApi';
+import {
+  ProgressionApi,
+  PromotionDetails,
+  PromotionListItem,
+  PromotionRef,
+} from './ProgressionApi';
 
 /**
  * The {@link ProgressionApi} over the backend's REST API.
@@ -49,6 +54,24 @@ export class ProgressionClient implements ProgressionApi {
       `/v1/promotions/${encodeURIComponent(promotionId)}/cancel`,
       {},
     );
+  }
+
+  async listPromotions(
+    entityRef: CompoundEntityRef,
+    filter: { stage?: string; status?: string; limit?: number } = {},
+  ): Promise<{ items: PromotionListItem[]; nextCursor?: string }> {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(filter)) {
+      if (value !== undefined && value !== '') query.set(key, String(value));
+    }
+    const qs = query.toString();
+    return this.get(
+      `/v1/entities/${entityPath(entityRef)}/promotions${qs ? `?${qs}` : ''}`,
+    );
+  }
+
+  async getPromotion(promotionId: string): Promise<PromotionDetails> {
+    return this.get(`/v1/promotions/${encodeURIComponent(promotionId)}`);
   }
 
   async requestRollback(

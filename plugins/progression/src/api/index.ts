@@ -1,3 +1,8 @@
 export { progressionApiRef } from './ProgressionApi';
-export type { ProgressionApi, PromotionRef } from './ProgressionApi';
+export type {
+  ProgressionApi,
+  PromotionDetails,
+  PromotionListItem,
+  PromotionRef,
+} from './ProgressionApi';
 export { ProgressionClient } from './ProgressionClient';

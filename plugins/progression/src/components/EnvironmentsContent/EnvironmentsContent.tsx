@@ -10,11 +10,12 @@ import { useEntity } from '@backstage/plugin-catalog-react';
 import { getCompoundEntityRef } from '@backstage/catalog-model';
 import { isProgressionAvailable } from '@internal/backstage-plugin-progression-common';
 import { Typography } from '@material-ui/core';
-import { useEffect } from 'react';
+import { Suspense, useEffect } from 'react';
 import useAsyncRetry from 'react-use/esm/useAsyncRetry';
 import { progressionApiRef } from '../../api';
 import { HowToEnable } from '../HowToEnable';
 import { PipelineView } from '../PipelineView';
+import { PromotionHistory } from '../PromotionHistory';
 
 function Environments() {
   const { entity } = useEntity();
@@ -70,6 +71,13 @@ function Environments() {
         entityRef={entityRef}
         onChange={retry}
       />
+      <Suspense fallback={<Progress />}>
+        <PromotionHistory
+          entityRef={entityRef}
+          stages={value.pipeline.stages.map(st => st.name)}
+          refreshKey={value}
+        />
+      </Suspense>
     </>
   );
 }

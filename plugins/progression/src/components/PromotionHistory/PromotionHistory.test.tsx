@@ -1,0 +1,135 @@
+import { renderInTestApp } from '@backstage/frontend-test-utils';
+import { screen, waitFor, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { ProgressionApi, progressionApiRef } from '../../api';
+import { PromotionHistory } from './PromotionHistory';
+
+const entityRef = {
+  kind: 'Component',
+  namespace: 'default',
+  name: 'payments-api',
+};
+const item = (
+  id: string,
+  stage: string,
+  state: string,
+  version: string,
+  extra = {},
+) => ({
+  id,
+  kind: 'promotion' as const,
+  stage,
+  state,
+  release: { version, image: `registry.local/payments-api:${version}` },
+  requestedBy: 'user:default/jane',
+  createdAt: '2026-11-26T10:00:00.000Z',
+  finishedAt: '2026-11-26T10:00:42.000Z',
+  ...extra,
+});
+
+function render(api: Partial<ProgressionApi>) {
+  return renderInTestApp(
+    <PromotionHistory
+      entityRef={entityRef}
+      stages={['development', 'staging']}
+    />,
+    { apis: [[progressionApiRef, api as ProgressionApi]] },
+  );
+}
+
+describe('PromotionHistory', () => {
+  it('lists promotions with their outcome, duration and reason, filtered by stage and outcome', async () => {
+    const listPromotions = jest.fn().mockResolvedValue({
+      items: [
+        item('p2', 'staging', 'rolled-back', '1.2.0', {
+          error: 'smoke: GET /healthz failed: answered 503, expected 200',
+        }),
+        item('p1', 'development', 'succeeded', '1.1.0'),
+      ],
+    });
+    render({ listPromotions });
+    const table = await screen.findByRole('table', {
+      name: 'Promotion history',
+    });
+    const rows = within(table).getAllByRole('row').slice(1);
+    expect(rows[0]).toHaveTextContent('staging');
+    expect(rows[0]).toHaveTextContent('rolled-back');
+    expect(rows[0]).toHaveTextContent(
+      'smoke: GET /healthz failed: answered 503, expected 200',
+    );
+    expect(rows[1]).toHaveTextContent('succeeded');
+    expect(rows[1]).toHaveTextContent('42 s');
+
+    await userEvent.selectOptions(screen.getByLabelText('Stage'), 'staging');
+    await userEvent.selectOptions(
+      screen.getByLabelText('Outcome'),
+      'rolled-back',
+    );
+    await waitFor(() =>
+      expect(listPromotions).toHaveBeenLastCalledWith(entityRef, {
+        stage: 'staging',
+        status: 'rolled-back',
+        limit: 100,
+      }),
+    );
+  });
+
+  it('opens a promotion with its steps, evidence and approvals', async () => {
+    render({
+      listPromotions: jest.fn().mockResolvedValue({
+        items: [item('p1', 'staging', 'succeeded', '1.1.0')],
+      }),
+      getPromotion: jest.fn().mockResolvedValue({
+        promotion: item('p1', 'staging', 'succeeded', '1.1.0'),
+        steps: [
+          {
+            id: 1,
+            kind: 'deploy',
+            name: 'rollout',
+            status: 'passed',
+            toState: 'verifying',
+            reason: 'deployment "payments-api" successfully rolled out',
+            startedAt: '2026-11-26T10:00:10.000Z',
+          },
+          {
+            id: 2,
+            kind: 'gate',
+            name: 'smoke',
+            status: 'passed',
+            reason: '4 of 4 checks passed',
+            evidence: { checks: [] },
+            startedAt: '2026-11-26T10:00:20.000Z',
+          },
+        ],
+        approvals: [
+          {
+            approver: 'user:default/omar',
+            decision: 'approved',
+            valid: true,
+            createdAt: '2026-11-26T10:00:05.000Z',
+          },
+        ],
+      }),
+    });
+    await userEvent.click(
+      await screen.findByRole('button', {
+        name: 'Details of promotion 1.1.0 to staging',
+      }),
+    );
+    const dialog = await screen.findByRole('dialog');
+    expect(
+      within(dialog).getByText('Promotion of 1.1.0 to staging'),
+    ).toBeInTheDocument();
+    const steps = await within(dialog).findByRole('list', { name: 'Steps' });
+    expect(steps).toHaveTextContent('deploy rollout: passed → verifying');
+    expect(steps).toHaveTextContent('4 of 4 checks passed');
+    expect(
+      within(dialog).getByRole('list', { name: 'Approvals' }),
+    ).toHaveTextContent('user:default/omar: approved');
+  });
+
+  it('says when there is nothing yet', async () => {
+    render({ listPromotions: jest.fn().mockResolvedValue({ items: [] }) });
+    expect(await screen.findByText(/No promotions yet/)).toBeInTheDocument();
+  });
+});

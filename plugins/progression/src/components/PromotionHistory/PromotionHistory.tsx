@@ -1,0 +1,286 @@
+import { useState } from 'react';
+import {
+  CodeSnippet,
+  ResponseErrorPanel,
+  StatusError,
+  StatusOK,
+  StatusPending,
+  StatusWarning,
+} from '@backstage/core-components';
+import { CompoundEntityRef } from '@backstage/catalog-model';
+import { useApi } from '@backstage/frontend-plugin-api';
+import {
+  Box,
+  Button,
+  Dialog,
+  DialogContent,
+  DialogTitle,
+  List,
+  ListItem,
+  ListItemText,
+  Table,
+  TableBody,
+  TableCell,
+  TableHead,
+  TableRow,
+  TextField,
+  Typography,
+} from '@material-ui/core';
+import useAsync from 'react-use/esm/useAsync';
+import { PromotionListItem, progressionApiRef } from '../../api';
+
+const OUTCOMES = [
+  'succeeded',
+  'failed',
+  'rolled-back',
+  'rejected',
+  'cancelled',
+];
+
+/** A state in words, with an icon that is never the only signal. */
+export function StateLabel({ state }: { state: string }) {
+  if (state === 'succeeded') return <StatusOK>succeeded</StatusOK>;
+  if (state === 'failed') return <StatusError>failed</StatusError>;
+  if (
+    state === 'rolled-back' ||
+    state === 'rejected' ||
+    state === 'cancelled'
+  ) {
+    return <StatusWarning>{state}</StatusWarning>;
+  }
+  return <StatusPending>{state}</StatusPending>;
+}
+
+function duration(p: PromotionListItem): string {
+  if (!p.finishedAt) return '—';
+  const s = Math.max(
+    0,
+    Math.round((Date.parse(p.finishedAt) - Date.parse(p.createdAt)) / 1000),
+  );
+  return s < 120 ? `${s} s` : `${Math.round(s / 60)} min`;
+}
+
+function PromotionDetailsDialog({
+  id,
+  onClose,
+}: {
+  id: string;
+  onClose: () => void;
+}) {
+  const api = useApi(progressionApiRef);
+  const { value, loading, error } = useAsync(
+    async () => api.getPromotion(id),
+    [api, id],
+  );
+  return (
+    <Dialog
+      open
+      onClose={onClose}
+      maxWidth="md"
+      fullWidth
+      aria-labelledby="progression-details-title"
+    >
+      <DialogTitle id="progression-details-title">
+        {value
+          ? `${
+              value.promotion.kind === 'rollback' ? 'Rollback' : 'Promotion'
+            } of ${value.promotion.release.version} to ${value.promotion.stage}`
+          : 'Promotion'}
+      </DialogTitle>
+      <DialogContent>
+        {loading && <Typography>Loading…</Typography>}
+        {error && <ResponseErrorPanel error={error} />}
+        {value && (
+          <>
+            <Typography variant="body2" paragraph>
+              <StateLabel state={value.promotion.state} /> — requested by{' '}
+              {value.promotion.requestedBy}
+              {value.promotion.reason ? ` (${value.promotion.reason})` : ''}
+              {value.promotion.error ? `. ${value.promotion.error}` : ''}
+            </Typography>
+            <Typography variant="h6" component="h3">
+              Steps
+            </Typography>
+            <List dense aria-label="Steps">
+              {value.steps.map(step => (
+                <ListItem key={step.id} divider alignItems="flex-start">
+                  <ListItemText
+                    primary={`${step.kind} ${step.name}: ${step.status}${
+                      step.toState ? ` → ${step.toState}` : ''
+                    }`}
+                    secondary={
+                      <>
+                        {step.reason && <span>{step.reason} · </span>}
+                        <span>{new Date(step.startedAt).toLocaleString()}</span>
+                        {step.evidence !== undefined && (
+                          <Box component="span" display="block" mt={1}>
+                            <CodeSnippet
+                              language="json"
+                              text={JSON.stringify(step.evidence, null, 2)}
+                            />
+                          </Box>
+                        )}
+                      </>
+                    }
+                    secondaryTypographyProps={{ component: 'div' }}
+                  />
+                </ListItem>
+              ))}
+            </List>
+            {value.approvals.length > 0 && (
+              <>
+                <Typography variant="h6" component="h3">
+                  Approvals
+                </Typography>
+                <List dense aria-label="Approvals">
+                  {value.approvals.map(a => (
+                    <ListItem key={a.approver}>
+                      <ListItemText
+                        primary={`${a.approver}: ${a.decision}${
+                          a.valid ? '' : ' (for earlier evidence)'
+                        }`}
+                        secondary={a.comment}
+                      />
+                    </ListItem>
+                  ))}
+                </List>
+              </>
+            )}
+          </>
+        )}
+      </DialogContent>
+    </Dialog>
+  );
+}
+
+/**
+ * Every promotion and rollback of the entity, newest first, filtered by
+ * stage and outcome; a row opens its steps, evidence and approvals.
+ */
+export function PromotionHistory({
+  entityRef,
+  stages,
+  refreshKey,
+}: {
+  entityRef: CompoundEntityRef;
+  stages: string[];
+  /** Changes when the stages were read again, so the history follows. */
+  refreshKey?: unknown;
+}) {
+  const api = useApi(progressionApiRef);
+  const [stage, setStage] = useState('');
+  const [status, setStatus] = useState('');
+  const [open, setOpen] = useState<string>();
+  const { value, loading, error } = useAsync(
+    async () => api.listPromotions(entityRef, { stage, status, limit: 100 }),
+    [
+      api,
+      entityRef.kind,
+      entityRef.namespace,
+      entityRef.name,
+      stage,
+      status,
+      refreshKey,
+    ],
+  );
+  const items = value?.items ?? [];
+
+  if (error)
+    return (
+      <ResponseErrorPanel error={error} title="Could not load the history" />
+    );
+  return (
+    <Box mt={3}>
+      <Typography variant="h6" component="h2">
+        History
+      </Typography>
+      <Box display="flex" style={{ gap: 16 }} mb={1}>
+        <TextField
+          select
+          id="progression-history-stage"
+          label="Stage"
+          value={stage}
+          onChange={e => setStage(e.target.value)}
+          SelectProps={{ native: true }}
+          InputLabelProps={{ shrink: true }}
+        >
+          {['', ...stages].map(s => (
+            <option key={s} value={s}>
+              {s || 'All'}
+            </option>
+          ))}
+        </TextField>
+        <TextField
+          select
+          id="progression-history-outcome"
+          label="Outcome"
+          value={status}
+          onChange={e => setStatus(e.target.value)}
+          SelectProps={{ native: true }}
+          InputLabelProps={{ shrink: true }}
+        >
+          {['', ...OUTCOMES].map(o => (
+            <option key={o} value={o}>
+              {o || 'All'}
+            </option>
+          ))}
+        </TextField>
+      </Box>
+      {loading && !value && <Typography>Loading…</Typography>}
+      {value && items.length === 0 && (
+        <Typography>
+          No promotions yet. CI registers releases; see the API docs.
+        </Typography>
+      )}
+      {items.length > 0 && (
+        <Table size="small" aria-label="Promotion history">
+          <TableHead>
+            <TableRow>
+              {[
+                'Stage',
+                'Kind',
+                'Version',
+                'Outcome',
+                'Requested by',
+                'Started',
+                'Duration',
+                'Why',
+                '',
+              ].map(h => (
+                <TableCell key={h}>{h}</TableCell>
+              ))}
+            </TableRow>
+          </TableHead>
+          <TableBody>
+            {items.map(p => (
+              <TableRow key={p.id} hover>
+                <TableCell>{p.stage}</TableCell>
+                <TableCell>{p.kind}</TableCell>
+                <TableCell>{p.release.version}</TableCell>
+                <TableCell>
+                  <StateLabel state={p.state} />
+                </TableCell>
+                <TableCell>{p.requestedBy}</TableCell>
+                <TableCell>{new Date(p.createdAt).toLocaleString()}</TableCell>
+                <TableCell>{duration(p)}</TableCell>
+                <TableCell>{p.error ?? p.reason ?? ''}</TableCell>
+                <TableCell>
+                  <Button
+                    size="small"
+                    onClick={() => setOpen(p.id)}
+                    aria-label={`Details of ${p.kind} ${p.release.version} to ${p.stage}`}
+                  >
+                    Details
+                  </Button>
+                </TableCell>
+              </TableRow>
+            ))}
+          </TableBody>
+        </Table>
+      )}
+      {open && (
+        <PromotionDetailsDialog id={open} onClose={() => setOpen(undefined)} />
+      )}
+    </Box>
+  );
+}

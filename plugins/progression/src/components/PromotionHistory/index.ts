@@ -1,0 +1,1 @@
+export { PromotionHistory, StateLabel } from './PromotionHistory';
