@@ -119,3 +119,56 @@ test('a release registered by CI flows into development and is promoted to stagi
     fullPage: true,
   });
 });
+
+test('an unhealthy release fails its smoke checks, is rolled back, and the history shows why', async ({
+  page,
+  request,
+}, testInfo) => {
+  const backend = 'http://localhost:7007';
+  const refresh = await request.get(`${backend}/api/auth/guest/refresh`, {
+    headers: { 'X-Requested-With': 'XMLHttpRequest' },
+  });
+  const token = (await refresh.json()).backstageIdentity.token;
+  const registered = await request.post(
+    `${backend}/api/progression/v1/entities/component/default/payments-api/releases`,
+    {
+      headers: { Authorization: `Bearer ${token}` },
+      data: {
+        version: '1.2.0-unhealthy',
+        image: 'registry.local/payments-api:1.2.0-unhealthy',
+      },
+    },
+  );
+  expect([200, 201]).toContain(registered.status());
+
+  await signInAsGuest(page);
+  await page.goto('/catalog/default/component/payments-api/environments');
+  const development = page
+    .getByRole('list', { name: 'Stages of pipeline Standard' })
+    .getByRole('listitem')
+    .nth(0);
+  await expect(development).toContainText(
+    'Last promotion: 1.2.0-unhealthy rolled-back',
+    { timeout: 60_000 },
+  );
+  await expect(development).not.toContainText('Live: 1.2.0-unhealthy');
+
+  const history = page.getByRole('table', { name: 'Promotion history' });
+  const row = history.getByRole('row').filter({ hasText: '1.2.0-unhealthy' });
+  await expect(row).toContainText('rolled-back');
+  await expect(row).toContainText(
+    'smoke: GET /healthz failed: answered 503, expected 200',
+  );
+  await row.getByRole('button', { name: /Details of promotion/ }).click();
+  const dialog = page.getByRole('dialog');
+  await expect(dialog.getByRole('list', { name: 'Steps' })).toContainText(
+    'gate smoke: failed',
+  );
+  await expect(dialog.getByRole('list', { name: 'Steps' })).toContainText(
+    'rollback rollback: passed → rolled-back',
+  );
+  await page.screenshot({
+    path: testInfo.outputPath('rolled-back-details.png'),
+    fullPage: true,
+  });
+});

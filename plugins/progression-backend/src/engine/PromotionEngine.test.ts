@@ -172,7 +172,7 @@ describe.each(databases.eachSupportedId())(
         'transition:requested:passed',
         'transition:start:passed',
         'gate:progression:passed',
-        'deploy:patch:running',
+        'deploy:patch:started',
         'deploy:rollout:passed',
         'gate:smoke:passed',
         'transition:verification:passed',

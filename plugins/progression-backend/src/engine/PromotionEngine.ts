@@ -332,7 +332,7 @@ export class PromotionEngine {
       await this.options.store.addStep(p.id, {
         kind: 'deploy',
         name: 'patch',
-        status: 'running',
+        status: 'started',
         actor: this.actor,
         reason: `${live.image} → ${release.image}`,
         evidence,
