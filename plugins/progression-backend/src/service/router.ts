@@ -99,11 +99,19 @@ export async function createRouter(
     }
   };
 
-  /** Runs a mutation inside an audit event that records its outcome. */
+  /**
+   * Runs a mutation inside an audit event that records its outcome, once
+   * the caller holds the permission on the entity.
+   */
   const audited = async <T>(
     req: express.Request,
     eventId: string,
     meta: JsonObject,
+    guard: {
+      credentials: BackstageCredentials;
+      permission: ResourcePermission<'catalog-entity'>;
+      entityRef: string;
+    },
     fn: () => Promise<T>,
   ): Promise<T> => {
     const event = await auditor?.createEvent({
@@ -113,6 +121,7 @@ export async function createRouter(
       meta,
     });
     try {
+      await authorize(guard.credentials, guard.permission, guard.entityRef);
       const result = await fn();
       await event?.success();
       return result;
@@ -179,12 +188,12 @@ export async function createRouter(
         req,
         'release-register',
         { entityRef, version: req.body.version, image: req.body.image },
+        {
+          credentials,
+          permission: progressionReleaseCreatePermission,
+          entityRef,
+        },
         async () => {
-          await authorize(
-            credentials,
-            progressionReleaseCreatePermission,
-            entityRef,
-          );
           return needService().registerRelease(
             entity,
             req.body,
@@ -228,12 +237,12 @@ export async function createRouter(
         req,
         'promotion-request',
         { entityRef, stage: req.body.stage, version: req.body.version ?? null },
+        {
+          credentials,
+          permission: progressionPromotionCreatePermission,
+          entityRef,
+        },
         async () => {
-          await authorize(
-            credentials,
-            progressionPromotionCreatePermission,
-            entityRef,
-          );
           return needService().requestPromotion(
             entity,
             req.body,
@@ -263,12 +272,12 @@ export async function createRouter(
           stage: req.body.stage,
           toVersion: req.body.toVersion ?? null,
         },
+        {
+          credentials,
+          permission: progressionRollbackPermission,
+          entityRef,
+        },
         async () => {
-          await authorize(
-            credentials,
-            progressionRollbackPermission,
-            entityRef,
-          );
           return needService().requestRollback(
             entity,
             req.body,
@@ -302,12 +311,12 @@ export async function createRouter(
         promotionId: promotion.id,
         decision: req.body.decision,
       },
+      {
+        credentials,
+        permission: progressionPromotionApprovePermission,
+        entityRef: promotion.entityRef,
+      },
       async () => {
-        await authorize(
-          credentials,
-          progressionPromotionApprovePermission,
-          promotion.entityRef,
-        );
         if (!userInfo)
           throw new NotAllowedError('User information is not available');
         const info = await userInfo.getUserInfo(credentials);
@@ -330,12 +339,12 @@ export async function createRouter(
         stage: promotion.stage,
         promotionId: promotion.id,
       },
+      {
+        credentials,
+        permission: progressionPromotionCancelPermission,
+        entityRef: promotion.entityRef,
+      },
       async () => {
-        await authorize(
-          credentials,
-          progressionPromotionCancelPermission,
-          promotion.entityRef,
-        );
         return needService().cancel(promotion, principalRef(credentials));
       },
     );
