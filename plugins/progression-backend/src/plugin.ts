@@ -5,7 +5,7 @@ import {
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { signalsServiceRef } from '@backstage/plugin-signals-node';
 import {
-  KUBERNETES_ID_ANNOTATION,
+  getKubernetesId,
   progressionPermissions,
 } from '@internal/backstage-plugin-progression-common';
 import { readProgressionConfig } from './config/readProgressionConfig';
@@ -92,10 +92,7 @@ export const progressionPlugin = createBackendPlugin({
               entityRef,
               name: entity.metadata.name,
               namespace: entity.metadata.namespace ?? 'default',
-              kubernetesId:
-                entity.metadata.annotations?.[
-                  KUBERNETES_ID_ANNOTATION
-                ]?.trim() || entity.metadata.name,
+              kubernetesId: getKubernetesId(entity),
             };
           },
         });

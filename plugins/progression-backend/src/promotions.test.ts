@@ -44,11 +44,7 @@ const liveImage = (ns: string) =>
 beforeAll(async () => {
   sim = await KubeSimulator.start({ podReadyDelayMs: 20 });
   demo = await installDemo(sim, {
-    stages: [
-      { namespace: 'development', environment: 'dev', port: 0 },
-      { namespace: 'staging', environment: 'staging', port: 0 },
-      { namespace: 'production', environment: 'prod', port: 0 },
-    ],
+    anyPorts: true,
     trafficIntervalMs: 60_000,
   });
   const url = (ns: string) =>

@@ -38,3 +38,16 @@ export function getPipelineName(entity: Entity): string | undefined {
 export function isProgressionAvailable(entity: Entity): boolean {
   return getPipelineName(entity) !== undefined;
 }
+
+/**
+ * The `backstage.io/kubernetes-id` label value of the entity's workload: the
+ * annotation, or the entity name when it has none.
+ *
+ * @public
+ */
+export function getKubernetesId(entity: Entity): string {
+  return (
+    entity.metadata.annotations?.[KUBERNETES_ID_ANNOTATION]?.trim() ||
+    entity.metadata.name
+  );
+}

@@ -13,13 +13,9 @@ let urls: Record<string, string>;
 
 beforeAll(async () => {
   sim = await KubeSimulator.start({ podReadyDelayMs: 20 });
-  // Port 0: any free ports, so the test never collides with a running demo.
+  // Any free ports, so the test never collides with a running demo.
   demo = await installDemo(sim, {
-    stages: [
-      { namespace: 'development', environment: 'dev', port: 0 },
-      { namespace: 'staging', environment: 'staging', port: 0 },
-      { namespace: 'production', environment: 'prod', port: 0 },
-    ],
+    anyPorts: true,
     trafficIntervalMs: 50,
   });
   urls = Object.fromEntries(demo.servers.map(s => [s.namespace, s.url]));

@@ -53,9 +53,16 @@ const FLAGS: Record<string, Record<string, boolean>> = {
  */
 export async function installDemo(
   sim: KubeSimulator,
-  options: { stages?: DemoStage[]; trafficIntervalMs?: number } = {},
+  options: {
+    stages?: DemoStage[];
+    /** Serve the workloads on any free ports (tests), not 7101-7103. */
+    anyPorts?: boolean;
+    trafficIntervalMs?: number;
+  } = {},
 ) {
-  const stages = options.stages ?? DEMO_STAGES;
+  const stages = (options.stages ?? DEMO_STAGES).map(stage =>
+    options.anyPorts ? { ...stage, port: 0 } : stage,
+  );
   for (const stage of stages) {
     sim.apply({
       apiVersion: 'v1',

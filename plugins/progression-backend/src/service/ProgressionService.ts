@@ -8,13 +8,11 @@ import {
 import crypto from 'node:crypto';
 import {
   EntityEnvironments,
-  PROGRESSION_PIPELINE_ANNOTATION,
   PromotionSummary,
   Stage,
-  getPipelineName,
 } from '@internal/backstage-plugin-progression-common';
 import { KubernetesWorkloads } from '../kubernetes/KubernetesWorkloads';
-import { describeEnvironments } from './describeEnvironments';
+import { describeEnvironments, pipelineOf } from './describeEnvironments';
 import {
   PipelineConfig,
   ProgressionConfig,
@@ -216,20 +214,7 @@ export class ProgressionService {
   }
 
   pipelineOf(entity: Entity): PipelineConfig {
-    const entityRef = stringifyEntityRef(entity);
-    const name = getPipelineName(entity);
-    if (!name) {
-      throw new NotFoundError(
-        `${entityRef} does not use Progression: add the annotation '${PROGRESSION_PIPELINE_ANNOTATION}: <pipeline>' to its catalog-info.yaml`,
-      );
-    }
-    const pipeline = this.options.config.pipelines.get(name);
-    if (!pipeline) {
-      throw new NotFoundError(
-        `${entityRef} uses pipeline '${name}', which is not configured`,
-      );
-    }
-    return pipeline;
+    return pipelineOf(entity, this.options.config);
   }
 
   private async dto(p: Promotion, release?: Release): Promise<PromotionDto> {

@@ -2,24 +2,25 @@ import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
 import { NotFoundError } from '@backstage/errors';
 import {
   EntityEnvironments,
-  KUBERNETES_ID_ANNOTATION,
   PROGRESSION_PIPELINE_ANNOTATION,
+  getKubernetesId,
   getPipelineName,
 } from '@internal/backstage-plugin-progression-common';
 import {
+  PipelineConfig,
   ProgressionConfig,
   renderStageUrl,
 } from '../config/readProgressionConfig';
 
 /**
- * The entity's pipeline with its stages in order, their URLs filled in with
- * the entity's values. Throws NotFoundError, with what to do about it, for an
- * entity that does not use Progression or names an unknown pipeline.
+ * The entity's configured pipeline. Throws NotFoundError, saying what to do
+ * about it, for an entity that does not use Progression or names an unknown
+ * pipeline.
  */
-export function describeEnvironments(
+export function pipelineOf(
   entity: Entity,
   config: ProgressionConfig,
-): EntityEnvironments {
+): PipelineConfig {
   const entityRef = stringifyEntityRef(entity);
   const pipelineName = getPipelineName(entity);
   if (!pipelineName) {
@@ -38,10 +39,22 @@ export function describeEnvironments(
       }`,
     );
   }
+  return pipeline;
+}
 
-  const kubernetesId =
-    entity.metadata.annotations?.[KUBERNETES_ID_ANNOTATION]?.trim() ||
-    entity.metadata.name;
+/**
+ * The entity's pipeline with its stages in order, their URLs filled in with
+ * the entity's values. Throws NotFoundError, with what to do about it, for an
+ * entity that does not use Progression or names an unknown pipeline.
+ */
+export function describeEnvironments(
+  entity: Entity,
+  config: ProgressionConfig,
+): EntityEnvironments {
+  const entityRef = stringifyEntityRef(entity);
+  const pipeline = pipelineOf(entity, config);
+
+  const kubernetesId = getKubernetesId(entity);
   const entityNamespace = entity.metadata.namespace ?? 'default';
 
   return {

@@ -166,50 +166,45 @@ export function StageActions({
     );
   }
   if (active?.state === 'awaiting-approval' && canApprove.allowed) {
-    buttons.push(
-      <Button
-        key="approve"
-        variant="outlined"
-        size="small"
-        aria-label={`Approve ${active.version} to ${stage.title}`}
-        onClick={() =>
-          ask({
-            title: `Approve ${active.version} to ${stage.title}`,
-            text: `${active.requestedBy} asked to deploy ${active.version} to ${stage.title}.`,
-            confirm: 'Approve',
-            run: r =>
-              api.decide(active.id, {
-                decision: 'approve',
-                comment: r || undefined,
-              }),
-            done: `Approved ${active.version} to ${stage.title}`,
-          })
-        }
-      >
-        Approve
-      </Button>,
-      <Button
-        key="reject"
-        variant="outlined"
-        size="small"
-        aria-label={`Reject ${active.version} to ${stage.title}`}
-        onClick={() =>
-          ask({
-            title: `Reject ${active.version} to ${stage.title}`,
-            text: `The promotion ends and ${stage.title} keeps what it runs.`,
-            confirm: 'Reject',
-            run: r =>
-              api.decide(active.id, {
-                decision: 'reject',
-                comment: r || undefined,
-              }),
-            done: `Rejected ${active.version} to ${stage.title}`,
-          })
-        }
-      >
-        Reject
-      </Button>,
-    );
+    const decisions = [
+      {
+        decision: 'approve' as const,
+        label: 'Approve',
+        text: `${active.requestedBy} asked to deploy ${active.version} to ${stage.title}.`,
+        done: 'Approved',
+      },
+      {
+        decision: 'reject' as const,
+        label: 'Reject',
+        text: `The promotion ends and ${stage.title} keeps what it runs.`,
+        done: 'Rejected',
+      },
+    ];
+    for (const d of decisions) {
+      buttons.push(
+        <Button
+          key={d.decision}
+          variant="outlined"
+          size="small"
+          aria-label={`${d.label} ${active.version} to ${stage.title}`}
+          onClick={() =>
+            ask({
+              title: `${d.label} ${active.version} to ${stage.title}`,
+              text: d.text,
+              confirm: d.label,
+              run: r =>
+                api.decide(active.id, {
+                  decision: d.decision,
+                  comment: r || undefined,
+                }),
+              done: `${d.done} ${active.version} to ${stage.title}`,
+            })
+          }
+        >
+          {d.label}
+        </Button>,
+      );
+    }
   }
   if (active && canCancel.allowed) {
     buttons.push(
