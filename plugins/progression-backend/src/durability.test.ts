@@ -8,7 +8,7 @@ import path from 'node:path';
 
 /*
  * The backend process is killed with SIGKILL in the middle of a deploy and
- * started again on the same (SQLite file) database: the promotion finishes,
+ * started again on the same database (a SQLite file, then PostgreSQL): the promotion finishes,
  * and the cluster received exactly one image patch.
  */
 jest.setTimeout(180_000);
@@ -117,7 +117,7 @@ async function startBackendOn(
  * the check and the listen: then it tries another.
  */
 async function startBackend(
-  database: DatabaseConfig = {
+  database: DatabaseConfig | undefined = {
     client: 'better-sqlite3',
     connection: { directory: dir },
   },
@@ -132,27 +132,46 @@ async function startBackend(
   }
 }
 
-beforeAll(async () => {
-  // Pods take a while to become ready, so the kill lands mid-rollout.
-  sim = await KubeSimulator.start({ podReadyDelayMs: 1500 });
-  sim.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'dev' } });
+function deployment(name: string, image: string, replicas = 1) {
   sim.apply({
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: {
-      name: 'app',
+      name,
       namespace: 'dev',
-      labels: { 'backstage.io/kubernetes-id': 'app' },
+      labels: { 'backstage.io/kubernetes-id': name },
     },
     spec: {
-      replicas: 2,
-      selector: { matchLabels: { app: 'app' } },
+      replicas,
+      selector: { matchLabels: { app: name } },
       template: {
-        metadata: { labels: { app: 'app' } },
-        spec: { containers: [{ name: 'app', image: 'app:1.0.0' }] },
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: 'app', image }] },
       },
     },
   });
+}
+
+/** A database of its own on the PostgreSQL server of the test run. */
+async function postgresDatabase(
+  databaseId: Parameters<typeof databases.init>[0],
+  name: string,
+): Promise<DatabaseConfig> {
+  const knex = await databases.init(databaseId);
+  // The same server and credentials, with a database prefix of our own.
+  const { database: _, ...connection } = knex.client.config.connection;
+  await knex.destroy();
+  return {
+    client: 'pg',
+    connection,
+    prefix: `progression_${name}_${Date.now()}_`,
+  };
+}
+
+beforeAll(async () => {
+  // Pods take a while to become ready, so the kill lands mid-rollout.
+  sim = await KubeSimulator.start({ podReadyDelayMs: 1500 });
+  sim.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'dev' } });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'progression-durability-'));
 });
 
@@ -162,79 +181,83 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-it('finishes a promotion after the backend is killed mid-deploy, with one image patch', async () => {
-  let patches = 0;
-  let killed = false;
-  const first = await startBackend();
-  sim.store.subscribe(e => {
-    if (e.resource !== 'deployments' || e.object.metadata.name !== 'app')
-      return;
-    if (
-      e.type === 'MODIFIED' &&
-      e.object.spec.template.spec.containers[0].image === 'app:2.0.0' &&
-      e.object.metadata.generation === 2 &&
-      !killed
+describe.each([
+  ['a SQLite file', undefined],
+  ...databases.eachSupportedId().map(([id]) => [id, id] as const),
+])('killed mid-deploy on %s', (label, databaseId) => {
+  it('finishes the promotion after a restart, with one image patch', async () => {
+    const name = databaseId ? 'killed-pg' : 'killed-sqlite';
+    deployment(name, `${name}:1.0.0`, 2);
+    const database = databaseId
+      ? await postgresDatabase(databaseId, 'killed')
+      : undefined;
+    const entities = [entity(name)];
+    let patches = 0;
+    let killed = false;
+    const first = await startBackend(database, entities);
+    let image = `${name}:1.0.0`;
+    sim.store.subscribe(e => {
+      if (e.resource !== 'deployments' || e.object.metadata.name !== name)
+        return;
+      const now = e.object.spec.template.spec.containers[0].image;
+      if (now !== image) {
+        patches++;
+        image = now;
+      }
+      if (
+        e.type === 'MODIFIED' &&
+        now === `${name}:2.0.0` &&
+        e.object.metadata.generation === 2 &&
+        !killed
+      ) {
+        // The patch just reached the cluster: kill the backend right now.
+        killed = true;
+        first.child.kill('SIGKILL');
+      }
+    });
+
+    const registered = await fetch(
+      `${first.base}/api/progression/v1/entities/component/default/${name}/releases`,
+      {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ version: '2.0.0', image: `${name}:2.0.0` }),
+      },
+    );
+    expect(registered.status).toBe(201);
+    await new Promise<void>(resolve =>
+      first.child.once('exit', () => resolve()),
+    );
+    expect(killed).toBe(true);
+
+    const second = await startBackend(database, entities);
+    let state = '';
+    for (
+      let i = 0;
+      i < 600 && !['succeeded', 'failed', 'rolled-back'].includes(state);
+      i++
     ) {
-      // The patch just reached the cluster: kill the backend right now.
-      killed = true;
-      first.child.kill('SIGKILL');
+      const list = await (
+        await fetch(
+          `${second.base}/api/progression/v1/entities/component/default/${name}/promotions`,
+        )
+      ).json();
+      state = list.items[0]?.state ?? '';
+      await new Promise(r => setTimeout(r, 100));
     }
+    expect({ label, state }).toEqual({ label, state: 'succeeded' });
+    expect(patches).toBe(1);
+    expect(
+      sim.store.get('deployments', 'dev', name)!.spec.template.spec
+        .containers[0].image,
+    ).toBe(`${name}:2.0.0`);
+    second.child.kill('SIGTERM');
   });
-  let image = 'app:1.0.0';
-  sim.store.subscribe(e => {
-    if (e.resource !== 'deployments' || e.object.metadata.name !== 'app')
-      return;
-    const now = e.object.spec.template.spec.containers[0].image;
-    if (now !== image) {
-      patches++;
-      image = now;
-    }
-  });
-
-  const registered = await fetch(
-    `${first.base}/api/progression/v1/entities/component/default/app/releases`,
-    {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ version: '2.0.0', image: 'app:2.0.0' }),
-    },
-  );
-  expect(registered.status).toBe(201);
-  await new Promise<void>(resolve => first.child.once('exit', () => resolve()));
-  expect(killed).toBe(true);
-
-  const second = await startBackend();
-  let state = '';
-  for (
-    let i = 0;
-    i < 600 && !['succeeded', 'failed', 'rolled-back'].includes(state);
-    i++
-  ) {
-    const list = await (
-      await fetch(
-        `${second.base}/api/progression/v1/entities/component/default/app/promotions`,
-      )
-    ).json();
-    state = list.items[0]?.state ?? '';
-    await new Promise(r => setTimeout(r, 100));
-  }
-  expect(state).toBe('succeeded');
-  expect(patches).toBe(1);
-  expect(
-    sim.store.get('deployments', 'dev', 'app')!.spec.template.spec.containers[0]
-      .image,
-  ).toBe('app:2.0.0');
-  second.child.kill('SIGTERM');
 });
 
 describe.each(databases.eachSupportedId())('two backends on %p', databaseId => {
   it('run 20 promotions between them, each deploy patch sent once', async () => {
-    const knex = await databases.init(databaseId);
-    // The same server and credentials, with a database prefix of our own.
-    const { database: _, ...connection } = knex.client.config.connection;
-    await knex.destroy();
-    const prefix = `progression_two_${Date.now()}_`;
-    const database = { client: 'pg', connection, prefix };
+    const database = await postgresDatabase(databaseId, 'two');
 
     const names = Array.from({ length: 20 }, (_x, i) => `two-${i}`);
     const images = new Map<string, string>();
@@ -251,25 +274,7 @@ describe.each(databases.eachSupportedId())('two backends on %p', databaseId => {
         patches.set(name, (patches.get(name) ?? 0) + 1);
       images.set(name, image);
     });
-    for (const name of names) {
-      sim.apply({
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: {
-          name,
-          namespace: 'dev',
-          labels: { 'backstage.io/kubernetes-id': name },
-        },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: { app: name } },
-          template: {
-            metadata: { labels: { app: name } },
-            spec: { containers: [{ name: 'app', image: 'two:1' }] },
-          },
-        },
-      });
-    }
+    for (const name of names) deployment(name, 'two:1');
     const entities = names.map(entity);
     // One after the other, so that the first creates the database.
     const a = await startBackend(database, entities);
