@@ -35,6 +35,14 @@ export interface Config {
     };
 
     /**
+     * How long a reader's catalog lookup of an entity is reused by the
+     * read routes (environments, releases, promotions), per reader and
+     * entity. Mutations always read the catalog afresh. Default '5s'; '0s'
+     * turns the reuse off.
+     */
+    entityCacheTtl?: string | HumanDuration;
+
+    /**
      * Pipelines, by name. An entity opts into one with the annotation
      * `progression.backstage.io/pipeline: <name>`.
      */

@@ -1,4 +1,4 @@
-import { TestDatabases } from '@backstage/backend-test-utils';
+import { TestDatabaseId, TestDatabases } from '@backstage/backend-test-utils';
 import { KubeSimulator } from '@internal/kube-simulator';
 import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -154,7 +154,7 @@ function deployment(name: string, image: string, replicas = 1) {
 
 /** A database of its own on the PostgreSQL server of the test run. */
 async function postgresDatabase(
-  databaseId: Parameters<typeof databases.init>[0],
+  databaseId: TestDatabaseId,
   name: string,
 ): Promise<DatabaseConfig> {
   const knex = await databases.init(databaseId);
@@ -181,10 +181,14 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-describe.each([
+const killedOn: [string, TestDatabaseId | undefined][] = [
   ['a SQLite file', undefined],
-  ...databases.eachSupportedId().map(([id]) => [id, id] as const),
-])('killed mid-deploy on %s', (label, databaseId) => {
+  ...databases
+    .eachSupportedId()
+    .map(([id]): [string, TestDatabaseId] => [id, id]),
+];
+
+describe.each(killedOn)('killed mid-deploy on %s', (label, databaseId) => {
   it('finishes the promotion after a restart, with one image patch', async () => {
     const name = databaseId ? 'killed-pg' : 'killed-sqlite';
     deployment(name, `${name}:1.0.0`, 2);

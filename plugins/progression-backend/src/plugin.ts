@@ -67,6 +67,7 @@ export const progressionPlugin = createBackendPlugin({
         permissionsRegistry.addPermissions(progressionPermissions);
 
         const workloads = new KubernetesWorkloads();
+        let service: ProgressionService | undefined = undefined;
         const engine = new PromotionEngine({
           store,
           workloads,
@@ -75,6 +76,7 @@ export const progressionPlugin = createBackendPlugin({
           logger,
           // Live progress: one signals channel per entity.
           onTransition: change => {
+            service?.invalidate(change.entityRef);
             signals
               .publish({
                 recipients: { type: 'broadcast' },
@@ -116,7 +118,7 @@ export const progressionPlugin = createBackendPlugin({
           await worker.stop();
           await workloads.close();
         });
-        const service = new ProgressionService({
+        service = new ProgressionService({
           store,
           config: progressionConfig,
           onWork: () => worker.kick(),

@@ -383,3 +383,19 @@ describe("the demo's app-config.yaml", () => {
     ]);
   });
 });
+
+describe('entityCacheTtl', () => {
+  it('defaults to five seconds, and 0s turns the reuse off', () => {
+    expect(read({ clusters }).entityCacheTtlMs).toBe(5000);
+    expect(read({ clusters, entityCacheTtl: '0s' }).entityCacheTtlMs).toBe(0);
+    expect(read({ clusters, entityCacheTtl: '30s' }).entityCacheTtlMs).toBe(
+      30_000,
+    );
+  });
+
+  it('names the key of a value that is not a duration', () => {
+    expect(errorOf(() => read({ clusters, entityCacheTtl: 'soon' })).key).toBe(
+      'progression.entityCacheTtl',
+    );
+  });
+});

@@ -69,6 +69,8 @@ export interface ProgressionConfig {
   clusters: Map<string, ClusterConfig>;
   pipelines: Map<string, PipelineConfig>;
   worker: { heartbeatMs: number; staleMs: number };
+  /** How long the read routes reuse a reader's catalog lookup of an entity. */
+  entityCacheTtlMs: number;
 }
 
 /** The placeholders a stage URL may use. */
@@ -475,5 +477,16 @@ export function readProgressionConfig(config: Config): ProgressionConfig {
       'must be longer than heartbeatInterval, or live workers lose their promotions',
     );
   }
-  return { clusters, pipelines, worker: { heartbeatMs, staleMs } };
+  const entityCacheTtlMs =
+    readDurationMs(
+      config.getOptionalConfig('progression') ?? config,
+      'entityCacheTtl',
+      'progression',
+    ) ?? 5000;
+  return {
+    clusters,
+    pipelines,
+    worker: { heartbeatMs, staleMs },
+    entityCacheTtlMs,
+  };
 }

@@ -42,6 +42,80 @@ describe.each(databases.eachSupportedId())(
       );
     });
 
+    it('summarises each stage: newest, active and newest succeeded promotion', async () => {
+      const store = await createStore(databaseId);
+      const release = async (version: string) =>
+        (
+          await store.registerRelease({
+            entityRef,
+            version,
+            image: `img:${version}`,
+            createdBy: 'user:default/ci',
+          })
+        ).release;
+      const promote = async (stage: string, version: string) =>
+        (
+          await store.createPromotion({
+            entityRef,
+            pipeline: 'standard',
+            stage,
+            releaseId: (await release(version)).id,
+            requestedBy: 'user:default/jane',
+          })
+        ).promotion;
+      const step = { kind: 'transition', name: 'test', status: 'passed' };
+      const ok = await promote('staging', '1.0.0');
+      await store.transition(ok.id, 'pending', 'succeeded', step);
+      await new Promise(r => setTimeout(r, 5));
+      const bad = await promote('staging', '1.1.0');
+      await store.transition(bad.id, 'pending', 'failed', step);
+      await new Promise(r => setTimeout(r, 5));
+      const running = await promote('staging', '1.2.0');
+      const dev = await promote('development', '1.2.0');
+      // Another entity's history stays out.
+      await store.createPromotion({
+        entityRef: 'component:default/other',
+        pipeline: 'standard',
+        stage: 'staging',
+        releaseId: ok.releaseId,
+        requestedBy: 'user:default/jane',
+      });
+
+      const summaries = await store.stageSummaries(entityRef, [
+        'development',
+        'staging',
+        'production',
+      ]);
+      const ids = (stage: string) => {
+        const s = summaries.get(stage)!;
+        return {
+          last: s.last?.id,
+          active: s.active?.id,
+          lastSucceeded: s.lastSucceeded?.id,
+        };
+      };
+      expect(ids('staging')).toEqual({
+        last: running.id,
+        active: running.id,
+        lastSucceeded: ok.id,
+      });
+      expect(ids('development')).toEqual({
+        last: dev.id,
+        active: dev.id,
+        lastSucceeded: undefined,
+      });
+      expect(ids('production')).toEqual({
+        last: undefined,
+        active: undefined,
+        lastSucceeded: undefined,
+      });
+      const releases = await store.getReleases([ok.releaseId, 'missing']);
+      expect([...releases.values()].map(r => r.version)).toEqual(['1.0.0']);
+      expect(
+        (await store.findReleaseByImage(entityRef, 'img:1.1.0'))?.version,
+      ).toBe('1.1.0');
+    });
+
     it('allows one active promotion per entity and stage, and honours idempotency keys', async () => {
       const store = await createStore(databaseId);
       const { release } = await store.registerRelease({

@@ -205,6 +205,87 @@ export class DatabasePromotionStore {
     return row ? toRelease(row) : undefined;
   }
 
+  /** Releases by id; ids that do not exist are left out. */
+  async getReleases(ids: string[]): Promise<Map<string, Release>> {
+    const unique = [...new Set(ids)];
+    const rows = unique.length
+      ? await this.db('progression_releases').whereIn('id', unique)
+      : [];
+    return new Map(rows.map(row => [row.id, toRelease(row)]));
+  }
+
+  /** The newest release of the entity with this image, if any. */
+  async findReleaseByImage(
+    entityRef: string,
+    image: string,
+  ): Promise<Release | undefined> {
+    const row = await this.db('progression_releases')
+      .where({ entity_ref: entityRef, image })
+      .orderBy([
+        { column: 'created_at', order: 'desc' },
+        { column: 'id', order: 'desc' },
+      ])
+      .first();
+    return row ? toRelease(row) : undefined;
+  }
+
+  /**
+   * For each named stage of an entity: the newest promotion, the active one
+   * and the newest that succeeded. One statement of indexed lookups (the
+   * entity-stage-time index, the active key), however long the history is.
+   */
+  async stageSummaries(
+    entityRef: string,
+    stages: string[],
+  ): Promise<
+    Map<
+      string,
+      { last?: Promotion; active?: Promotion; lastSucceeded?: Promotion }
+    >
+  > {
+    const summaries = new Map(
+      stages.map(stage => [
+        stage,
+        {} as {
+          last?: Promotion;
+          active?: Promotion;
+          lastSucceeded?: Promotion;
+        },
+      ]),
+    );
+    if (!stages.length) return summaries;
+    // created_at alone orders a stage's promotions: one is active at a
+    // time, so two never start in the same millisecond.
+    const newest = (stage: string, which: string, state?: string) =>
+      this.db.select(this.db.raw('? as which', [which]), '*').from(
+        this.db('progression_promotions')
+          .where({ entity_ref: entityRef, stage, ...(state && { state }) })
+          .orderBy('created_at', 'desc')
+          .limit(1)
+          .as(`t_${which}_${stages.indexOf(stage)}`),
+      );
+    const queries = stages.flatMap(stage => [
+      newest(stage, 'last'),
+      newest(stage, 'lastSucceeded', 'succeeded'),
+    ]);
+    const rows = await this.db
+      .select(this.db.raw("'active' as which"), '*')
+      .from('progression_promotions')
+      .whereIn(
+        'active_key',
+        stages.map(stage => activeKey(entityRef, stage)),
+      )
+      .unionAll(queries);
+    for (const row of rows) {
+      const summary = summaries.get(row.stage);
+      if (summary) {
+        summary[row.which as 'last' | 'active' | 'lastSucceeded'] =
+          toPromotion(row);
+      }
+    }
+    return summaries;
+  }
+
   async listReleases(entityRef: string, limit = 100): Promise<Release[]> {
     const rows = await this.db('progression_releases')
       .where({ entity_ref: entityRef })

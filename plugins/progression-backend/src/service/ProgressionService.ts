@@ -6,6 +6,7 @@ import {
   NotFoundError,
 } from '@backstage/errors';
 import crypto from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import {
   EntityEnvironments,
   PromotionSummary,
@@ -85,6 +86,16 @@ function withTimeout<T>(
 const strip = <T extends object>(o: T): T =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
+interface StageHistory {
+  summaries: Map<
+    string,
+    { last?: Promotion; active?: Promotion; lastSucceeded?: Promotion }
+  >;
+  releases: Map<string, Release>;
+  /** The version of a live image, looked up once per image. */
+  byImage: Map<string, Promise<string | undefined>>;
+}
+
 export function releaseDto(r: Release): ReleaseDto {
   return strip({
     id: r.id,
@@ -115,6 +126,48 @@ export class ProgressionService {
   ) {}
 
   /**
+   * Each entity's promotion history as the environments read needs it,
+   * reused for a second: many readers of one entity (the tab polls while a
+   * promotion runs) cost one set of queries. Every write through this
+   * backend drops the entity's entry at once; a write through another
+   * replica shows within the second.
+   */
+  private readonly history = new LRUCache<
+    string,
+    { stages: string; history: Promise<StageHistory> }
+  >({ max: 5000, ttl: 1000 });
+
+  /** Forgets what `environments` knows of the entity's promotions. */
+  invalidate(entityRef: string) {
+    this.history.delete(entityRef);
+  }
+
+  private stageHistory(
+    entityRef: string,
+    stageNames: string[],
+  ): Promise<StageHistory> {
+    const stages = stageNames.join(',');
+    const cached = this.history.get(entityRef);
+    // A pipeline change (other stages) is a miss.
+    if (cached?.stages === stages) return cached.history;
+    const history = (async () => {
+      const summaries = await this.store.stageSummaries(entityRef, stageNames);
+      const releases = await this.store.getReleases(
+        [...summaries.values()].flatMap(({ last, active, lastSucceeded }) =>
+          [last, active, lastSucceeded].flatMap(p => (p ? [p.releaseId] : [])),
+        ),
+      );
+      return { summaries, releases, byImage: new Map() };
+    })();
+    const entry = { stages, history };
+    this.history.set(entityRef, entry);
+    history.catch(() => {
+      if (this.history.get(entityRef) === entry) this.history.delete(entityRef);
+    });
+    return history;
+  }
+
+  /**
    * The entity's stages with what runs in each (from the informer cache),
    * the last and the active promotion, and drift. A stage whose cluster
    * cannot be read says why; the others still render.
@@ -122,11 +175,20 @@ export class ProgressionService {
   async environments(entity: Entity): Promise<EntityEnvironments> {
     const base = describeEnvironments(entity, this.options.config);
     const entityRef = base.entityRef;
-    const recent = (await this.store.listPromotions(entityRef, { limit: 500 }))
-      .items;
-    const releases = new Map(
-      (await this.store.listReleases(entityRef, 500)).map(r => [r.id, r]),
+    const { summaries, releases, byImage } = await this.stageHistory(
+      entityRef,
+      base.pipeline.stages.map(s => s.name),
     );
+    const versionOf = (image: string) => {
+      let found = byImage.get(image);
+      if (!found) {
+        found = this.store
+          .findReleaseByImage(entityRef, image)
+          .then(r => r?.version);
+        byImage.set(image, found);
+      }
+      return found;
+    };
     const summary = (p: Promotion): PromotionSummary =>
       strip({
         id: p.id,
@@ -139,10 +201,11 @@ export class ProgressionService {
       });
     const stages = await Promise.all(
       base.pipeline.stages.map(async (stage): Promise<Stage> => {
-        const mine = recent.filter(p => p.stage === stage.name);
-        const last = mine[0];
-        const active = mine.find(p => !isTerminal(p.state));
-        const lastSuccess = mine.find(p => p.state === 'succeeded');
+        const {
+          last,
+          active,
+          lastSucceeded: lastSuccess,
+        } = summaries.get(stage.name) ?? {};
         const result: Stage = {
           ...stage,
           ...(last && { lastPromotion: summary(last) }),
@@ -167,7 +230,10 @@ export class ProgressionService {
             };
           }
           const version =
-            [...releases.values()].find(r => r.image === live.image)?.version ??
+            (lastSuccess &&
+            releases.get(lastSuccess.releaseId)?.image === live.image
+              ? releases.get(lastSuccess.releaseId)?.version
+              : await versionOf(live.image)) ??
             live.image.split('@')[0].split('/').pop()?.split(':')[1] ??
             live.image;
           const expected = lastSuccess

@@ -26,6 +26,7 @@ import {
   progressionRollbackPermission,
 } from '@internal/backstage-plugin-progression-common';
 import express from 'express';
+import { LRUCache } from 'lru-cache';
 import { JsonObject } from '@backstage/types';
 import { ProgressionConfig } from '../config/readProgressionConfig';
 import { spec } from '../schema/openapi/generated';
@@ -81,6 +82,29 @@ export async function createRouter(
     return entity;
   };
 
+  // Reads reuse a reader's catalog lookup for a few seconds: the
+  // Environments tab polls while a promotion runs. Keyed by reader, so the
+  // catalog's permission decision for that reader still applies.
+  const readCache =
+    config.entityCacheTtlMs > 0
+      ? new LRUCache<string, Entity>({
+          max: 10_000,
+          ttl: config.entityCacheTtlMs,
+        })
+      : undefined;
+  const entityForRead = async (
+    ref: CompoundEntityRef,
+    credentials: BackstageCredentials,
+  ): Promise<Entity> => {
+    if (!readCache) return entityOf(ref, credentials);
+    const key = `${principalRef(credentials)}\n${stringifyEntityRef(ref)}`;
+    const cached = readCache.get(key);
+    if (cached) return cached;
+    const entity = await entityOf(ref, credentials);
+    readCache.set(key, entity);
+    return entity;
+  };
+
   const authorize = async (
     credentials: BackstageCredentials,
     permission: ResourcePermission<'catalog-entity'>,
@@ -128,6 +152,9 @@ export async function createRouter(
     } catch (error) {
       await event?.fail({ error: error as Error });
       throw error;
+    } finally {
+      // What the environments read reuses of this entity is stale now.
+      service?.invalidate(guard.entityRef);
     }
   };
 
@@ -156,7 +183,7 @@ export async function createRouter(
       const credentials = await httpAuth.credentials(req, {
         allow: ['user', 'service'],
       });
-      const entity = await entityOf(req.params, credentials);
+      const entity = await entityForRead(req.params, credentials);
       res.json(
         service
           ? await service.environments(entity)
@@ -171,7 +198,7 @@ export async function createRouter(
       const credentials = await httpAuth.credentials(req, {
         allow: ['user', 'service'],
       });
-      const entity = await entityOf(req.params, credentials);
+      const entity = await entityForRead(req.params, credentials);
       res.json({ items: await needService().listReleases(entity) });
     },
   );
@@ -211,7 +238,7 @@ export async function createRouter(
       const credentials = await httpAuth.credentials(req, {
         allow: ['user', 'service'],
       });
-      const entity = await entityOf(req.params, credentials);
+      const entity = await entityForRead(req.params, credentials);
       const { stage, status, limit, cursor } = req.query;
       res.json(
         await needService().listPromotions(entity, {
