@@ -5,7 +5,10 @@ import {
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { signalsServiceRef } from '@backstage/plugin-signals-node';
 import {
+  getContainerName,
   getKubernetesId,
+  getPipelineName,
+  getStageUrlOverride,
   progressionPermissions,
 } from '@internal/backstage-plugin-progression-common';
 import { readProgressionConfig } from './config/readProgressionConfig';
@@ -95,6 +98,16 @@ export const progressionPlugin = createBackendPlugin({
               name: entity.metadata.name,
               namespace: entity.metadata.namespace ?? 'default',
               kubernetesId: getKubernetesId(entity),
+              container: getContainerName(entity),
+              urlOverrides: Object.fromEntries(
+                (
+                  progressionConfig.pipelines.get(getPipelineName(entity) ?? '')
+                    ?.stages ?? []
+                ).flatMap(stage => {
+                  const url = getStageUrlOverride(entity, stage.name);
+                  return url ? [[stage.name, url]] : [];
+                }),
+              ),
             };
           },
         });

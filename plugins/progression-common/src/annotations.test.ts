@@ -1,7 +1,10 @@
 import { Entity } from '@backstage/catalog-model';
 import {
+  PROGRESSION_CONTAINER_ANNOTATION,
   PROGRESSION_PIPELINE_ANNOTATION,
+  getContainerName,
   getPipelineName,
+  getStageUrlOverride,
   isProgressionAvailable,
 } from './annotations';
 
@@ -28,5 +31,18 @@ describe('annotations', () => {
   ])('is not available with %s', (_, annotations) => {
     expect(isProgressionAvailable(entity(annotations))).toBe(false);
     expect(getPipelineName(entity(annotations))).toBeUndefined();
+  });
+});
+
+describe('narrowing annotations', () => {
+  it('reads the container name and per-stage URL overrides', () => {
+    const e = entity({
+      [PROGRESSION_CONTAINER_ANNOTATION]: ' api ',
+      'progression.backstage.io/url.staging': 'http://127.0.0.1:7102/v2',
+    });
+    expect(getContainerName(e)).toBe('api');
+    expect(getStageUrlOverride(e, 'staging')).toBe('http://127.0.0.1:7102/v2');
+    expect(getStageUrlOverride(e, 'production')).toBeUndefined();
+    expect(getContainerName(entity())).toBeUndefined();
   });
 });

@@ -51,3 +51,52 @@ export function getKubernetesId(entity: Entity): string {
     entity.metadata.name
   );
 }
+
+/**
+ * The container of the stage Deployments that runs the release, when they
+ * have more than one. Without it the first container is used.
+ *
+ * @public
+ */
+export const PROGRESSION_CONTAINER_ANNOTATION =
+  'progression.backstage.io/container';
+
+/**
+ * Prefix of the annotations that override a stage's URL for this entity:
+ * `progression.backstage.io/url.<stage>`. An override may only narrow the
+ * configured URL: it must keep the configured URL's origin (scheme, host and
+ * port); the backend ignores one that does not.
+ *
+ * @public
+ */
+export const PROGRESSION_STAGE_URL_ANNOTATION_PREFIX =
+  'progression.backstage.io/url.';
+
+/**
+ * The container name the entity asks for, if any.
+ *
+ * @public
+ */
+export function getContainerName(entity: Entity): string | undefined {
+  return (
+    entity.metadata.annotations?.[PROGRESSION_CONTAINER_ANNOTATION]?.trim() ||
+    undefined
+  );
+}
+
+/**
+ * The entity's URL override for a stage, if it has one (not yet checked
+ * against the configured URL).
+ *
+ * @public
+ */
+export function getStageUrlOverride(
+  entity: Entity,
+  stage: string,
+): string | undefined {
+  return (
+    entity.metadata.annotations?.[
+      `${PROGRESSION_STAGE_URL_ANNOTATION_PREFIX}${stage}`
+    ]?.trim() || undefined
+  );
+}

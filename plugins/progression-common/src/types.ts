@@ -14,6 +14,8 @@ export interface Stage {
   namespace: string;
   /** Base URL of the stage for smoke and load checks, entity values filled in. */
   url?: string;
+  /** Why the entity's URL override for this stage was ignored, if it was. */
+  urlOverrideIgnored?: string;
   /** What runs in the stage now, from the cluster (absent when unknown). */
   live?: StageLive;
   /** The newest promotion into this stage. */

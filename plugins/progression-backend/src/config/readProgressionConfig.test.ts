@@ -3,6 +3,7 @@ import {
   ProgressionConfigError,
   readProgressionConfig,
   renderStageUrl,
+  resolveStageUrl,
 } from './readProgressionConfig';
 
 const clusters = [
@@ -397,5 +398,49 @@ describe('entityCacheTtl', () => {
     expect(errorOf(() => read({ clusters, entityCacheTtl: 'soon' })).key).toBe(
       'progression.entityCacheTtl',
     );
+  });
+});
+
+describe('resolveStageUrl', () => {
+  const values = {
+    'entity.name': 'payments-api',
+    'entity.namespace': 'default',
+    kubernetesId: 'payments-api',
+    'stage.name': 'staging',
+    'stage.namespace': 'staging',
+  };
+  const template = 'http://127.0.0.1:7102/{{ kubernetesId }}';
+
+  it('fills in the template when the entity has no override', () => {
+    expect(resolveStageUrl(template, values)).toEqual({
+      url: 'http://127.0.0.1:7102/payments-api',
+    });
+  });
+
+  it('takes an override on the configured origin (narrowing)', () => {
+    expect(
+      resolveStageUrl(template, values, 'http://127.0.0.1:7102/payments/v2'),
+    ).toEqual({ url: 'http://127.0.0.1:7102/payments/v2' });
+  });
+
+  it.each([
+    ['another host', 'http://169.254.169.254/latest/meta-data'],
+    ['another port', 'http://127.0.0.1:6443/api'],
+    ['another scheme', 'https://127.0.0.1:7102/payments-api'],
+    ['credentials', 'http://admin:secret@127.0.0.1:7102/x'],
+    ['not a URL', 'payments'],
+  ])('ignores an override with %s, saying why', (_, override) => {
+    const resolved = resolveStageUrl(template, values, override);
+    expect(resolved.url).toBe('http://127.0.0.1:7102/payments-api');
+    expect(resolved.ignored).toMatch(/override/);
+  });
+
+  it('ignores an override on a stage without a configured url', () => {
+    expect(
+      resolveStageUrl(undefined, values, 'http://127.0.0.1:7102/x'),
+    ).toEqual({
+      url: undefined,
+      ignored: expect.stringMatching(/no configured url/),
+    });
   });
 });

@@ -163,6 +163,46 @@ export function renderStageUrl(
   );
 }
 
+/**
+ * A stage's URL for one entity: the configured template filled in, or the
+ * entity's override (`progression.backstage.io/url.<stage>`) when it keeps
+ * the configured URL's origin. An override may narrow where checks go (a
+ * path of its own), never widen it: one on another origin, or on a stage
+ * without a configured URL, is ignored and `ignored` says why.
+ */
+export function resolveStageUrl(
+  template: string | undefined,
+  values: StageUrlValues,
+  override?: string,
+): { url?: string; ignored?: string } {
+  const url = template ? renderStageUrl(template, values) : undefined;
+  if (override === undefined) return { url };
+  if (!url) {
+    return {
+      url,
+      ignored: `the stage has no configured url, so the override '${override}' is ignored`,
+    };
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(override);
+  } catch {
+    return { url, ignored: `the override '${override}' is not a URL` };
+  }
+  const configured = new URL(url);
+  if (
+    parsed.origin !== configured.origin ||
+    parsed.username ||
+    parsed.password
+  ) {
+    return {
+      url,
+      ignored: `the override '${override}' leaves the configured origin ${configured.origin}`,
+    };
+  }
+  return { url: parsed.toString().replace(/\/$/, '') };
+}
+
 function readClusters(config: Config): Map<string, ClusterConfig> {
   const clusters = new Map<string, ClusterConfig>();
   const add = (cluster: ClusterConfig, path: string) => {

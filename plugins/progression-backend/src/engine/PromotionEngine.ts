@@ -4,7 +4,7 @@ import {
   PipelineConfig,
   ProgressionConfig,
   StageConfig,
-  renderStageUrl,
+  resolveStageUrl,
 } from '../config/readProgressionConfig';
 import {
   DatabasePromotionStore,
@@ -32,6 +32,8 @@ export interface EntityTarget {
   kubernetesId: string;
   /** The container that runs the release, when the Deployment has several. */
   container?: string;
+  /** Stage URL overrides from the entity's annotations, by stage name. */
+  urlOverrides?: Record<string, string>;
 }
 
 export type ResolveEntity = (entityRef: string) => Promise<EntityTarget>;
@@ -126,15 +128,23 @@ export class PromotionEngine {
   }
 
   private stageUrl(stage: StageConfig, entity: EntityTarget) {
-    return stage.url
-      ? renderStageUrl(stage.url, {
-          'entity.name': entity.name,
-          'entity.namespace': entity.namespace,
-          kubernetesId: entity.kubernetesId,
-          'stage.name': stage.name,
-          'stage.namespace': stage.namespace,
-        })
-      : undefined;
+    const { url, ignored } = resolveStageUrl(
+      stage.url,
+      {
+        'entity.name': entity.name,
+        'entity.namespace': entity.namespace,
+        kubernetesId: entity.kubernetesId,
+        'stage.name': stage.name,
+        'stage.namespace': stage.namespace,
+      },
+      entity.urlOverrides?.[stage.name],
+    );
+    if (ignored) {
+      this.options.logger.warn(
+        `${entity.entityRef} in ${stage.name}: ${ignored}`,
+      );
+    }
+    return url;
   }
 
   /**

@@ -5,11 +5,13 @@ import {
   PROGRESSION_PIPELINE_ANNOTATION,
   getKubernetesId,
   getPipelineName,
+  getStageUrlOverride,
 } from '@internal/backstage-plugin-progression-common';
 import {
   PipelineConfig,
   ProgressionConfig,
-  renderStageUrl,
+  StageConfig,
+  resolveStageUrl,
 } from '../config/readProgressionConfig';
 
 /**
@@ -43,6 +45,31 @@ export function pipelineOf(
 }
 
 /**
+ * The stage's URL for the entity (see resolveStageUrl), and why an
+ * override in its annotations was ignored, if it was.
+ */
+export function stageUrlOf(
+  entity: Entity,
+  stage: StageConfig,
+): { url?: string; urlOverrideIgnored?: string } {
+  const { url, ignored } = resolveStageUrl(
+    stage.url,
+    {
+      'entity.name': entity.metadata.name,
+      'entity.namespace': entity.metadata.namespace ?? 'default',
+      kubernetesId: getKubernetesId(entity),
+      'stage.name': stage.name,
+      'stage.namespace': stage.namespace,
+    },
+    getStageUrlOverride(entity, stage.name),
+  );
+  return {
+    ...(url && { url }),
+    ...(ignored && { urlOverrideIgnored: ignored }),
+  };
+}
+
+/**
  * The entity's pipeline with its stages in order, their URLs filled in with
  * the entity's values. Throws NotFoundError, with what to do about it, for an
  * entity that does not use Progression or names an unknown pipeline.
@@ -55,7 +82,6 @@ export function describeEnvironments(
   const pipeline = pipelineOf(entity, config);
 
   const kubernetesId = getKubernetesId(entity);
-  const entityNamespace = entity.metadata.namespace ?? 'default';
 
   return {
     entityRef,
@@ -69,15 +95,7 @@ export function describeEnvironments(
         title: stage.title,
         cluster: stage.cluster,
         namespace: stage.namespace,
-        ...(stage.url && {
-          url: renderStageUrl(stage.url, {
-            'entity.name': entity.metadata.name,
-            'entity.namespace': entityNamespace,
-            kubernetesId,
-            'stage.name': stage.name,
-            'stage.namespace': stage.namespace,
-          }),
-        }),
+        ...stageUrlOf(entity, stage),
       })),
     },
   };

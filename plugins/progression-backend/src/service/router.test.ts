@@ -29,6 +29,20 @@ const entities: Entity[] = [
   {
     apiVersion: 'backstage.io/v1alpha1',
     kind: 'Component',
+    metadata: {
+      name: 'narrowed',
+      annotations: {
+        'progression.backstage.io/pipeline': 'standard',
+        'progression.backstage.io/url.development':
+          'http://narrowed.development.localhost/v2',
+        'progression.backstage.io/url.staging': 'http://169.254.169.254/',
+      },
+    },
+    spec: { type: 'service', owner: 'team-payments' },
+  },
+  {
+    apiVersion: 'backstage.io/v1alpha1',
+    kind: 'Component',
     metadata: { name: 'legacy-batch' },
     spec: { type: 'service', owner: 'team-payments' },
   },
@@ -117,6 +131,15 @@ describe('createRouter', () => {
         ],
       },
     });
+  });
+
+  it('takes a URL override that keeps the configured origin, and says why it ignores one that does not', async () => {
+    const res = await request(server).get(url('component/default/narrowed'));
+    expect(res.status).toBe(200);
+    const [development, staging] = res.body.pipeline.stages;
+    expect(development.url).toBe('http://narrowed.development.localhost/v2');
+    expect(staging.url).toBeUndefined();
+    expect(staging.urlOverrideIgnored).toMatch(/no configured url/);
   });
 
   it('treats the kind case-insensitively, as the catalog does', async () => {

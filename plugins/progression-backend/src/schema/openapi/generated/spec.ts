@@ -172,7 +172,12 @@ export const spec = {
           url: {
             type: 'string',
             description:
-              "Base URL of the stage, with the entity's values filled in.",
+              "Base URL of the stage, with the entity's values filled in (or the entity's override, when it keeps the configured origin).",
+          },
+          urlOverrideIgnored: {
+            type: 'string',
+            description:
+              "Why the entity's `progression.backstage.io/url.<stage>` annotation was ignored.",
           },
           live: {
             $ref: '#/components/schemas/StageLive',
