@@ -110,7 +110,12 @@ export type GateStatus =
  */
 export interface GateResult {
   gate: string;
-  phase: 'preflight' | 'verification' | 'rollback';
+  /**
+   * When it ran: before the approval (`preflight`), after the approval just
+   * before the deploy (`predeploy`, for example a migration Job), after the
+   * deploy (`verification`), or after a rollback (`rollback`).
+   */
+  phase: 'preflight' | 'predeploy' | 'verification' | 'rollback';
   status: GateStatus;
   reason: string;
   evidence: unknown;

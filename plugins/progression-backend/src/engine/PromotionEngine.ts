@@ -409,7 +409,7 @@ export class PromotionEngine {
     const { stage } = this.pipelineOf(p);
     const entity = await this.options.resolveEntity(p.entityRef);
     const results: GateResult[] = [];
-    for (const gate of this.options.gates.filter(g => g.appliesTo(stage))) {
+    for (const gate of this.options.gates.filter(g => g.appliesTo(stage, phase))) {
       const result = await gate.run(
         { stage, stageUrl: this.stageUrl(stage, entity), signal },
         phase,

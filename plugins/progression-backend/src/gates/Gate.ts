@@ -1,5 +1,12 @@
 import { GateResult } from '@internal/backstage-plugin-progression-common';
 import { StageConfig } from '../config/readProgressionConfig';
+import {
+  KubernetesWorkloads,
+  StageLocation,
+} from '../kubernetes/KubernetesWorkloads';
+
+/** When a gate runs, relative to the deploy. */
+export type GatePhase = GateResult['phase'];
 
 /** What a gate gets to measure a stage. */
 export interface GateContext {
@@ -8,6 +15,31 @@ export interface GateContext {
   stageUrl?: string;
   /** Stops the measurement, for example when the promotion is cancelled. */
   signal?: AbortSignal;
+  /** The entity whose release moves. */
+  entity?: {
+    entityRef: string;
+    name: string;
+    namespace: string;
+    kubernetesId: string;
+    container?: string;
+  };
+  /** The release being promoted (for a rollback: the one rolled back to). */
+  release?: { id: string; version: string; image: string };
+  /** The promotion, for names of objects a gate creates. */
+  promotionId?: string;
+  /** Where the stage's workload runs. */
+  location?: StageLocation;
+  /** The stage the release comes from (the previous one), when there is one. */
+  source?: { stage: StageConfig; location: StageLocation };
+  /** The pipeline's other stages and where they run (isolation). */
+  otherStages?: { stage: StageConfig; location: StageLocation }[];
+  /** The cluster access; gates never talk to clusters any other way. */
+  workloads?: KubernetesWorkloads;
+  /**
+   * What this gate measured for the last release that succeeded in this
+   * stage (relative thresholds), by check name.
+   */
+  baseline?: (gate: string, check: string) => Promise<number | undefined>;
 }
 
 /**
@@ -16,7 +48,7 @@ export interface GateContext {
  */
 export interface Gate {
   readonly name: string;
-  /** Whether the stage configures this gate at all. */
-  appliesTo(stage: StageConfig): boolean;
-  run(context: GateContext, phase: GateResult['phase']): Promise<GateResult>;
+  /** Whether the stage configures this gate for this phase. */
+  appliesTo(stage: StageConfig, phase: GatePhase): boolean;
+  run(context: GateContext, phase: GatePhase): Promise<GateResult>;
 }

@@ -4,7 +4,7 @@ import {
 } from '@internal/backstage-plugin-progression-common';
 import jsonata from 'jsonata';
 import { SmokeCheckConfig, StageConfig } from '../config/readProgressionConfig';
-import { Gate, GateContext } from './Gate';
+import { Gate, GateContext, GatePhase } from './Gate';
 
 const BODY_EXCERPT = 2048;
 // A JSONata expression may not run longer or recurse deeper than this.
@@ -117,8 +117,12 @@ async function attempt(
 export class SmokeGate implements Gate {
   readonly name = 'smoke';
 
-  appliesTo(stage: StageConfig): boolean {
-    return stage.smoke.length > 0;
+  /** After the deploy, and again after a rollback. */
+  appliesTo(stage: StageConfig, phase: GatePhase): boolean {
+    return (
+      stage.smoke.length > 0 &&
+      (phase === 'verification' || phase === 'rollback')
+    );
   }
 
   async run(

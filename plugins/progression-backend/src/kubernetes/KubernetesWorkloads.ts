@@ -97,7 +97,8 @@ export class KubernetesWorkloads {
   private readonly configs = new Map<string, KubeConfig>();
   private readonly informers = new Map<string, Promise<InformerState>>();
 
-  private kubeConfig(cluster: ClusterConfig) {
+  /** The client configuration of a cluster, shared by every reader of it. */
+  kubeConfig(cluster: ClusterConfig) {
     let kc = this.configs.get(cluster.name);
     if (!kc) {
       kc = clusterKubeConfig(cluster);
