@@ -1,7 +1,18 @@
-import { Config, readDurationFromConfig } from '@backstage/config';
+import { Config } from '@backstage/config';
 import { parseEntityRef } from '@backstage/catalog-model';
-import { durationToMilliseconds } from '@backstage/types';
 import jsonata from 'jsonata';
+import { ProgressionConfigError, readDurationMs } from './readHelpers';
+
+export { ProgressionConfigError } from './readHelpers';
+import { FlagsConfig, readFlagsConfig } from '../flags/readFlags';
+import {
+  IsolationGateConfig,
+  readIsolationGateConfig,
+} from '../gates/IsolationGate';
+import { JobGateConfig, readJobGateConfig } from '../gates/JobGate';
+import { LoadGateConfig, readLoadGateConfig } from '../gates/LoadGate';
+import { MetricCheckConfig, readMetricsGateConfig } from '../gates/MetricsGate';
+import { ParityGateConfig, readParityGateConfig } from '../gates/ParityGate';
 
 /** A cluster that stages can deploy to. */
 export interface ClusterConfig {
@@ -56,6 +67,16 @@ export interface StageConfig {
   /** How long a rollout may take before the deploy fails. */
   rolloutTimeoutMs: number;
   smoke: SmokeCheckConfig[];
+  /** The stage's other gates; each absent (or empty) when not configured. */
+  gates: {
+    metrics: MetricCheckConfig[];
+    load?: LoadGateConfig;
+    job?: JobGateConfig;
+    isolation?: IsolationGateConfig;
+    parity?: ParityGateConfig;
+  };
+  /** Where the stage's feature flags are read from. */
+  flags: FlagsConfig;
 }
 
 export interface PipelineConfig {
@@ -90,14 +111,6 @@ export type StageUrlValues = Record<
 const PLACEHOLDER = /\{\{\s*([^}\s]*)\s*\}\}/g;
 // RFC 1123 label, the rule for namespace and stage names.
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
-/** Thrown for a configuration the backend refuses to start with. */
-export class ProgressionConfigError extends Error {
-  constructor(readonly key: string, problem: string) {
-    super(`Invalid Progression configuration at '${key}': ${problem}`);
-    this.name = 'ProgressionConfigError';
-  }
-}
 
 function readDnsLabel(config: Config, key: string, path: string): string {
   const value = config.getString(key);
@@ -266,29 +279,6 @@ function readClusters(config: Config): Map<string, ClusterConfig> {
       });
     });
   return clusters;
-}
-
-function readDurationMs(
-  config: Config,
-  key: string,
-  path: string,
-): number | undefined {
-  if (!config.has(key)) return undefined;
-  let ms: number;
-  try {
-    ms = durationToMilliseconds(readDurationFromConfig(config, { key }));
-  } catch (e) {
-    throw new ProgressionConfigError(
-      `${path}.${key}`,
-      `not a duration (use for example '10m', 'PT30S' or { minutes: 10 }): ${
-        (e as Error).message
-      }`,
-    );
-  }
-  if (!(ms >= 0)) {
-    throw new ProgressionConfigError(`${path}.${key}`, 'must not be negative');
-  }
-  return ms;
 }
 
 function readApproval(stage: Config, path: string): ApprovalConfig {
@@ -477,6 +467,14 @@ function readPipeline(
       rolloutTimeoutMs:
         readDurationMs(stage, 'rolloutTimeout', stagePath) ?? 10 * 60_000,
       smoke,
+      gates: {
+        metrics: readMetricsGateConfig(stage, stagePath),
+        load: readLoadGateConfig(stage, stagePath),
+        job: readJobGateConfig(stage, stagePath),
+        isolation: readIsolationGateConfig(stage, stagePath),
+        parity: readParityGateConfig(stage, stagePath),
+      },
+      flags: readFlagsConfig(stage, config, stagePath),
     };
   });
   return {
