@@ -35,6 +35,22 @@ export interface Config {
     };
 
     /**
+     * The Prometheus that metric gates and the Environments tab's charts
+     * read. Without it, metric gates are skipped (saying why).
+     */
+    prometheus?: {
+      /** Base URL, for example http://prometheus:9090. */
+      url: string;
+      /**
+       * Headers sent with every query, for example Authorization.
+       * @visibility secret
+       */
+      headers?: { [name: string]: string };
+      /** Timeout of one query. Default '10s'. */
+      timeout?: string | HumanDuration;
+    };
+
+    /**
      * How long a reader's catalog lookup of an entity is reused by the
      * read routes (environments, releases, promotions), per reader and
      * entity. Mutations always read the catalog afresh. Default '5s'; '0s'

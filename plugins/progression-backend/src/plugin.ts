@@ -17,6 +17,8 @@ import { getMigratedClient } from './database/migrations';
 import { PromotionEngine } from './engine/PromotionEngine';
 import { PromotionWorker } from './engine/PromotionWorker';
 import { SmokeGate } from './gates/SmokeGate';
+import { MetricsGate } from './gates/MetricsGate';
+import { PrometheusClient } from './prometheus/PrometheusClient';
 import { KubernetesWorkloads } from './kubernetes/KubernetesWorkloads';
 import { ProgressionService } from './service/ProgressionService';
 import { createRouter } from './service/router';
@@ -75,7 +77,13 @@ export const progressionPlugin = createBackendPlugin({
           store,
           workloads,
           config: progressionConfig,
-          gates: [new SmokeGate()],
+          gates: [
+            new SmokeGate(),
+            new MetricsGate(
+              progressionConfig.prometheus &&
+                new PrometheusClient(progressionConfig.prometheus),
+            ),
+          ],
           logger,
           // Live progress: one signals channel per entity.
           onTransition: change => {

@@ -1,6 +1,7 @@
 import { Config } from '@backstage/config';
 import { parseEntityRef } from '@backstage/catalog-model';
 import jsonata from 'jsonata';
+import { PrometheusConfig } from '../prometheus/PrometheusClient';
 import { ProgressionConfigError, readDurationMs } from './readHelpers';
 
 export { ProgressionConfigError } from './readHelpers';
@@ -92,6 +93,8 @@ export interface ProgressionConfig {
   worker: { heartbeatMs: number; staleMs: number };
   /** How long the read routes reuse a reader's catalog lookup of an entity. */
   entityCacheTtlMs: number;
+  /** Where metric gates and charts read from; absent when not configured. */
+  prometheus?: PrometheusConfig;
 }
 
 /** The placeholders a stage URL may use. */
@@ -485,6 +488,22 @@ function readPipeline(
   };
 }
 
+function readPrometheus(config: Config): PrometheusConfig | undefined {
+  const prometheus = config.getOptionalConfig('progression.prometheus');
+  const url = prometheus?.getOptionalString('url');
+  if (!prometheus || !url) return undefined;
+  readHttpUrl(url, 'progression.prometheus.url');
+  const headers = prometheus.getOptionalConfig('headers');
+  return {
+    url,
+    headers: Object.fromEntries(
+      (headers?.keys() ?? []).map(k => [k, headers!.getString(k)]),
+    ),
+    timeoutMs:
+      readDurationMs(prometheus, 'timeout', 'progression.prometheus') ?? 10_000,
+  };
+}
+
 /**
  * Reads and validates the `progression` section. Throws a
  * {@link ProgressionConfigError} naming the bad key, so that the backend
@@ -526,5 +545,6 @@ export function readProgressionConfig(config: Config): ProgressionConfig {
     pipelines,
     worker: { heartbeatMs, staleMs },
     entityCacheTtlMs,
+    prometheus: readPrometheus(config),
   };
 }

@@ -11,7 +11,8 @@ import {
   Promotion,
   Release,
 } from '../database/DatabasePromotionStore';
-import { Gate } from '../gates/Gate';
+import { Gate, GateContext } from '../gates/Gate';
+import { MetricsGate } from '../gates/MetricsGate';
 import {
   KubernetesWorkloads,
   StageLocation,
@@ -66,6 +67,10 @@ export const WORKABLE_STATES: PromotionState[] = [
   'verifying',
   'rolling-back',
 ];
+
+/** The first result that stops a promotion: anything but passed or skipped. */
+const firstBlocking = (results: GateResult[]) =>
+  results.find(r => r.status !== 'passed' && r.status !== 'skipped');
 
 const formatDuration = (ms: number) => {
   const minutes = Math.ceil(ms / 60_000);
@@ -288,6 +293,36 @@ export class PromotionEngine {
         };
       }
     }
+    if (index > 0) {
+      // Soak: the release must still be healthy where it soaked, by that
+      // stage's metric checks when it has any.
+      const previous = pipeline.stages[index - 1];
+      const health = await this.soakHealth(p, release, previous);
+      if (health && health.status !== 'passed' && health.status !== 'skipped') {
+        const reason = `${release.version} is not healthy in ${previous.name}: ${health.reason}`;
+        return {
+          event: 'preflight-failed',
+          kind: 'gate',
+          name: 'soak',
+          status: health.status,
+          reason,
+          evidence: health,
+          error: reason,
+        };
+      }
+    }
+    const failed = firstBlocking(await this.runGates(p, 'preflight'));
+    if (failed) {
+      const reason = `${failed.gate}: ${failed.reason}`;
+      return {
+        event: 'preflight-failed',
+        kind: 'transition',
+        name: 'preflight',
+        status: 'failed',
+        reason,
+        error: reason,
+      };
+    }
     return {
       event: 'preflight-passed',
       kind: 'gate',
@@ -298,6 +333,31 @@ export class PromotionEngine {
           ? `${pipeline.stages[index - 1].name} passed ${release.version}`
           : `${p.stage} is the first stage`,
     };
+  }
+
+  /** One sample of the previous stage's metric checks, where it has any. */
+  private async soakHealth(
+    p: Promotion,
+    release: Release,
+    previous: StageConfig,
+  ): Promise<GateResult | undefined> {
+    const metrics = this.options.gates.find(
+      (g): g is MetricsGate => g instanceof MetricsGate,
+    );
+    if (!metrics || previous.soakMs === 0) return undefined;
+    const context = await this.gateContext(p, previous, release);
+    const result = await metrics.health(context);
+    if (result) {
+      await this.options.store.addStep(p.id, {
+        kind: 'gate',
+        name: 'soak',
+        status: result.status,
+        actor: this.actor,
+        reason: `${previous.name}: ${result.reason}`,
+        evidence: result,
+      });
+    }
+    return result;
   }
 
   private async deployEvidence(
@@ -327,6 +387,23 @@ export class PromotionEngine {
     const alreadyPatched =
       live.image === release.image &&
       (p.kind === 'rollback' || live.promotionId === p.id);
+    if (!alreadyPatched && !evidence && p.kind !== 'rollback') {
+      // Jobs before the deploy (a migration): after the approval, once.
+      const failed = firstBlocking(
+        await this.runGates(p, 'predeploy', signal, { once: true }),
+      );
+      if (failed) {
+        const reason = `${failed.gate}: ${failed.reason}; nothing was deployed`;
+        return {
+          event: 'predeploy-failed',
+          kind: 'transition',
+          name: 'predeploy',
+          status: 'failed',
+          reason,
+          error: reason,
+        };
+      }
+    }
     if (!alreadyPatched) {
       evidence = {
         cluster: stage.cluster,
@@ -401,19 +478,99 @@ export class PromotionEngine {
     };
   }
 
+  /** What a gate gets to measure `stage` for this promotion. */
+  private async gateContext(
+    p: Promotion,
+    stage: StageConfig,
+    release: Release,
+    signal?: AbortSignal,
+  ): Promise<GateContext> {
+    const { pipeline } = this.pipelineOf(p);
+    const entity = await this.options.resolveEntity(p.entityRef);
+    const index = pipeline.stages.findIndex(s => s.name === stage.name);
+    const located = (s: StageConfig) => ({
+      stage: s,
+      location: this.location(s),
+    });
+    return {
+      stage,
+      stageUrl: this.stageUrl(stage, entity),
+      signal,
+      entity,
+      release: {
+        id: release.id,
+        version: release.version,
+        image: release.image,
+      },
+      promotionId: p.id,
+      location: this.location(stage),
+      ...(index > 0 && { source: located(pipeline.stages[index - 1]) }),
+      otherStages: pipeline.stages
+        .filter(s => s.name !== stage.name)
+        .map(located),
+      workloads: this.options.workloads,
+      baseline: (gate, check) => this.baseline(p, stage, gate, check),
+    };
+  }
+
+  /**
+   * What `gate` measured for `check` in the last promotion that succeeded
+   * in the stage: the baseline of relative thresholds.
+   */
+  private async baseline(
+    p: Promotion,
+    stage: StageConfig,
+    gate: string,
+    check: string,
+  ): Promise<number | undefined> {
+    const { lastSucceeded } =
+      (await this.options.store.stageSummaries(p.entityRef, [stage.name])).get(
+        stage.name,
+      ) ?? {};
+    if (!lastSucceeded || lastSucceeded.id === p.id) return undefined;
+    const steps = await this.options.store.listSteps(lastSucceeded.id);
+    for (const step of [...steps].reverse()) {
+      if (step.kind !== 'gate' || step.name !== gate) continue;
+      const checks = (step.evidence as { evidence?: { checks?: unknown } })
+        ?.evidence?.checks;
+      if (!Array.isArray(checks)) continue;
+      const value = checks.find(
+        (c: { name?: string }) => c?.name === check,
+      )?.value;
+      if (typeof value === 'number') return value;
+    }
+    return undefined;
+  }
+
   private async runGates(
     p: Promotion,
     phase: GateResult['phase'],
     signal?: AbortSignal,
+    options: { once?: boolean } = {},
   ): Promise<GateResult[]> {
     const { stage } = this.pipelineOf(p);
-    const entity = await this.options.resolveEntity(p.entityRef);
+    const gates = this.options.gates.filter(g => g.appliesTo(stage, phase));
+    if (!gates.length) return [];
+    const release = await this.options.store.getRelease(p.releaseId);
+    const context = await this.gateContext(p, stage, release!, signal);
+    // A gate that already passed in this phase (before a crash) is not run
+    // again when it must run once, such as a migration Job.
+    const done = options.once
+      ? new Set(
+          (await this.options.store.listSteps(p.id))
+            .filter(
+              s =>
+                s.kind === 'gate' &&
+                (s.status === 'passed' || s.status === 'skipped') &&
+                (s.evidence as GateResult | undefined)?.phase === phase,
+            )
+            .map(s => s.name),
+        )
+      : new Set<string>();
     const results: GateResult[] = [];
-    for (const gate of this.options.gates.filter(g => g.appliesTo(stage, phase))) {
-      const result = await gate.run(
-        { stage, stageUrl: this.stageUrl(stage, entity), signal },
-        phase,
-      );
+    for (const gate of gates) {
+      if (done.has(gate.name)) continue;
+      const result = await gate.run(context, phase);
       results.push(result);
       if (phase !== 'rollback') {
         await this.options.store.addStep(p.id, {
@@ -431,9 +588,7 @@ export class PromotionEngine {
 
   private async verify(p: Promotion, signal?: AbortSignal): Promise<Outcome> {
     const results = await this.runGates(p, 'verification', signal);
-    const failed = results.find(
-      r => r.status !== 'passed' && r.status !== 'skipped',
-    );
+    const failed = firstBlocking(results);
     if (failed) {
       return {
         event: 'verify-failed',

@@ -48,6 +48,7 @@ export type PromotionEvent =
   | 'approval-expired'
   | 'deployed'
   | 'deploy-failed'
+  | 'predeploy-failed'
   | 'verified'
   | 'verify-failed'
   | 'cancel'
@@ -85,6 +86,8 @@ const TABLE: Partial<
   },
   deploying: {
     deployed: () => 'verifying',
+    // A Job before the deploy (a migration) failed: nothing was deployed.
+    'predeploy-failed': () => 'failed',
     // The workload may already run part of the new release: undo it.
     'deploy-failed': c => (c.automaticRollback ? 'rolling-back' : 'failed'),
     cancel: () => 'rolling-back',
