@@ -68,6 +68,18 @@ export interface Config {
         title?: string;
         /** What the pipeline is for. */
         description?: string;
+        /**
+         * PromQL of the Environments tab's charts, with the placeholders
+         * `{{ namespace }}`, `{{ app }}`, `{{ stage }}`, `{{ entity }}` inside
+         * double-quoted label values. Defaults read http_requests_total and
+         * http_request_duration_seconds.
+         */
+        metrics?: {
+          requestRate?: string;
+          errorRate?: string;
+          /** In seconds. */
+          p95?: string;
+        };
         /** The stages in the order a release goes through them. */
         stages: Array<{
           /** Unique within the pipeline: a lowercase DNS label such as `staging`. */
@@ -138,6 +150,41 @@ export interface Config {
                 retryDelay?: string | HumanDuration;
               }>;
             };
+            /** PromQL checks against progression.prometheus, sampled over time. */
+            metrics?: Array<{
+              /** Lowercase letters, digits and '-'; unique in the stage. */
+              name: string;
+              /** 'preflight' (before the approval) or 'verification' (after the deploy, default). */
+              when?: 'preflight' | 'verification';
+              /**
+               * PromQL returning one value; `{{ namespace }}`, `{{ app }}`,
+               * `{{ stage }}`, `{{ entity }}`, `{{ version }}` inside
+               * double-quoted label values (checked and escaped).
+               */
+              query: string;
+              /** '<= 0.05' (absolute) or '<= +10%' (relative to the last successful release here). */
+              condition: string;
+              /** How values are shown: ratio (as %), seconds or ms (as ms), rps, none. */
+              unit?: 'ratio' | 'seconds' | 'ms' | 'rps' | 'none';
+              /** Between samples. Default '10s'. */
+              interval?: string | HumanDuration;
+              /** Samples to take. Default 3. */
+              count?: number;
+              /** Wait before the first sample. Default 0. */
+              initialDelay?: string | HumanDuration;
+              /** Failed samples tolerated. Default 0. */
+              failureLimit?: number;
+              /** Inconclusive samples tolerated. Default 0. */
+              inconclusiveLimit?: number;
+              /** Errors in a row tolerated. Default 2. */
+              consecutiveErrorLimit?: number;
+              /** What an empty result or NaN counts as. Default 'fail'. */
+              noData?: 'fail' | 'pass' | 'inconclusive';
+              /** Below `min` of this query a sample is inconclusive, not passed. */
+              minTraffic?: { query: string; min: number };
+              /** Pass (as skipped) when nothing could be measured. Default false. */
+              passIfUnmeasurable?: boolean;
+            }>;
           };
         }>;
       };

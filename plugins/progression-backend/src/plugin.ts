@@ -72,18 +72,15 @@ export const progressionPlugin = createBackendPlugin({
         permissionsRegistry.addPermissions(progressionPermissions);
 
         const workloads = new KubernetesWorkloads();
+        const prometheus =
+          progressionConfig.prometheus &&
+          new PrometheusClient(progressionConfig.prometheus);
         let service: ProgressionService | undefined = undefined;
         const engine = new PromotionEngine({
           store,
           workloads,
           config: progressionConfig,
-          gates: [
-            new SmokeGate(),
-            new MetricsGate(
-              progressionConfig.prometheus &&
-                new PrometheusClient(progressionConfig.prometheus),
-            ),
-          ],
+          gates: [new SmokeGate(), new MetricsGate(prometheus)],
           logger,
           // Live progress: one signals channel per entity.
           onTransition: change => {
@@ -144,6 +141,7 @@ export const progressionPlugin = createBackendPlugin({
           config: progressionConfig,
           onWork: () => worker.kick(),
           workloads,
+          prometheus,
         });
         logger.info(
           `Progression: ${progressionConfig.pipelines.size} pipeline(s), ${progressionConfig.clusters.size} cluster(s)`,

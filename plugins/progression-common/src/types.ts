@@ -140,3 +140,44 @@ export interface SmokeCheckEvidence {
   /** Why it failed: the status, the assertion that was false, or the error. */
   failure?: string;
 }
+
+/**
+ * One point of a metric series: Unix seconds and the value (null where
+ * Prometheus had none, for example no traffic).
+ *
+ * @public
+ */
+export interface MetricPoint {
+  t: number;
+  v: number | null;
+}
+
+/**
+ * A stage's request rate (req/s), error rate (0..1) and p95 latency
+ * (seconds) over a time range.
+ *
+ * @public
+ */
+export interface StageMetrics {
+  stage: string;
+  requestRate?: MetricPoint[];
+  errorRate?: MetricPoint[];
+  p95?: MetricPoint[];
+  /** Why this stage's series could not be read. */
+  error?: string;
+}
+
+/**
+ * The metrics of an entity's stages, as the REST API returns them.
+ *
+ * @public
+ */
+export interface EntityMetrics {
+  entityRef: string;
+  /** False when no Prometheus is configured; `reason` says so. */
+  available: boolean;
+  reason?: string;
+  range: string;
+  stepSeconds: number;
+  stages: StageMetrics[];
+}

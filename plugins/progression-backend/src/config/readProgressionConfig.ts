@@ -2,6 +2,7 @@ import { Config } from '@backstage/config';
 import { parseEntityRef } from '@backstage/catalog-model';
 import jsonata from 'jsonata';
 import { PrometheusConfig } from '../prometheus/PrometheusClient';
+import { checkQueryTemplate } from '../prometheus/promql';
 import { ProgressionConfigError, readDurationMs } from './readHelpers';
 
 export { ProgressionConfigError } from './readHelpers';
@@ -80,11 +81,29 @@ export interface StageConfig {
   flags: FlagsConfig;
 }
 
+/** The PromQL templates of the Environments tab's charts. */
+export interface ChartQueries {
+  requestRate: string;
+  errorRate: string;
+  p95: string;
+}
+
+const CHART_SELECTOR = 'namespace="{{ namespace }}",app="{{ app }}"';
+
+/** Defaults for workloads that export http_requests_total and http_request_duration_seconds. */
+export const DEFAULT_CHART_QUERIES: ChartQueries = {
+  requestRate: `sum(rate(http_requests_total{${CHART_SELECTOR}}[1m]))`,
+  errorRate: `(sum(rate(http_requests_total{${CHART_SELECTOR},status=~"5.."}[1m])) or vector(0)) / sum(rate(http_requests_total{${CHART_SELECTOR}}[1m]))`,
+  p95: `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{${CHART_SELECTOR}}[1m])))`,
+};
+
 export interface PipelineConfig {
   name: string;
   title: string;
   description?: string;
   stages: StageConfig[];
+  /** The charts' queries; placeholders as in metric gates, except version. */
+  charts: ChartQueries;
 }
 
 export interface ProgressionConfig {
@@ -401,6 +420,33 @@ function readSmokeChecks(stage: Config, path: string): SmokeCheckConfig[] {
   });
 }
 
+function readChartQueries(config: Config, path: string): ChartQueries {
+  const read = (key: keyof ChartQueries) => {
+    const query = config.getOptionalString(`metrics.${key}`);
+    if (query === undefined) return DEFAULT_CHART_QUERIES[key];
+    try {
+      checkQueryTemplate(query);
+    } catch (e) {
+      throw new ProgressionConfigError(
+        `${path}.metrics.${key}`,
+        (e as Error).message,
+      );
+    }
+    if (/\{\{\s*version\s*\}\}/.test(query)) {
+      throw new ProgressionConfigError(
+        `${path}.metrics.${key}`,
+        'a chart spans releases, so it cannot use {{ version }}',
+      );
+    }
+    return query;
+  };
+  return {
+    requestRate: read('requestRate'),
+    errorRate: read('errorRate'),
+    p95: read('p95'),
+  };
+}
+
 function checkPipelineName(name: string) {
   if (!DNS_LABEL.test(name) || name.length > 63) {
     throw new ProgressionConfigError(
@@ -485,6 +531,7 @@ function readPipeline(
     title: config.getOptionalString('title') ?? name,
     description: config.getOptionalString('description'),
     stages,
+    charts: readChartQueries(config, path),
   };
 }
 

@@ -1,4 +1,8 @@
-import { TestDatabases, mockServices } from '@backstage/backend-test-utils';
+import {
+  TestDatabases,
+  mockErrorHandler,
+  mockServices,
+} from '@backstage/backend-test-utils';
 import { ConfigReader } from '@backstage/config';
 import { GateResult } from '@internal/backstage-plugin-progression-common';
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
@@ -20,6 +24,12 @@ import {
   waitForSamples,
 } from '../testUtils/startPrometheus';
 import { PromotionEngine } from './PromotionEngine';
+import { ProgressionService } from '../service/ProgressionService';
+import { createRouter } from '../service/router';
+import { wrapServerOnIPv4 } from '../testUtils/wrapServerOnIPv4';
+import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
+import express from 'express';
+import request from 'supertest';
 
 /*
  * Promotions through the gates of the gates issue, against the real parts:
@@ -203,6 +213,85 @@ describeWithPrometheus('promotions through metric gates', () => {
       'error-rate: error-rate 0.0% ≤ 5.0% in 3 of 3 samples',
     );
     expect(liveImage('staging')).toBe('registry.local/payments-api:3.1.0');
+  });
+
+  it('serves the charts: request rate, error rate and p95 per stage from Prometheus, checked against the OpenAPI document', async () => {
+    const { store } = await setup([]);
+    const service = new ProgressionService({
+      store,
+      config,
+      onWork: () => {},
+      prometheus: new PrometheusClient({
+        url: prometheus.url,
+        headers: {},
+        timeoutMs: 2000,
+      }),
+    });
+    const entity = {
+      apiVersion: 'backstage.io/v1alpha1',
+      kind: 'Component',
+      metadata: {
+        name: 'payments-api',
+        namespace: 'default',
+        annotations: { 'progression.backstage.io/pipeline': 'standard' },
+      },
+      spec: { type: 'service', owner: 'team' },
+    };
+    const router = await createRouter({
+      httpAuth: mockServices.httpAuth(),
+      catalog: catalogServiceMock({ entities: [entity] }),
+      config,
+      service,
+    });
+    const server = await wrapServerOnIPv4(
+      express().use(router).use(mockErrorHandler()),
+    );
+    // A fresh Prometheus has a few seconds of samples: wait for a rate.
+    let res = await request(server).get(
+      '/v1/entities/component/default/payments-api/metrics?range=15m',
+    );
+    for (
+      let i = 0;
+      i < 60 &&
+      !res.body.stages?.[1]?.requestRate?.some((p: any) => p.v !== null);
+      i++
+    ) {
+      await new Promise(r => setTimeout(r, 500));
+      res = await request(server).get(
+        '/v1/entities/component/default/payments-api/metrics?range=15m',
+      );
+    }
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      entityRef: 'component:default/payments-api',
+      available: true,
+      range: '15m',
+      stepSeconds: 15,
+    });
+    const staging = res.body.stages.find((s: any) => s.stage === 'staging');
+    expect(staging.error).toBeUndefined();
+    const latest = (points: { v: number | null }[]) =>
+      points.filter(p => p.v !== null).pop()?.v;
+    expect(latest(staging.requestRate)).toBeGreaterThan(0);
+    expect(latest(staging.p95)).toBeGreaterThan(0);
+    expect(latest(staging.errorRate)).toBeGreaterThanOrEqual(0);
+
+    const bad = await request(server).get(
+      '/v1/entities/component/default/payments-api/metrics?range=2y',
+    );
+    expect(bad.status).toBe(400);
+    const unknown = await request(server).get(
+      '/v1/entities/component/default/payments-api/metrics?stage=qa',
+    );
+    expect(unknown.status).toBe(404);
+
+    const without = await new ProgressionService({
+      store,
+      config,
+      onWork: () => {},
+    }).metrics(entity);
+    expect(without.available).toBe(false);
+    expect(without.reason).toMatch(/No Prometheus is configured/);
   });
 
   it('does not pass a release while Prometheus is down: the gate errs and the release is rolled back', async () => {

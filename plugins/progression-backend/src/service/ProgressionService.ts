@@ -9,6 +9,9 @@ import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import {
   EntityEnvironments,
+  EntityMetrics,
+  StageMetrics,
+  getKubernetesId,
   PromotionSummary,
   Stage,
 } from '@internal/backstage-plugin-progression-common';
@@ -17,7 +20,18 @@ import { describeEnvironments, pipelineOf } from './describeEnvironments';
 import {
   PipelineConfig,
   ProgressionConfig,
+  StageConfig,
 } from '../config/readProgressionConfig';
+import { PrometheusClient } from '../prometheus/PrometheusClient';
+import { renderQuery } from '../prometheus/promql';
+
+/** The charts' time ranges, in seconds. */
+const CHART_RANGES: Record<string, number> = {
+  '15m': 900,
+  '1h': 3600,
+  '6h': 21_600,
+  '24h': 86_400,
+};
 import {
   Approval,
   DatabasePromotionStore,
@@ -122,8 +136,93 @@ export class ProgressionService {
       onWork: () => void;
       /** Reads the stages' live state; without it the environments are config only. */
       workloads?: KubernetesWorkloads;
+      /** Where the charts' series come from; without it metrics say so. */
+      prometheus?: PrometheusClient;
     },
   ) {}
+
+  /**
+   * Request rate, error rate and p95 of the entity's stages (or one stage)
+   * over the last `range`, for the charts: 60 points per series. A stage
+   * whose series cannot be read says why; the others still come back.
+   */
+  async metrics(
+    entity: Entity,
+    options: { stage?: string; range?: string } = {},
+  ): Promise<EntityMetrics> {
+    const pipeline = this.pipelineOf(entity);
+    const entityRef = stringifyEntityRef(entity);
+    const range = options.range ?? '1h';
+    const rangeSeconds = CHART_RANGES[range];
+    if (!rangeSeconds) {
+      throw new InputError(
+        `range must be one of ${Object.keys(CHART_RANGES).join(', ')}`,
+      );
+    }
+    const stepSeconds = rangeSeconds / 60;
+    const stages = options.stage
+      ? pipeline.stages.filter(s => s.name === options.stage)
+      : pipeline.stages;
+    if (options.stage && !stages.length) {
+      throw new NotFoundError(
+        `${entityRef}'s pipeline ${pipeline.name} has no stage '${options.stage}'`,
+      );
+    }
+    const prometheus = this.options.prometheus;
+    if (!prometheus) {
+      return {
+        entityRef,
+        available: false,
+        reason:
+          'No Prometheus is configured (progression.prometheus.url), so there are no metrics to show.',
+        range,
+        stepSeconds,
+        stages: stages.map(s => ({ stage: s.name })),
+      };
+    }
+    const end = Math.floor(Date.now() / 1000);
+    const window = { start: end - rangeSeconds, end, step: stepSeconds };
+    const series = async (template: string, stage: StageConfig) => {
+      const query = renderQuery(template, {
+        namespace: stage.namespace,
+        app: getKubernetesId(entity),
+        stage: stage.name,
+        entity: entity.metadata.name,
+        // Charts span releases; their templates cannot use it.
+        version: 'unused',
+      });
+      const { series: result } = await prometheus.queryRange(query, window);
+      if (result.length > 1) {
+        throw new Error(
+          `a chart query returned ${result.length} series; aggregate it to one`,
+        );
+      }
+      return (result[0]?.points ?? []).map(p => ({
+        t: p.time,
+        v: Number.isFinite(p.value) ? p.value : null,
+      }));
+    };
+    return {
+      entityRef,
+      available: true,
+      range,
+      stepSeconds,
+      stages: await Promise.all(
+        stages.map(async (stage): Promise<StageMetrics> => {
+          try {
+            const [requestRate, errorRate, p95] = await Promise.all([
+              series(pipeline.charts.requestRate, stage),
+              series(pipeline.charts.errorRate, stage),
+              series(pipeline.charts.p95, stage),
+            ]);
+            return { stage: stage.name, requestRate, errorRate, p95 };
+          } catch (e) {
+            return { stage: stage.name, error: (e as Error).message };
+          }
+        }),
+      ),
+    };
+  }
 
   /**
    * Each entity's promotion history as the environments read needs it,

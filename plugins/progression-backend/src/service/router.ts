@@ -193,6 +193,22 @@ export async function createRouter(
   );
 
   router.get(
+    '/v1/entities/:kind/:namespace/:name/metrics',
+    async (req, res) => {
+      const credentials = await httpAuth.credentials(req, {
+        allow: ['user', 'service'],
+      });
+      const entity = await entityForRead(req.params, credentials);
+      res.json(
+        await needService().metrics(entity, {
+          stage: req.query.stage,
+          range: req.query.range,
+        }),
+      );
+    },
+  );
+
+  router.get(
     '/v1/entities/:kind/:namespace/:name/releases',
     async (req, res) => {
       const credentials = await httpAuth.credentials(req, {

@@ -610,6 +610,84 @@ export const spec = {
           },
         },
       },
+      MetricPoint: {
+        type: 'object',
+        required: ['t', 'v'],
+        additionalProperties: false,
+        properties: {
+          t: {
+            type: 'number',
+            description: 'Unix seconds.',
+          },
+          v: {
+            description:
+              'The value; null where Prometheus had none (NaN, no traffic).',
+            type: ['number', 'null'],
+          },
+        },
+      },
+      StageMetrics: {
+        type: 'object',
+        required: ['stage'],
+        additionalProperties: false,
+        properties: {
+          stage: {
+            type: 'string',
+          },
+          requestRate: {
+            type: 'array',
+            items: {
+              $ref: '#/components/schemas/MetricPoint',
+            },
+          },
+          errorRate: {
+            type: 'array',
+            items: {
+              $ref: '#/components/schemas/MetricPoint',
+            },
+          },
+          p95: {
+            type: 'array',
+            description: 'Seconds.',
+            items: {
+              $ref: '#/components/schemas/MetricPoint',
+            },
+          },
+          error: {
+            type: 'string',
+            description: "Why this stage's series could not be read.",
+          },
+        },
+      },
+      EntityMetrics: {
+        type: 'object',
+        required: ['entityRef', 'available', 'range', 'stepSeconds', 'stages'],
+        additionalProperties: false,
+        properties: {
+          entityRef: {
+            type: 'string',
+          },
+          available: {
+            type: 'boolean',
+            description: 'False when no Prometheus is configured.',
+          },
+          reason: {
+            type: 'string',
+          },
+          range: {
+            type: 'string',
+          },
+          stepSeconds: {
+            type: 'number',
+          },
+          stages: {
+            type: 'array',
+            items: {
+              $ref: '#/components/schemas/StageMetrics',
+            },
+          },
+        },
+      },
       EntityEnvironments: {
         type: 'object',
         required: ['entityRef', 'pipeline', 'kubernetesId'],
@@ -1091,6 +1169,63 @@ export const spec = {
               'application/json': {
                 schema: {
                   $ref: '#/components/schemas/EntityEnvironments',
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+    },
+    '/v1/entities/{kind}/{namespace}/{name}/metrics': {
+      get: {
+        operationId: 'GetEntityMetrics',
+        summary:
+          'Request rate, error rate and p95 latency per stage over a time range, from Prometheus.',
+        parameters: [
+          {
+            $ref: '#/components/parameters/kind',
+          },
+          {
+            $ref: '#/components/parameters/namespace',
+          },
+          {
+            $ref: '#/components/parameters/name',
+          },
+          {
+            name: 'stage',
+            in: 'query',
+            description: 'Only this stage (all stages when absent).',
+            schema: {
+              type: 'string',
+              pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+            },
+          },
+          {
+            name: 'range',
+            in: 'query',
+            description: 'How far back, ending now. Default 1h.',
+            schema: {
+              type: 'string',
+              enum: ['15m', '1h', '6h', '24h'],
+            },
+          },
+        ],
+        responses: {
+          '200': {
+            description: 'The series, or why there are none.',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/EntityMetrics',
                 },
               },
             },
