@@ -113,6 +113,52 @@ start_simulator() {
   die "The cluster simulator did not start."
 }
 
+# Starts a Prometheus for the demo when one is installed: it scrapes the
+# demo workloads (:7101-7103) every 2 s, keeps its data in .demo/prometheus,
+# and listens on 127.0.0.1:9090 (or a free port). Exports
+# PROGRESSION_PROMETHEUS_URL, which app-config reads; without Prometheus the
+# variable stays unset and metric gates say they were skipped and why.
+# Sets PROMETHEUS_PID.
+PROMETHEUS_PID=""
+start_prometheus() {
+  local log="$1" bin port
+  bin="$(command -v prometheus || true)"
+  if [ -z "$bin" ]; then
+    log "Prometheus is not installed: metric gates will be skipped (apt-get install prometheus to use them)."
+    return 0
+  fi
+  port=9090
+  if port_in_use "$port"; then port="$(free_port)"; fi
+  mkdir -p "$ROOT/.demo/prometheus"
+  cat >"$ROOT/.demo/prometheus.yml" <<'YAML'
+global:
+  scrape_interval: 2s
+  evaluation_interval: 2s
+scrape_configs:
+  - job_name: demo-workloads
+    static_configs:
+      - targets: ['127.0.0.1:7101', '127.0.0.1:7102', '127.0.0.1:7103']
+YAML
+  setsid "$bin" --config.file="$ROOT/.demo/prometheus.yml" \
+    --storage.tsdb.path="$ROOT/.demo/prometheus" \
+    --storage.tsdb.retention.time=1d \
+    --web.listen-address="127.0.0.1:$port" >"$log" 2>&1 &
+  PROMETHEUS_PID=$!
+  local i
+  for i in $(seq 1 60); do
+    if curl -fsS -o /dev/null "http://127.0.0.1:$port/-/ready" 2>/dev/null; then
+      export PROGRESSION_PROMETHEUS_URL="http://127.0.0.1:$port"
+      log "Prometheus: $PROGRESSION_PROMETHEUS_URL (scraping the demo workloads)"
+      return 0
+    fi
+    kill -0 "$PROMETHEUS_PID" 2>/dev/null || break
+    sleep 0.5
+  done
+  cat "$log" >&2
+  log "Prometheus did not start: metric gates will be skipped."
+  PROMETHEUS_PID=""
+}
+
 stop_process_group() {
   local pid="$1"
   [ -n "$pid" ] || return 0

@@ -15,9 +15,10 @@ for port in 3000 7007; do
 done
 
 SIMULATOR_PID=""
-trap 'stop_process_group "$SIMULATOR_PID"' EXIT
+trap 'stop_process_group "$SIMULATOR_PID"; stop_process_group "$PROMETHEUS_PID"' EXIT
 trap 'exit 130' INT TERM
 start_simulator "$ROOT/.demo/simulator.log"
+start_prometheus "$ROOT/.demo/prometheus.log"
 
 log "Starting the demo: open http://localhost:3000, press Enter (guest), then"
 log "open payments-api and its Environments tab:"

@@ -17,6 +17,7 @@ cleanup() {
   set +e
   stop_process_group "$DEMO_PID"
   stop_process_group "$SIMULATOR_PID"
+  stop_process_group "$PROMETHEUS_PID"
   if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
     runuser -u "$PG_USER" -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1 \
       || "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate stop >/dev/null 2>&1
@@ -101,6 +102,7 @@ start_demo() {
     fi
   done
   start_simulator "$WORK/simulator.log"
+  start_prometheus "$WORK/prometheus.log"
   log "Starting the demo for the end-to-end tests (log: $WORK/demo.log)..."
   setsid node "$YARN_RELEASE" start >"$WORK/demo.log" 2>&1 &
   DEMO_PID=$!
@@ -136,9 +138,21 @@ ensure_kubectl() {
   fi
 }
 
+ensure_prometheus() {
+  # Metric gates are tested against a real Prometheus (Debian's package).
+  if ! command -v prometheus >/dev/null; then
+    apt_install prometheus || true
+  fi
+  command -v prometheus >/dev/null \
+    || die "Prometheus is required by the metric gate tests and could not be installed (apt-get install prometheus)."
+  export PROGRESSION_REQUIRE_PROMETHEUS=1
+  log "Prometheus: $(prometheus --version 2>&1 | head -n 1)"
+}
+
 ensure_install
 ensure_chromium
 ensure_kubectl
+ensure_prometheus
 start_postgres
 
 step "Type check (yarn tsc)" yarn tsc

@@ -455,6 +455,20 @@ it('shows what runs in each stage, the last promotion and drift; an unreachable 
   });
   expect(development.activePromotion).toBeUndefined();
   expect(development.drift).toBeUndefined();
+  expect(development.gates).toEqual([
+    expect.objectContaining({
+      gate: 'progression',
+      status: 'passed',
+      reason: 'development is the first stage',
+    }),
+    {
+      gate: 'smoke',
+      status: 'passed',
+      reason: expect.stringMatching(/checks passed$/),
+      promotionId: dev.id,
+      at: expect.any(String),
+    },
+  ]);
   expect(staging.live.version).toBeDefined();
 
   // Someone changes the workload behind Progression's back: drift.

@@ -26,6 +26,25 @@ export interface Stage {
   drift?: { expectedImage: string; liveImage: string };
   /** Why the live state could not be read (for example an unreachable cluster). */
   error?: string;
+  /**
+   * Each gate's latest result in the stage's active promotion (or, when
+   * none runs, its last one), with its one-line reason. The evidence is in
+   * the promotion's details.
+   */
+  gates?: StageGateSummary[];
+}
+
+/**
+ * A gate's latest result in a stage, for the card.
+ *
+ * @public
+ */
+export interface StageGateSummary {
+  gate: string;
+  status: string;
+  reason?: string;
+  promotionId: string;
+  at: string;
 }
 
 /**

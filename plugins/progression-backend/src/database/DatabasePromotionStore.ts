@@ -389,6 +389,37 @@ export class DatabasePromotionStore {
     return row ? toPromotion(row) : undefined;
   }
 
+  /**
+   * The gate steps of several promotions, oldest first, without their
+   * evidence (for summaries): one query.
+   */
+  async listGateSteps(
+    promotionIds: string[],
+  ): Promise<(Omit<PromotionStep, 'evidence'> & { promotionId: string })[]> {
+    if (!promotionIds.length) return [];
+    const rows = await this.db('progression_promotion_steps')
+      .select(
+        'id',
+        'promotion_id',
+        'kind',
+        'name',
+        'status',
+        'from_state',
+        'to_state',
+        'actor',
+        'reason',
+        'started_at',
+        'finished_at',
+      )
+      .whereIn('promotion_id', [...new Set(promotionIds)])
+      .andWhere({ kind: 'gate' })
+      .orderBy('id');
+    return rows.map(row => ({
+      ...toStep({ ...row, evidence: null }),
+      promotionId: row.promotion_id,
+    }));
+  }
+
   async listSteps(promotionId: string): Promise<PromotionStep[]> {
     const rows = await this.db('progression_promotion_steps')
       .where({ promotion_id: promotionId })

@@ -10,6 +10,7 @@ import { LRUCache } from 'lru-cache';
 import {
   EntityEnvironments,
   EntityMetrics,
+  StageGateSummary,
   StageMetrics,
   getKubernetesId,
   PromotionSummary,
@@ -106,6 +107,8 @@ interface StageHistory {
     { last?: Promotion; active?: Promotion; lastSucceeded?: Promotion }
   >;
   releases: Map<string, Release>;
+  /** Gate results by promotion id, newest per gate. */
+  gates: Map<string, StageGateSummary[]>;
   /** The version of a live image, looked up once per image. */
   byImage: Map<string, Promise<string | undefined>>;
 }
@@ -256,7 +259,27 @@ export class ProgressionService {
           [last, active, lastSucceeded].flatMap(p => (p ? [p.releaseId] : [])),
         ),
       );
-      return { summaries, releases, byImage: new Map() };
+      // Each stage's gate results, from its active or else last promotion.
+      const shown = [...summaries.values()].flatMap(({ active, last }) =>
+        active ?? last ? [(active ?? last)!.id] : [],
+      );
+      const gates = new Map<string, StageGateSummary[]>();
+      for (const step of await this.store.listGateSteps(shown)) {
+        const list = gates.get(step.promotionId) ?? [];
+        // The newest result of each gate wins.
+        const kept = list.filter(g => g.gate !== step.name);
+        kept.push(
+          strip({
+            gate: step.name,
+            status: step.status,
+            reason: step.reason,
+            promotionId: step.promotionId,
+            at: step.finishedAt ?? step.startedAt,
+          }),
+        );
+        gates.set(step.promotionId, kept);
+      }
+      return { summaries, releases, gates, byImage: new Map() };
     })();
     const entry = { stages, history };
     this.history.set(entityRef, entry);
@@ -274,7 +297,7 @@ export class ProgressionService {
   async environments(entity: Entity): Promise<EntityEnvironments> {
     const base = describeEnvironments(entity, this.options.config);
     const entityRef = base.entityRef;
-    const { summaries, releases, byImage } = await this.stageHistory(
+    const { summaries, releases, gates, byImage } = await this.stageHistory(
       entityRef,
       base.pipeline.stages.map(s => s.name),
     );
@@ -305,8 +328,10 @@ export class ProgressionService {
           active,
           lastSucceeded: lastSuccess,
         } = summaries.get(stage.name) ?? {};
+        const shownGates = gates.get((active ?? last)?.id ?? '');
         const result: Stage = {
           ...stage,
+          ...(shownGates?.length && { gates: shownGates }),
           ...(last && { lastPromotion: summary(last) }),
           ...(active && { activePromotion: summary(active) }),
         };

@@ -174,6 +174,33 @@ export const spec = {
             description:
               "Base URL of the stage, with the entity's values filled in (or the entity's override, when it keeps the configured origin).",
           },
+          gates: {
+            type: 'array',
+            description:
+              "Each gate's latest result in the stage's active (or else last) promotion.",
+            items: {
+              type: 'object',
+              required: ['gate', 'status', 'promotionId', 'at'],
+              additionalProperties: false,
+              properties: {
+                gate: {
+                  type: 'string',
+                },
+                status: {
+                  type: 'string',
+                },
+                reason: {
+                  type: 'string',
+                },
+                promotionId: {
+                  type: 'string',
+                },
+                at: {
+                  type: 'string',
+                },
+              },
+            },
+          },
           urlOverrideIgnored: {
             type: 'string',
             description:
