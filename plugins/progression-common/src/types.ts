@@ -200,3 +200,33 @@ export interface EntityMetrics {
   stepSeconds: number;
   stages: StageMetrics[];
 }
+
+/**
+ * One feature flag across an entity's stages.
+ *
+ * @public
+ */
+export interface FlagRow {
+  key: string;
+  /** Per stage; null when the stage lacks the flag or its flags could not be read. */
+  values: Record<
+    string,
+    { state: string; variant: string; value: unknown } | null
+  >;
+  /** The effective value differs between stages. */
+  differs: boolean;
+}
+
+/**
+ * The feature flags of an entity's stages (flagd JSON in each stage's
+ * ConfigMap), with the differences marked.
+ *
+ * @public
+ */
+export interface EntityFlags {
+  entityRef: string;
+  stages: string[];
+  flags: FlagRow[];
+  /** Stages whose flags could not be read, and why. */
+  errors: Record<string, string>;
+}

@@ -362,17 +362,38 @@ describe('renderStageUrl', () => {
 });
 
 describe("the demo's app-config.yaml", () => {
-  it('is a valid Progression configuration', () => {
-    const fs = require('node:fs');
+  // Loaded as the backend loads it, environment substitution included.
+  const load = async (env: Record<string, string>) => {
+    const { loadConfig } = require('@backstage/config-loader');
     const path = require('node:path');
-    const yaml = require('js-yaml');
-    const data = yaml.load(
-      fs.readFileSync(
-        path.resolve(__dirname, '../../../../app-config.yaml'),
-        'utf8',
-      ),
-    );
-    const config = readProgressionConfig(new ConfigReader(data));
+    const root = path.resolve(__dirname, '../../../..');
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    try {
+      const { appConfigs } = await loadConfig({
+        configRoot: root,
+        configTargets: [{ path: path.join(root, 'app-config.yaml') }],
+      });
+      return readProgressionConfig(ConfigReader.fromConfigs(appConfigs));
+    } finally {
+      for (const key of Object.keys(env)) {
+        if (saved[key] === undefined) delete process.env[key];
+        else process.env[key] = saved[key];
+      }
+    }
+  };
+
+  it('reads Prometheus from PROGRESSION_PROMETHEUS_URL, and goes without it', async () => {
+    delete process.env.PROGRESSION_PROMETHEUS_URL;
+    expect((await load({})).prometheus).toBeUndefined();
+    expect(
+      (await load({ PROGRESSION_PROMETHEUS_URL: 'http://127.0.0.1:9090' }))
+        .prometheus?.url,
+    ).toBe('http://127.0.0.1:9090');
+  });
+
+  it('is a valid Progression configuration', async () => {
+    const config = await load({});
     expect([...config.pipelines.keys()]).toEqual(['standard', 'fast-lane']);
     const production = config.pipelines.get('standard')!.stages[2];
     expect(production.approval.required).toBe(true);

@@ -13,6 +13,9 @@ import {
 import { DatabasePromotionStore } from '../database/DatabasePromotionStore';
 import { applyDatabaseMigrations } from '../database/migrations';
 import { Gate } from '../gates/Gate';
+import { IsolationGate } from '../gates/IsolationGate';
+import { JobGate } from '../gates/JobGate';
+import { ParityGate } from '../gates/ParityGate';
 import { MetricCheckEvidence, MetricsGate } from '../gates/MetricsGate';
 import { SmokeGate } from '../gates/SmokeGate';
 import { KubernetesWorkloads } from '../kubernetes/KubernetesWorkloads';
@@ -306,5 +309,257 @@ describeWithPrometheus('promotions through metric gates', () => {
     } finally {
       await prometheus.start();
     }
+  });
+});
+
+describe('promotions through the cluster gates (job, isolation, parity) and the flag matrix', () => {
+  let sim: KubeSimulator;
+  let demo: Awaited<ReturnType<typeof installDemo>>;
+  let config: ProgressionConfig;
+  const entityRef = 'component:default/web-shop';
+
+  beforeAll(async () => {
+    sim = await KubeSimulator.start({ podReadyDelayMs: 20 });
+    demo = await installDemo(sim, {
+      anyPorts: true,
+      trafficIntervalMs: 60_000,
+    });
+    config = readProgressionConfig(
+      new ConfigReader({
+        progression: {
+          clusters: [
+            {
+              name: 'sim',
+              url: sim.url,
+              serviceAccountToken: sim.token,
+              skipTLSVerify: true,
+            },
+          ],
+          pipelines: {
+            guarded: {
+              stages: [
+                { name: 'staging', cluster: 'sim', namespace: 'staging' },
+                {
+                  name: 'production',
+                  cluster: 'sim',
+                  namespace: 'production',
+                  gates: {
+                    isolation: true,
+                    parity: true,
+                    job: {
+                      migration: {
+                        command: ['./migrate', '--up'],
+                        timeout: '20s',
+                      },
+                    },
+                  },
+                },
+              ],
+            },
+          },
+        },
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    await demo?.stop();
+    await sim?.stop();
+  });
+
+  const liveImage = (ns: string) =>
+    sim.store.get('deployments', ns, 'web-shop')!.spec.template.spec
+      .containers[0].image;
+
+  async function toProduction(version: string) {
+    const knex = await databases.init('SQLITE_3');
+    await applyDatabaseMigrations(knex);
+    const store = new DatabasePromotionStore(knex);
+    const engine = new PromotionEngine({
+      store,
+      workloads: new KubernetesWorkloads(),
+      config,
+      gates: [new IsolationGate(), new ParityGate(), new JobGate()],
+      resolveEntity: async ref => ({
+        entityRef: ref,
+        name: 'web-shop',
+        namespace: 'default',
+        kubernetesId: 'web-shop',
+      }),
+      logger: mockServices.logger.mock(),
+    });
+    const { release } = await store.registerRelease({
+      entityRef,
+      version,
+      image: `registry.local/web-shop:${version}`,
+      createdBy: 'user:default/ci',
+    });
+    let result;
+    for (const stage of ['staging', 'production']) {
+      const { promotion } = await store.createPromotion({
+        entityRef,
+        pipeline: 'guarded',
+        stage,
+        releaseId: release.id,
+        requestedBy: 'user:default/jane',
+      });
+      const state = await engine.run(promotion.id);
+      result = {
+        state,
+        promotion: (await store.getPromotion(promotion.id))!,
+        steps: await store.listSteps(promotion.id),
+      };
+      if (stage === 'staging') expect(state).toBe('succeeded');
+    }
+    return result!;
+  }
+
+  it('stops a failing migration before the deploy: production keeps running what it ran', async () => {
+    const before = liveImage('production');
+    const { state, promotion, steps } = await toProduction(
+      '5.0.0-failing-migration',
+    );
+    expect(state).toBe('failed');
+    expect(promotion.error).toMatch(/^job: .*failed.*; nothing was deployed$/);
+    const job = steps.find(s => s.kind === 'gate' && s.name === 'job')!;
+    expect(job.status).toBe('failed');
+    expect(JSON.stringify(job.evidence)).toContain(
+      'registry.local/web-shop:5.0.0-failing-migration',
+    );
+    expect(steps.some(s => s.kind === 'deploy')).toBe(false);
+    expect(liveImage('production')).toBe(before);
+  });
+
+  it('runs the migration, then deploys, for a healthy release', async () => {
+    const { state, steps } = await toProduction('5.1.0');
+    expect(state).toBe('succeeded');
+    const names = steps
+      .filter(s => s.kind === 'gate')
+      .map(s => `${s.name}:${s.status}`);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'isolation:passed',
+        'parity:passed',
+        'job:passed',
+      ]),
+    );
+    expect(liveImage('production')).toBe('registry.local/web-shop:5.1.0');
+  });
+
+  it('fails the parity gate before anything is deployed when production lacks a Secret the workload references', async () => {
+    const staging = sim.store.get('deployments', 'staging', 'web-shop')!;
+    const original = JSON.parse(JSON.stringify(staging));
+    sim.apply({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'payments-provider-key', namespace: 'staging' },
+      stringData: { key: 'staging-only' },
+    });
+    staging.spec.template.spec.containers[0].env = [
+      ...(staging.spec.template.spec.containers[0].env ?? []),
+      {
+        name: 'PROVIDER_KEY',
+        valueFrom: {
+          secretKeyRef: { name: 'payments-provider-key', key: 'key' },
+        },
+      },
+    ];
+    sim.apply(staging);
+    const before = liveImage('production');
+    try {
+      const { state, promotion, steps } = await toProduction('5.2.0');
+      expect(state).toBe('failed');
+      expect(promotion.error).toMatch(
+        /references secret `payments-provider-key`, which does not exist in `production`/,
+      );
+      expect(steps.some(s => s.kind === 'deploy')).toBe(false);
+      expect(steps.some(s => s.kind === 'gate' && s.name === 'job')).toBe(
+        false,
+      );
+      expect(liveImage('production')).toBe(before);
+    } finally {
+      sim.apply({
+        ...original,
+        metadata: { ...original.metadata, resourceVersion: undefined },
+      });
+    }
+  });
+
+  it('fails the isolation gate, naming the rule, when a production policy admits the staging namespace', async () => {
+    sim.apply({
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'allow-from-staging', namespace: 'production' },
+      spec: {
+        podSelector: {},
+        policyTypes: ['Ingress'],
+        ingress: [
+          {
+            from: [
+              {
+                namespaceSelector: { matchLabels: { environment: 'staging' } },
+              },
+            ],
+          },
+        ],
+      },
+    });
+    const before = liveImage('production');
+    try {
+      const { state, promotion } = await toProduction('5.3.0');
+      expect(state).toBe('failed');
+      expect(promotion.error).toMatch(
+        /^isolation: .*allow-from-staging.*staging/,
+      );
+      expect(liveImage('production')).toBe(before);
+    } finally {
+      sim.store.delete('networkpolicies', 'production', 'allow-from-staging');
+    }
+  });
+
+  it('serves the flag matrix with a flag on in staging and off in production marked as a difference', async () => {
+    const knex = await databases.init('SQLITE_3');
+    await applyDatabaseMigrations(knex);
+    const service = new ProgressionService({
+      store: new DatabasePromotionStore(knex),
+      config,
+      onWork: () => {},
+      workloads: new KubernetesWorkloads(),
+    });
+    const entity = {
+      apiVersion: 'backstage.io/v1alpha1',
+      kind: 'Component',
+      metadata: {
+        name: 'web-shop',
+        namespace: 'default',
+        annotations: { 'progression.backstage.io/pipeline': 'guarded' },
+      },
+      spec: { type: 'service', owner: 'team' },
+    };
+    const router = await createRouter({
+      httpAuth: mockServices.httpAuth(),
+      catalog: catalogServiceMock({ entities: [entity] }),
+      config,
+      service,
+    });
+    const server = await wrapServerOnIPv4(
+      express().use(router).use(mockErrorHandler()),
+    );
+    const res = await request(server).get(
+      '/v1/entities/component/default/web-shop/flags',
+    );
+    expect(res.status).toBe(200);
+    expect(res.body.stages).toEqual(['staging', 'production']);
+    const row = (key: string) =>
+      res.body.flags.find((f: { key: string }) => f.key === key);
+    expect(row('new-checkout')).toMatchObject({
+      differs: true,
+      values: {
+        staging: { state: 'ENABLED', variant: 'on', value: true },
+        production: { state: 'ENABLED', variant: 'off', value: false },
+      },
+    });
+    expect(row('dark-mode').differs).toBe(false);
+    expect(res.body.errors).toEqual({});
   });
 });

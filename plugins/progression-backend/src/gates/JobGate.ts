@@ -1,8 +1,174 @@
 import { Config } from '@backstage/config';
+import { GateResult } from '@internal/backstage-plugin-progression-common';
+import { V1Container, V1Deployment, V1Job } from '@kubernetes/client-node';
+import type { StageConfig } from '../config/readProgressionConfig';
+import { ProgressionConfigError, readDurationMs } from '../config/readHelpers';
+import type { StageLocation } from '../kubernetes/KubernetesWorkloads';
+import {
+  StageResources,
+  describeKubeError,
+  isDnsLabel,
+  isLabelValue,
+  jobState,
+} from '../kubernetes/StageResources';
+import { Gate, GateContext, GatePhase } from './Gate';
 
-/** The `gates.job` section of a stage. TO BE FILLED IN. */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
-export interface JobGateConfig {}
+/** One Job of `gates.job`: the migration, or the backup before it. */
+export interface JobStepConfig {
+  /** The image; the release's image when absent. */
+  image?: string;
+  command: string[];
+  args?: string[];
+  timeoutMs: number;
+  backoffLimit: number;
+  env: Record<string, string>;
+}
+
+/** The `gates.job` section of a stage. */
+export interface JobGateConfig {
+  migration: JobStepConfig;
+  /** Runs first; the migration runs only when it completed. */
+  backup?: JobStepConfig;
+  /**
+   * Give the Jobs the env, envFrom, serviceAccountName and imagePullSecrets
+   * of the stage Deployment's release container (references, as written in
+   * the Deployment; no values are read).
+   */
+  inheritFromDeployment: boolean;
+}
+
+const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
+const STEP_KEYS = [
+  'image',
+  'command',
+  'args',
+  'timeout',
+  'backoffLimit',
+  'env',
+];
+const JOB_KEYS = ['migration', 'backup', 'inheritFromDeployment'];
+
+function checkKeys(config: Config, allowed: string[], path: string) {
+  for (const key of config.keys()) {
+    if (!allowed.includes(key)) {
+      throw new ProgressionConfigError(
+        `${path}.${key}`,
+        `unknown key; use ${allowed.join(', ')}`,
+      );
+    }
+  }
+}
+
+function readArgv(
+  config: Config,
+  key: string,
+  path: string,
+  required: boolean,
+): string[] | undefined {
+  if (!config.has(key)) {
+    if (required) {
+      throw new ProgressionConfigError(
+        `${path}.${key}`,
+        'required: the argv to run, as a list of strings (no shell), for example [./migrate, up]',
+      );
+    }
+    return undefined;
+  }
+  const value = config.getOptional(key);
+  if (
+    !Array.isArray(value) ||
+    !value.every(v => typeof v === 'string') ||
+    (required && value.length === 0)
+  ) {
+    throw new ProgressionConfigError(
+      `${path}.${key}`,
+      `must be a ${
+        required ? 'non-empty ' : ''
+      }list of strings (each one argument; no shell runs them)`,
+    );
+  }
+  if (required && !value[0]) {
+    throw new ProgressionConfigError(
+      `${path}.${key}[0]`,
+      'the program to run must not be empty',
+    );
+  }
+  return value as string[];
+}
+
+function readStep(
+  config: Config,
+  path: string,
+  options: { imageAllowed: boolean },
+): JobStepConfig {
+  checkKeys(
+    config,
+    options.imageAllowed ? STEP_KEYS : STEP_KEYS.filter(k => k !== 'image'),
+    path,
+  );
+  let image: string | undefined;
+  if (options.imageAllowed && config.has('image')) {
+    const value = config.getOptional('image');
+    if (typeof value !== 'string' || !value || /\s/.test(value)) {
+      throw new ProgressionConfigError(
+        `${path}.image`,
+        'must be an image reference such as registry.local/pg-backup:16',
+      );
+    }
+    image = value;
+  }
+  const timeoutMs = readDurationMs(config, 'timeout', path) ?? 10 * 60_000;
+  if (timeoutMs <= 0) {
+    throw new ProgressionConfigError(`${path}.timeout`, 'must be positive');
+  }
+  const backoffLimit = config.has('backoffLimit')
+    ? config.getOptional('backoffLimit')
+    : 0;
+  if (
+    typeof backoffLimit !== 'number' ||
+    !Number.isInteger(backoffLimit) ||
+    backoffLimit < 0 ||
+    backoffLimit > 10
+  ) {
+    throw new ProgressionConfigError(
+      `${path}.backoffLimit`,
+      'must be a whole number from 0 to 10 (retries after a failed pod)',
+    );
+  }
+  const env: Record<string, string> = {};
+  if (config.has('env')) {
+    const raw = config.getOptional('env');
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new ProgressionConfigError(
+        `${path}.env`,
+        'must be a map of variable names to values',
+      );
+    }
+    for (const [name, value] of Object.entries(raw)) {
+      if (!ENV_NAME.test(name)) {
+        throw new ProgressionConfigError(
+          `${path}.env.${name}`,
+          `'${name}' is not a valid environment variable name`,
+        );
+      }
+      if (!['string', 'number', 'boolean'].includes(typeof value)) {
+        throw new ProgressionConfigError(
+          `${path}.env.${name}`,
+          'must be a string, number or boolean',
+        );
+      }
+      env[name] = String(value);
+    }
+  }
+  return {
+    image,
+    command: readArgv(config, 'command', path, true)!,
+    args: readArgv(config, 'args', path, false),
+    timeoutMs,
+    backoffLimit,
+    env,
+  };
+}
 
 /**
  * Reads and validates a stage's `gates.job`, or undefined when the
@@ -10,7 +176,428 @@ export interface JobGateConfig {}
  */
 export function readJobGateConfig(
   stage: Config,
-  _path: string,
+  path: string,
 ): JobGateConfig | undefined {
-  return stage.has('gates.job') ? {} : undefined;
+  if (!stage.has('gates.job')) return undefined;
+  const at = `${path}.gates.job`;
+  const raw = stage.getOptional('gates.job');
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ProgressionConfigError(
+      at,
+      'must be an object with a migration: { command: [...] }',
+    );
+  }
+  const job = stage.getConfig('gates.job');
+  checkKeys(job, JOB_KEYS, at);
+  if (!job.has('migration')) {
+    throw new ProgressionConfigError(
+      `${at}.migration`,
+      'required: the migration Job to run before the deploy, { command: [...] }',
+    );
+  }
+  const section = (key: string) => {
+    const value = job.getOptional(key);
+    if (!value || typeof value !== 'object' || Array.isArray(value)) {
+      throw new ProgressionConfigError(
+        `${at}.${key}`,
+        'must be an object with a command',
+      );
+    }
+    return job.getConfig(key);
+  };
+  const inherit = job.getOptional('inheritFromDeployment');
+  if (inherit !== undefined && typeof inherit !== 'boolean') {
+    throw new ProgressionConfigError(
+      `${at}.inheritFromDeployment`,
+      'must be true or false',
+    );
+  }
+  return {
+    migration: readStep(section('migration'), `${at}.migration`, {
+      imageAllowed: false,
+    }),
+    backup: job.has('backup')
+      ? readStep(section('backup'), `${at}.backup`, { imageAllowed: true })
+      : undefined,
+    inheritFromDeployment: inherit ?? true,
+  };
+}
+
+export const JOB_PROMOTION_LABEL = 'progression.backstage.io/promotion-id';
+export const JOB_ROLE_LABEL = 'progression.backstage.io/job';
+const KUBERNETES_ID_LABEL = 'backstage.io/kubernetes-id';
+const LOG_LINES = 50;
+const LOG_BYTES = 4096;
+
+export type JobRole = 'backup' | 'migration';
+
+/** A Job's deterministic name: `progression-<migrate|backup>-<first 8 of the promotion id>`. */
+export function jobName(role: JobRole, promotionId: string): string {
+  const suffix = promotionId
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '')
+    .slice(0, 8);
+  const name = `progression-${role === 'migration' ? 'migrate' : role}-${
+    suffix || 'x'
+  }`;
+  return name;
+}
+
+/** What the evidence says about one Job. */
+export interface JobEvidence {
+  role: JobRole;
+  name: string;
+  namespace: string;
+  image: string;
+  command: string[];
+  args?: string[];
+  /** Env var names given to the container (configured and inherited); never values. */
+  envNames: string[];
+  /** Whether this run created the Job or found it from an earlier run. */
+  reused: boolean;
+  status: 'complete' | 'failed' | 'timeout' | 'cancelled' | 'error';
+  conditions: {
+    type: string;
+    status: string;
+    reason?: string;
+    message?: string;
+  }[];
+  durationMs?: number;
+  pod?: string;
+  exitCode?: number;
+  /** The last ~50 lines of the pod's log, at most 4 KiB. */
+  logTail?: string;
+  logError?: string;
+  error?: string;
+}
+
+function seconds(ms: number) {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return ms >= 60_000 && ms % 60_000 === 0
+    ? `${ms / 60_000} min`
+    : `${Math.round(ms / 100) / 10} s`;
+}
+
+class JobGateError extends Error {}
+
+/**
+ * Runs a stage's migration (and the backup before it, when configured) as
+ * Kubernetes Jobs in the stage namespace, just before the deploy, with the
+ * release's image and the configured argv. The Job names come from the
+ * promotion id, so a run after a crash finds and waits for the Job the
+ * first run created instead of starting another.
+ */
+export class JobGate implements Gate {
+  readonly name = 'job';
+
+  appliesTo(stage: StageConfig, phase: GatePhase): boolean {
+    return Boolean(stage.gates.job) && phase === 'predeploy';
+  }
+
+  async run(context: GateContext, phase: GatePhase): Promise<GateResult> {
+    const startedAt = new Date().toISOString();
+    const result = (
+      status: GateResult['status'],
+      reason: string,
+      evidence: unknown,
+    ): GateResult => ({
+      gate: this.name,
+      phase,
+      status,
+      reason,
+      evidence,
+      startedAt,
+      finishedAt: new Date().toISOString(),
+    });
+    const config = context.stage.gates.job;
+    if (!config) {
+      return result('skipped', 'the stage has no gates.job', { jobs: [] });
+    }
+    const { location, workloads, release, promotionId, entity } = context;
+    if (!location || !workloads || !release || !promotionId || !entity) {
+      const missing = [
+        !location && 'location',
+        !workloads && 'cluster access',
+        !release && 'release',
+        !promotionId && 'promotion id',
+        !entity && 'entity',
+      ].filter(Boolean);
+      return result(
+        'error',
+        `cannot run the migration job without ${missing.join(', ')}`,
+        { jobs: [] },
+      );
+    }
+    if (!isLabelValue(promotionId) || !isLabelValue(entity.kubernetesId)) {
+      return result(
+        'error',
+        `cannot label the job: '${
+          isLabelValue(promotionId) ? entity.kubernetesId : promotionId
+        }' is not a valid label value`,
+        { jobs: [] },
+      );
+    }
+    const resources = new StageResources(workloads);
+    const jobs: JobEvidence[] = [];
+    const evidence = { namespace: location.namespace, jobs };
+
+    let inherited: Partial<V1Container> & {
+      serviceAccountName?: string;
+      imagePullSecrets?: { name: string }[];
+    } = {};
+    try {
+      if (config.inheritFromDeployment) {
+        const deployment = await resources.findDeployment(
+          location,
+          entity.kubernetesId,
+        );
+        if (deployment) {
+          inherited = inheritFrom(
+            deployment,
+            workloads.containerOf(
+              deployment,
+              entity.kubernetesId,
+              entity.container,
+            ),
+          );
+        }
+      }
+    } catch (e) {
+      return result(
+        'error',
+        `cannot read the stage Deployment for the job's environment: ${describeKubeError(
+          e,
+        )}`,
+        evidence,
+      );
+    }
+
+    const steps: [JobRole, JobStepConfig][] = [];
+    if (config.backup) steps.push(['backup', config.backup]);
+    steps.push(['migration', config.migration]);
+    for (const [role, step] of steps) {
+      const outcome = await this.runStep(
+        resources,
+        location,
+        role,
+        step,
+        step.image ?? release.image,
+        { promotionId, kubernetesId: entity.kubernetesId, inherited },
+        context.signal,
+      );
+      jobs.push(outcome);
+      if (outcome.status === 'complete') continue;
+      const name = `${role} job ${outcome.name}`;
+      switch (outcome.status) {
+        case 'failed': {
+          const reason =
+            outcome.conditions.find(c => c.type === 'Failed')?.reason ??
+            'Failed';
+          const exit =
+            outcome.exitCode !== undefined ? ` (exit ${outcome.exitCode})` : '';
+          return result(
+            'failed',
+            `${name} failed: ${reason}${exit}${
+              role === 'backup' ? '; the migration did not run' : ''
+            }`,
+            evidence,
+          );
+        }
+        case 'timeout':
+          return result(
+            'failed',
+            `${name} did not finish within ${seconds(step.timeoutMs)}`,
+            evidence,
+          );
+        case 'cancelled':
+          return result('error', `cancelled while ${name} ran`, evidence);
+        default:
+          return result('error', `${name}: ${outcome.error}`, evidence);
+      }
+    }
+    return result(
+      'passed',
+      jobs
+        .map(
+          j =>
+            `${j.role} job ${j.name} completed${
+              j.durationMs !== undefined ? ` in ${seconds(j.durationMs)}` : ''
+            }`,
+        )
+        .join('; '),
+      evidence,
+    );
+  }
+
+  private async runStep(
+    resources: StageResources,
+    location: StageLocation,
+    role: JobRole,
+    step: JobStepConfig,
+    image: string,
+    ids: {
+      promotionId: string;
+      kubernetesId: string;
+      inherited: Partial<V1Container> & {
+        serviceAccountName?: string;
+        imagePullSecrets?: { name: string }[];
+      };
+    },
+    signal?: AbortSignal,
+  ): Promise<JobEvidence> {
+    const name = jobName(role, ids.promotionId);
+    const started = Date.now();
+    const { serviceAccountName, imagePullSecrets, env, envFrom } =
+      ids.inherited;
+    const configured = Object.entries(step.env).map(([n, value]) => ({
+      name: n,
+      value,
+    }));
+    const mergedEnv = [
+      ...(env ?? []).filter(e => !configured.some(c => c.name === e.name)),
+      ...configured,
+    ];
+    const evidence: JobEvidence = {
+      role,
+      name,
+      namespace: location.namespace,
+      image,
+      command: step.command,
+      ...(step.args && { args: step.args }),
+      envNames: mergedEnv.map(e => e.name),
+      reused: false,
+      status: 'error',
+      conditions: [],
+    };
+    const labels = {
+      'app.kubernetes.io/managed-by': 'backstage-progression',
+      [KUBERNETES_ID_LABEL]: ids.kubernetesId,
+      [JOB_PROMOTION_LABEL]: ids.promotionId,
+      [JOB_ROLE_LABEL]: role,
+    };
+    const body: V1Job = {
+      metadata: { name, labels },
+      spec: {
+        backoffLimit: step.backoffLimit,
+        activeDeadlineSeconds: Math.ceil(step.timeoutMs / 1000),
+        ttlSecondsAfterFinished: 7 * 24 * 3600,
+        template: {
+          metadata: {
+            labels: {
+              [JOB_PROMOTION_LABEL]: ids.promotionId,
+              [JOB_ROLE_LABEL]: role,
+            },
+          },
+          spec: {
+            restartPolicy: 'Never',
+            ...(serviceAccountName && { serviceAccountName }),
+            ...(imagePullSecrets?.length && { imagePullSecrets }),
+            containers: [
+              {
+                name: role,
+                image,
+                // argv, as configured: no shell is involved.
+                command: step.command,
+                ...(step.args && { args: step.args }),
+                ...(mergedEnv.length && { env: mergedEnv }),
+                ...(envFrom?.length && { envFrom }),
+              },
+            ],
+          },
+        },
+      },
+    };
+    try {
+      if (!isDnsLabel(name)) {
+        throw new JobGateError(`'${name}' is not a valid Job name`);
+      }
+      const { job, created } = await resources.createJob(location, body);
+      evidence.reused = !created;
+      const owner = job.metadata?.labels?.[JOB_PROMOTION_LABEL];
+      if (!created && owner !== ids.promotionId) {
+        throw new JobGateError(
+          `a Job named ${name} already exists in namespace ${
+            location.namespace
+          } for ${
+            owner ? `promotion ${owner}` : 'something else'
+          }; delete it to run this promotion's job`,
+        );
+      }
+      if (!created) {
+        const existingImage = job.spec?.template.spec?.containers?.[0]?.image;
+        if (existingImage) evidence.image = existingImage;
+      }
+      const remaining =
+        step.timeoutMs -
+        (created ? 0 : elapsedSince(job.status?.startTime) ?? 0);
+      const waited =
+        jobState(job) !== 'running'
+          ? { job, outcome: jobState(job) }
+          : await resources.waitForJob(location, name, {
+              timeoutMs: Math.max(0, remaining),
+              signal,
+            });
+      const final = waited.job;
+      evidence.status =
+        waited.outcome === 'running' ? 'timeout' : waited.outcome;
+      evidence.conditions = (final.status?.conditions ?? []).map(c => ({
+        type: c.type,
+        status: c.status,
+        ...(c.reason && { reason: c.reason }),
+        ...(c.message && { message: c.message }),
+      }));
+      const start = Date.parse(String(final.status?.startTime ?? ''));
+      const end = Date.parse(
+        String(
+          final.status?.completionTime ??
+            final.status?.conditions?.find(
+              c => c.type === 'Failed' && c.status === 'True',
+            )?.lastTransitionTime ??
+            '',
+        ),
+      );
+      evidence.durationMs =
+        Number.isFinite(start) && Number.isFinite(end)
+          ? Math.max(0, end - start)
+          : Date.now() - started;
+      const pod = await resources.jobLastPod(location, final, {
+        container: final.spec?.template.spec?.containers?.[0]?.name,
+        lines: LOG_LINES,
+        maxBytes: LOG_BYTES,
+      });
+      if (pod) {
+        evidence.pod = pod.pod;
+        if (pod.exitCode !== undefined) evidence.exitCode = pod.exitCode;
+        evidence.logTail = pod.logTail;
+        if (pod.logError) evidence.logError = pod.logError;
+      }
+    } catch (e) {
+      evidence.status = 'error';
+      evidence.error =
+        e instanceof JobGateError
+          ? e.message
+          : `cannot run the job: ${describeKubeError(e)}`;
+      evidence.durationMs = Date.now() - started;
+    }
+    return evidence;
+  }
+}
+
+function elapsedSince(time: unknown): number | undefined {
+  const t = Date.parse(String(time ?? ''));
+  return Number.isFinite(t) ? Math.max(0, Date.now() - t) : undefined;
+}
+
+/** The parts of the stage Deployment's release container a Job inherits. */
+function inheritFrom(d: V1Deployment, container: string) {
+  const spec = d.spec?.template.spec;
+  const c = spec?.containers.find(x => x.name === container);
+  return {
+    env: c?.env,
+    envFrom: c?.envFrom,
+    serviceAccountName: spec?.serviceAccountName,
+    imagePullSecrets: spec?.imagePullSecrets?.filter(
+      (s): s is { name: string } => Boolean(s.name),
+    ),
+  };
 }

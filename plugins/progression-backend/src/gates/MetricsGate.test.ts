@@ -23,7 +23,7 @@ jest.setTimeout(120_000);
 
 const selector =
   'namespace="{{ namespace }}",app="{{ app }}",version="{{ version }}"';
-export const ERROR_RATE = `(sum(rate(http_requests_total{${selector},status=~"5.."}[10s])) or vector(0)) / sum(rate(http_requests_total{${selector}}[10s]))`;
+const ERROR_RATE = `(sum(rate(http_requests_total{${selector},status=~"5.."}[10s])) or vector(0)) / sum(rate(http_requests_total{${selector}}[10s]))`;
 const TRAFFIC = `sum(rate(http_requests_total{${selector}}[10s]))`;
 
 const errorRateCheck = (extra: object = {}) => ({

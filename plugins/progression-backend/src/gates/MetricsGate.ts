@@ -75,6 +75,11 @@ export interface MetricCheckEvidence {
 }
 
 const COMPARISONS: Comparison[] = ['<=', '>=', '<', '>'];
+const NO_DATA_STATUS: Record<MetricCheckConfig['noData'], SampleStatus> = {
+  pass: 'successful',
+  inconclusive: 'inconclusive',
+  fail: 'failed',
+};
 const CONDITION = /^\s*(<=|>=|<|>)\s*([+-]?\d+(?:\.\d+)?)\s*(%?)\s*$/;
 const UNITS: MetricUnit[] = ['ratio', 'seconds', 'ms', 'rps', 'none'];
 
@@ -570,12 +575,7 @@ export class MetricsGate implements Gate {
           value === undefined
             ? 'the query returned no data'
             : 'the query returned NaN (no traffic in the window)';
-        const status: SampleStatus =
-          check.noData === 'pass'
-            ? 'successful'
-            : check.noData === 'inconclusive'
-            ? 'inconclusive'
-            : 'failed';
+        const status: SampleStatus = NO_DATA_STATUS[check.noData];
         return { time, status, note, ...withTraffic };
       }
       return {

@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import {
   EntityEnvironments,
+  EntityFlags,
   EntityMetrics,
   StageGateSummary,
   StageMetrics,
@@ -25,6 +26,8 @@ import {
 } from '../config/readProgressionConfig';
 import { PrometheusClient } from '../prometheus/PrometheusClient';
 import { renderQuery } from '../prometheus/promql';
+import { flagMatrix, readStageFlags } from '../flags/readFlags';
+import { StageResources } from '../kubernetes/StageResources';
 
 /** The charts' time ranges, in seconds. */
 const CHART_RANGES: Record<string, number> = {
@@ -143,6 +146,31 @@ export class ProgressionService {
       prometheus?: PrometheusClient;
     },
   ) {}
+
+  /**
+   * Every stage's feature flags, read live from its flagd ConfigMap, with
+   * the flags that differ between stages marked. A stage whose flags cannot
+   * be read is named in `errors`; the others still come back.
+   */
+  async flags(entity: Entity): Promise<EntityFlags> {
+    const pipeline = this.pipelineOf(entity);
+    const workloads = this.options.workloads;
+    const stages = await Promise.all(
+      pipeline.stages.map(async stage => {
+        const cluster = this.options.config.clusters.get(stage.cluster);
+        if (!workloads || !cluster) {
+          return { stage: stage.name, error: 'the cluster is not available' };
+        }
+        return readStageFlags(
+          new StageResources(workloads),
+          stage.name,
+          { cluster, namespace: stage.namespace },
+          stage.flags,
+        );
+      }),
+    );
+    return { entityRef: stringifyEntityRef(entity), ...flagMatrix(stages) };
+  }
 
   /**
    * Request rate, error rate and p95 of the entity's stages (or one stage)

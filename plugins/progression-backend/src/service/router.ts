@@ -192,6 +192,14 @@ export async function createRouter(
     },
   );
 
+  router.get('/v1/entities/:kind/:namespace/:name/flags', async (req, res) => {
+    const credentials = await httpAuth.credentials(req, {
+      allow: ['user', 'service'],
+    });
+    const entity = await entityForRead(req.params, credentials);
+    res.json(await needService().flags(entity));
+  });
+
   router.get(
     '/v1/entities/:kind/:namespace/:name/metrics',
     async (req, res) => {

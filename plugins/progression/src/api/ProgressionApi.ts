@@ -1,6 +1,9 @@
 import { CompoundEntityRef } from '@backstage/catalog-model';
 import { createApiRef } from '@backstage/frontend-plugin-api';
-import { EntityEnvironments } from '@internal/backstage-plugin-progression-common';
+import {
+  EntityEnvironments,
+  EntityMetrics,
+} from '@internal/backstage-plugin-progression-common';
 
 /**
  * What the Progression frontend asks of its backend.
@@ -29,6 +32,11 @@ export interface ProgressionApi {
   ): Promise<{ items: PromotionListItem[]; nextCursor?: string }>;
   /** One promotion with its steps, gate results and approvals. */
   getPromotion(promotionId: string): Promise<PromotionDetails>;
+  /** Request rate, error rate and p95 per stage over the last `range` (default 1h). */
+  getMetrics(
+    entityRef: CompoundEntityRef,
+    options?: { stage?: string; range?: '15m' | '1h' | '6h' | '24h' },
+  ): Promise<EntityMetrics>;
   /** Rolls a stage back to an earlier release (the previous one by default). */
   requestRollback(
     entityRef: CompoundEntityRef,

@@ -1,7 +1,10 @@
 import { CompoundEntityRef } from '@backstage/catalog-model';
 import { ResponseError } from '@backstage/errors';
 import { DiscoveryApi, FetchApi } from '@backstage/frontend-plugin-api';
-import { EntityEnvironments } from '@internal/backstage-plugin-progression-common';
+import {
+  EntityEnvironments,
+  EntityMetrics,
+} from '@internal/backstage-plugin-progression-common';
 import {
   ProgressionApi,
   PromotionDetails,
@@ -67,6 +70,19 @@ export class ProgressionClient implements ProgressionApi {
     const qs = query.toString();
     return this.get(
       `/v1/entities/${entityPath(entityRef)}/promotions${qs ? `?${qs}` : ''}`,
+    );
+  }
+
+  async getMetrics(
+    entityRef: CompoundEntityRef,
+    options: { stage?: string; range?: '15m' | '1h' | '6h' | '24h' } = {},
+  ): Promise<EntityMetrics> {
+    const query = new URLSearchParams();
+    if (options.stage) query.set('stage', options.stage);
+    if (options.range) query.set('range', options.range);
+    const qs = query.toString();
+    return this.get(
+      `/v1/entities/${entityPath(entityRef)}/metrics${qs ? `?${qs}` : ''}`,
     );
   }
 

@@ -715,6 +715,70 @@ export const spec = {
           },
         },
       },
+      EntityFlags: {
+        type: 'object',
+        required: ['entityRef', 'stages', 'flags', 'errors'],
+        additionalProperties: false,
+        properties: {
+          entityRef: {
+            type: 'string',
+          },
+          stages: {
+            type: 'array',
+            items: {
+              type: 'string',
+            },
+          },
+          flags: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['key', 'values', 'differs'],
+              additionalProperties: false,
+              properties: {
+                key: {
+                  type: 'string',
+                },
+                values: {
+                  type: 'object',
+                  description: 'By stage; null where the stage lacks the flag.',
+                  additionalProperties: {
+                    oneOf: [
+                      {
+                        type: 'null',
+                      },
+                      {
+                        type: 'object',
+                        required: ['state', 'variant'],
+                        additionalProperties: false,
+                        properties: {
+                          state: {
+                            type: 'string',
+                          },
+                          variant: {
+                            type: 'string',
+                          },
+                          value: {},
+                        },
+                      },
+                    ],
+                  },
+                },
+                differs: {
+                  type: 'boolean',
+                },
+              },
+            },
+          },
+          errors: {
+            type: 'object',
+            description: 'Stages whose flags could not be read, and why.',
+            additionalProperties: {
+              type: 'string',
+            },
+          },
+        },
+      },
       EntityEnvironments: {
         type: 'object',
         required: ['entityRef', 'pipeline', 'kubernetesId'],
@@ -1253,6 +1317,45 @@ export const spec = {
               'application/json': {
                 schema: {
                   $ref: '#/components/schemas/EntityMetrics',
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+    },
+    '/v1/entities/{kind}/{namespace}/{name}/flags': {
+      get: {
+        operationId: 'GetEntityFlags',
+        summary:
+          "The feature flags of every stage, read live from each stage's flagd ConfigMap, with differences marked.",
+        parameters: [
+          {
+            $ref: '#/components/parameters/kind',
+          },
+          {
+            $ref: '#/components/parameters/namespace',
+          },
+          {
+            $ref: '#/components/parameters/name',
+          },
+        ],
+        responses: {
+          '200': {
+            description: 'The flag matrix.',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/EntityFlags',
                 },
               },
             },
