@@ -2,6 +2,7 @@ import { CompoundEntityRef } from '@backstage/catalog-model';
 import { createApiRef } from '@backstage/frontend-plugin-api';
 import {
   EntityEnvironments,
+  EntityFlags,
   EntityMetrics,
 } from '@internal/backstage-plugin-progression-common';
 
@@ -37,6 +38,8 @@ export interface ProgressionApi {
     entityRef: CompoundEntityRef,
     options?: { stage?: string; range?: '15m' | '1h' | '6h' | '24h' },
   ): Promise<EntityMetrics>;
+  /** Every stage's feature flags, with the differences marked. */
+  getFlags(entityRef: CompoundEntityRef): Promise<EntityFlags>;
   /** Rolls a stage back to an earlier release (the previous one by default). */
   requestRollback(
     entityRef: CompoundEntityRef,

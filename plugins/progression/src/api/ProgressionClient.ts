@@ -3,6 +3,7 @@ import { ResponseError } from '@backstage/errors';
 import { DiscoveryApi, FetchApi } from '@backstage/frontend-plugin-api';
 import {
   EntityEnvironments,
+  EntityFlags,
   EntityMetrics,
 } from '@internal/backstage-plugin-progression-common';
 import {
@@ -84,6 +85,10 @@ export class ProgressionClient implements ProgressionApi {
     return this.get(
       `/v1/entities/${entityPath(entityRef)}/metrics${qs ? `?${qs}` : ''}`,
     );
+  }
+
+  async getFlags(entityRef: CompoundEntityRef): Promise<EntityFlags> {
+    return this.get(`/v1/entities/${entityPath(entityRef)}/flags`);
   }
 
   async getPromotion(promotionId: string): Promise<PromotionDetails> {

@@ -135,6 +135,106 @@ describe('EnvironmentsContent', () => {
     });
   });
 
+  it('follows a running promotion and says how it ended, with its charts and flags on the cards', async () => {
+    const staging = environments.pipeline.stages[1];
+    const running: EntityEnvironments = {
+      ...environments,
+      pipeline: {
+        ...environments.pipeline,
+        stages: [
+          environments.pipeline.stages[0],
+          {
+            ...staging,
+            drift: undefined,
+            activePromotion: {
+              id: 'p9',
+              state: 'verifying',
+              version: '2.0.0-errors',
+              requestedBy: 'user:default/jane',
+              createdAt: '2026-11-26T10:00:00.000Z',
+            },
+          },
+        ],
+      },
+    };
+    const ended: EntityEnvironments = {
+      ...running,
+      pipeline: {
+        ...running.pipeline,
+        stages: [
+          running.pipeline.stages[0],
+          {
+            ...staging,
+            drift: undefined,
+            lastPromotion: {
+              id: 'p9',
+              state: 'rolled-back',
+              version: '2.0.0-errors',
+              requestedBy: 'user:default/jane',
+              createdAt: '2026-11-26T10:00:00.000Z',
+              error: 'metrics: error-rate 31.0% > 5.0% in 1 of 1 samples',
+            },
+            gates: [
+              {
+                gate: 'metrics',
+                status: 'failed',
+                reason: 'error-rate 31.0% > 5.0% in 1 of 1 samples',
+                promotionId: 'p9',
+                at: '2026-11-26T10:00:30.000Z',
+              },
+            ],
+          },
+        ],
+      },
+    };
+    const getEnvironments = jest
+      .fn()
+      .mockResolvedValueOnce(running)
+      .mockResolvedValue(ended);
+    render({
+      getEnvironments,
+      getMetrics: jest.fn().mockResolvedValue({
+        entityRef: 'component:default/payments-api',
+        available: false,
+        reason: 'No Prometheus is configured.',
+        range: '1h',
+        stepSeconds: 60,
+        stages: [],
+      }),
+      getFlags: jest.fn().mockResolvedValue({
+        entityRef: 'component:default/payments-api',
+        stages: ['development', 'staging'],
+        flags: [
+          {
+            key: 'fast-refunds',
+            differs: true,
+            values: {
+              development: { state: 'ENABLED', variant: 'on', value: true },
+              staging: { state: 'ENABLED', variant: 'off', value: false },
+            },
+          },
+        ],
+        errors: {},
+      }),
+    });
+    const card = await screen.findByTestId('stage-staging');
+    expect(card).toHaveTextContent('Promoting 2.0.0-errors: verifying');
+    // Without a page reload: the tab reads again while the promotion runs.
+    expect(
+      await screen.findByText(
+        'The promotion of 2.0.0-errors to Staging failed and was rolled back: metrics: error-rate 31.0% > 5.0% in 1 of 1 samples',
+        {},
+        { timeout: 6000 },
+      ),
+    ).toBeInTheDocument();
+    const after = screen.getByTestId('stage-staging');
+    expect(after).toHaveTextContent(
+      'metrics failed: error-rate 31.0% > 5.0% in 1 of 1 samples',
+    );
+    expect(after).toHaveTextContent('fast-refunds off here, on in development');
+    expect(after).toHaveTextContent('Metrics: No Prometheus is configured.');
+  });
+
   it('shows progress while loading', async () => {
     render({ getEnvironments: () => new Promise(() => {}) });
     expect(await screen.findByTestId('progress')).toBeInTheDocument();

@@ -7,15 +7,51 @@ import {
 } from '@backstage/core-components';
 import { useApi } from '@backstage/frontend-plugin-api';
 import { useEntity } from '@backstage/plugin-catalog-react';
-import { getCompoundEntityRef } from '@backstage/catalog-model';
-import { isProgressionAvailable } from '@internal/backstage-plugin-progression-common';
-import { Typography } from '@material-ui/core';
-import { Suspense, useEffect } from 'react';
+import {
+  getCompoundEntityRef,
+  stringifyEntityRef,
+} from '@backstage/catalog-model';
+import { useSignal } from '@backstage/plugin-signals-react';
+import { Alert } from '@material-ui/lab';
+import {
+  Stage,
+  isProgressionAvailable,
+} from '@internal/backstage-plugin-progression-common';
+import { Box, Typography } from '@material-ui/core';
+import { Suspense, useEffect, useRef, useState } from 'react';
 import useAsyncRetry from 'react-use/esm/useAsyncRetry';
 import { progressionApiRef } from '../../api';
 import { HowToEnable } from '../HowToEnable';
 import { PipelineView } from '../PipelineView';
 import { PromotionHistory } from '../PromotionHistory';
+
+/** How a promotion that was running when the tab last looked ended. */
+function endings(before: Stage[], after: Stage[]): string[] {
+  return before.flatMap(was => {
+    const active = was.activePromotion;
+    const now = after.find(s => s.name === was.name);
+    if (!active || !now || now.activePromotion?.id === active.id) return [];
+    const last = now.lastPromotion;
+    if (!last || last.id !== active.id) return [];
+    const what = `${last.version} to ${now.title}`;
+    switch (last.state) {
+      case 'succeeded':
+        return [`The promotion of ${what} succeeded.`];
+      case 'rolled-back':
+        return [
+          `The promotion of ${what} failed and was rolled back${
+            last.error ? `: ${last.error}` : '.'
+          }`,
+        ];
+      default:
+        return [
+          `The promotion of ${what} ended ${last.state}${
+            last.error ? `: ${last.error}` : '.'
+          }`,
+        ];
+    }
+  });
+}
 
 function Environments() {
   const { entity } = useEntity();
@@ -25,13 +61,47 @@ function Environments() {
     () => api.getEnvironments(getCompoundEntityRef(entity)),
     [api, entity],
   );
-  // Live progress: while a promotion runs, read again every few seconds.
+  // Charts and flags are extras: their failures do not hide the stages.
+  const metrics = useAsyncRetry(
+    async () => api.getMetrics(getCompoundEntityRef(entity), { range: '1h' }),
+    [api, entity],
+  );
+  const flags = useAsyncRetry(
+    async () => api.getFlags(getCompoundEntityRef(entity)),
+    [api, entity],
+  );
+  const retryMetrics = metrics.retry;
+  useEffect(() => {
+    const timer = setInterval(retryMetrics, 30_000);
+    return () => clearInterval(timer);
+  }, [retryMetrics]);
+
+  // Live progress: a signal on every state change when signals are
+  // installed; while a promotion runs, also a read every few seconds.
+  const { lastSignal } = useSignal(
+    `progression:${stringifyEntityRef(entityRef)}`,
+  );
+  useEffect(() => {
+    if (lastSignal) retry();
+  }, [lastSignal, retry]);
   const running = value?.pipeline.stages.some(s => s.activePromotion);
   useEffect(() => {
     if (!running) return undefined;
     const timer = setInterval(retry, 3000);
     return () => clearInterval(timer);
   }, [running, retry]);
+
+  // When a running promotion ends, say how.
+  const previous = useRef<Stage[]>();
+  const [notices, setNotices] = useState<string[]>([]);
+  useEffect(() => {
+    if (!value) return;
+    const ended = previous.current
+      ? endings(previous.current, value.pipeline.stages)
+      : [];
+    previous.current = value.pipeline.stages;
+    if (ended.length) setNotices(n => [...n, ...ended]);
+  }, [value]);
 
   if (loading && !value) {
     return <Progress />;
@@ -66,10 +136,22 @@ function Environments() {
           {value.pipeline.description}
         </Typography>
       )}
+      {notices.map((notice, i) => (
+        <Box key={i} mb={1}>
+          <Alert
+            severity={notice.includes(' succeeded') ? 'success' : 'warning'}
+            onClose={() => setNotices(n => n.filter((_, j) => j !== i))}
+          >
+            {notice}
+          </Alert>
+        </Box>
+      ))}
       <PipelineView
         pipeline={value.pipeline}
         entityRef={entityRef}
         onChange={retry}
+        metrics={metrics.value}
+        flags={flags.value}
       />
       <Suspense fallback={<Progress />}>
         <PromotionHistory

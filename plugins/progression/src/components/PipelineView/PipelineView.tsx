@@ -16,8 +16,14 @@ import {
   StatusWarning,
 } from '@backstage/core-components';
 import { CompoundEntityRef } from '@backstage/catalog-model';
-import { Pipeline, Stage } from '@internal/backstage-plugin-progression-common';
+import {
+  EntityFlags,
+  EntityMetrics,
+  Pipeline,
+  Stage,
+} from '@internal/backstage-plugin-progression-common';
 import { StageActions } from '../StageActions';
+import { StageCharts, StageFlags, StageGates } from '../StageInsights';
 
 const useStyles = makeStyles(theme => ({
   row: {
@@ -102,12 +108,16 @@ function StageCard({
   next,
   entityRef,
   onChange,
+  metrics,
+  flags,
 }: {
   stage: Stage;
   position: number;
   next?: Stage;
   entityRef?: CompoundEntityRef;
   onChange?: () => void;
+  metrics?: EntityMetrics;
+  flags?: EntityFlags;
 }) {
   const classes = useStyles();
   return (
@@ -138,6 +148,14 @@ function StageCard({
           </Typography>
         )}
         <LiveState stage={stage} />
+        <StageGates gates={stage.gates} />
+        <StageFlags flags={flags} stage={stage} />
+        <StageCharts
+          metrics={metrics?.stages.find(m => m.stage === stage.name)}
+          unavailable={
+            metrics && !metrics.available ? metrics.reason : undefined
+          }
+        />
         {entityRef && onChange && (
           <StageActions
             entityRef={entityRef}
@@ -158,11 +176,17 @@ export function PipelineView({
   pipeline,
   entityRef,
   onChange,
+  metrics,
+  flags,
 }: {
   pipeline: Pipeline;
   /** With these, the cards offer Promote, Approve, Cancel and Roll back. */
   entityRef?: CompoundEntityRef;
   onChange?: () => void;
+  /** Each stage's charts. */
+  metrics?: EntityMetrics;
+  /** The flag matrix, for the flags that differ between neighbours. */
+  flags?: EntityFlags;
 }) {
   const classes = useStyles();
   return (
@@ -187,6 +211,8 @@ export function PipelineView({
             next={pipeline.stages[i + 1]}
             entityRef={entityRef}
             onChange={onChange}
+            metrics={metrics}
+            flags={flags}
           />
         </Fragment>
       ))}

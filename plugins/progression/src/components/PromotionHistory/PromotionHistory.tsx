@@ -6,6 +6,7 @@ import {
   StatusOK,
   StatusPending,
   StatusWarning,
+  TrendLine,
 } from '@backstage/core-components';
 import { CompoundEntityRef } from '@backstage/catalog-model';
 import { useApi } from '@backstage/frontend-plugin-api';
@@ -51,6 +52,94 @@ export function StateLabel({ state }: { state: string }) {
   return <StatusPending>{state}</StatusPending>;
 }
 
+interface MetricCheckEvidence {
+  name: string;
+  query: string;
+  condition: string;
+  threshold: number;
+  baseline?: number;
+  unit?: string;
+  status: string;
+  reason: string;
+  samples: { time: string; value?: number; status: string; note?: string }[];
+}
+
+/** A metric gate's samples: a chart against the threshold, and a table. */
+function MetricEvidence({ evidence }: { evidence: unknown }) {
+  const result = evidence as
+    | { gate?: string; evidence?: { checks?: MetricCheckEvidence[] } }
+    | undefined;
+  const checks =
+    result?.gate === 'metrics' || result?.gate === 'soak'
+      ? result.evidence?.checks ?? []
+      : [];
+  if (!checks.length) return null;
+  return (
+    <>
+      {checks.map(check => {
+        const values = check.samples.flatMap(x =>
+          x.value === undefined ? [] : [x.value],
+        );
+        return (
+          <Box
+            key={check.name}
+            component="span"
+            display="block"
+            mt={1}
+            role="group"
+            aria-label={`Samples of ${check.name}`}
+          >
+            <Typography variant="body2" component="span" display="block">
+              <strong>{check.name}</strong>: {check.reason} (threshold{' '}
+              {check.condition}
+              {check.baseline !== undefined
+                ? `, baseline ${check.baseline}`
+                : ''}
+              )
+            </Typography>
+            {values.length > 1 && (
+              <Box component="span" display="block" maxWidth={320}>
+                <TrendLine
+                  data={values}
+                  title={`${check.name} samples`}
+                  min={0}
+                  max={Math.max(...values, check.threshold) || 1}
+                  color="#1f77b4"
+                />
+              </Box>
+            )}
+            <Table size="small" aria-label={`Samples of ${check.name}`}>
+              <TableHead>
+                <TableRow>
+                  <TableCell>Time</TableCell>
+                  <TableCell>Value</TableCell>
+                  <TableCell>Threshold</TableCell>
+                  <TableCell>Sample</TableCell>
+                </TableRow>
+              </TableHead>
+              <TableBody>
+                {check.samples.map(x => (
+                  <TableRow key={x.time}>
+                    <TableCell>
+                      {new Date(x.time).toLocaleTimeString()}
+                    </TableCell>
+                    <TableCell>{x.value ?? '—'}</TableCell>
+                    <TableCell>{check.threshold}</TableCell>
+                    <TableCell>
+                      {x.status}
+                      {x.note ? ` (${x.note})` : ''}
+                    </TableCell>
+                  </TableRow>
+                ))}
+              </TableBody>
+            </Table>
+          </Box>
+        );
+      })}
+    </>
+  );
+}
+
 function duration(p: PromotionListItem): string {
   if (!p.finishedAt) return '—';
   const s = Math.max(
@@ -60,7 +149,8 @@ function duration(p: PromotionListItem): string {
   return s < 120 ? `${s} s` : `${Math.round(s / 60)} min`;
 }
 
-function PromotionDetailsDialog({
+/** One promotion's steps, gate evidence (metric samples charted) and approvals. */
+export function PromotionDetailsDialog({
   id,
   onClose,
 }: {
@@ -112,6 +202,7 @@ function PromotionDetailsDialog({
                       <>
                         {step.reason && <span>{step.reason} · </span>}
                         <span>{new Date(step.startedAt).toLocaleString()}</span>
+                        <MetricEvidence evidence={step.evidence} />
                         {step.evidence !== undefined && (
                           <Box component="span" display="block" mt={1}>
                             <CodeSnippet

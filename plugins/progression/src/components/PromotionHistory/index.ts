@@ -1,1 +1,5 @@
-export { PromotionHistory, StateLabel } from './PromotionHistory';
+export {
+  PromotionDetailsDialog,
+  PromotionHistory,
+  StateLabel,
+} from './PromotionHistory';

@@ -1,0 +1,6 @@
+export {
+  StageCharts,
+  StageFlags,
+  StageGates,
+  flagDifferences,
+} from './StageInsights';
