@@ -74,6 +74,13 @@ export interface Config {
          * double-quoted label values. Defaults read http_requests_total and
          * http_request_duration_seconds.
          */
+        /** Where every stage's flagd flags live (ConfigMap name and key). */
+        flags?: {
+          /** Default 'feature-flags'. */
+          configMap?: string;
+          /** Default 'flags.json'. */
+          key?: string;
+        };
         metrics?: {
           requestRate?: string;
           errorRate?: string;
@@ -119,6 +126,13 @@ export interface Config {
           };
           /** How long a rollout may take before the deploy fails. Default '10m'. */
           rolloutTimeout?: string | HumanDuration;
+          /** Where this stage's flagd flags live; overrides the pipeline's. */
+          flags?: {
+            /** Default 'feature-flags'. */
+            configMap?: string;
+            /** Default 'flags.json'. */
+            key?: string;
+          };
           gates?: {
             /** HTTP checks against the stage URL after the deploy (and after a rollback). */
             smoke?: {
@@ -150,6 +164,45 @@ export interface Config {
                 retryDelay?: string | HumanDuration;
               }>;
             };
+            /** Kubernetes Jobs run after the approval, before the deploy (a migration). */
+            job?: {
+              migration: {
+                /** The argv to run (no shell), e.g. ['./migrate', 'up']. */
+                command: string[];
+                args?: string[];
+                /** Default '10m'. */
+                timeout?: string | HumanDuration;
+                /** Retries after a failed pod (0-10). Default 0. */
+                backoffLimit?: number;
+                /** Extra environment variables. */
+                env?: { [name: string]: string };
+              };
+              /** Runs before the migration; the migration does not run when it fails. */
+              backup?: {
+                /** Default: the release image. */
+                image?: string;
+                /** The argv to run (no shell), e.g. ['./migrate', 'up']. */
+                command: string[];
+                args?: string[];
+                /** Default '10m'. */
+                timeout?: string | HumanDuration;
+                /** Retries after a failed pod (0-10). Default 0. */
+                backoffLimit?: number;
+                /** Extra environment variables. */
+                env?: { [name: string]: string };
+              };
+              /** Give the Jobs the Deployment's env, envFrom, serviceAccountName, imagePullSecrets. Default true. */
+              inheritFromDeployment?: boolean;
+            };
+            /** Before the approval: the stage namespace is isolated from the other stages. */
+            isolation?:
+              | boolean
+              | {
+                  /** The namespace label that names the environment. Default 'environment'. */
+                  environmentLabel?: string;
+                };
+            /** Before the approval: the Secrets and ConfigMaps the workload references exist here. */
+            parity?: boolean | {};
             /** PromQL checks against progression.prometheus, sampled over time. */
             metrics?: Array<{
               /** Lowercase letters, digits and '-'; unique in the stage. */
