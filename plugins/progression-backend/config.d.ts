@@ -164,6 +164,34 @@ export interface Config {
                 retryDelay?: string | HumanDuration;
               }>;
             };
+            /** A bounded load test of the stage's own url after the deploy. */
+            load?: {
+              /** Below the stage url. Default '/'. */
+              path?: string;
+              /** Default GET. */
+              method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+              body?: string | object;
+              headers?: { [name: string]: string };
+              /** 1-200. Default 10. */
+              connections?: number;
+              /** At most '5m'; with requests, whichever comes first. */
+              duration?: string | HumanDuration;
+              /** 1-1,000,000. */
+              requests?: number;
+              /** Target requests per second overall. */
+              rate?: number;
+              /** Per request. Default '10s'. */
+              timeout?: string | HumanDuration;
+              /** At least one. */
+              thresholds: {
+                p95?: string | HumanDuration;
+                p99?: string | HumanDuration;
+                /** 0..1 */
+                errorRate?: number;
+                /** Responses per second. */
+                minThroughput?: number;
+              };
+            };
             /** Kubernetes Jobs run after the approval, before the deploy (a migration). */
             job?: {
               migration: {

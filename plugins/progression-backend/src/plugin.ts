@@ -18,6 +18,10 @@ import { PromotionEngine } from './engine/PromotionEngine';
 import { PromotionWorker } from './engine/PromotionWorker';
 import { SmokeGate } from './gates/SmokeGate';
 import { MetricsGate } from './gates/MetricsGate';
+import { IsolationGate } from './gates/IsolationGate';
+import { JobGate } from './gates/JobGate';
+import { LoadGate } from './gates/LoadGate';
+import { ParityGate } from './gates/ParityGate';
 import { PrometheusClient } from './prometheus/PrometheusClient';
 import { KubernetesWorkloads } from './kubernetes/KubernetesWorkloads';
 import { ProgressionService } from './service/ProgressionService';
@@ -80,7 +84,14 @@ export const progressionPlugin = createBackendPlugin({
           store,
           workloads,
           config: progressionConfig,
-          gates: [new SmokeGate(), new MetricsGate(prometheus)],
+          gates: [
+            new IsolationGate(),
+            new ParityGate(),
+            new JobGate(),
+            new SmokeGate(),
+            new MetricsGate(prometheus),
+            new LoadGate(),
+          ],
           logger,
           // Live progress: one signals channel per entity.
           onTransition: change => {

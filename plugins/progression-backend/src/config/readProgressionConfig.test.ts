@@ -465,3 +465,29 @@ describe('resolveStageUrl', () => {
     });
   });
 });
+
+describe('gates that need a stage url', () => {
+  it('refuses a load test on a stage without a url', () => {
+    expect(
+      errorOf(() =>
+        read({
+          clusters,
+          pipelines: {
+            p: {
+              stages: [
+                {
+                  name: 'staging',
+                  cluster: 'local',
+                  namespace: 'staging',
+                  gates: {
+                    load: { duration: '2s', thresholds: { p95: '300ms' } },
+                  },
+                },
+              ],
+            },
+          },
+        }),
+      ).key,
+    ).toBe('progression.pipelines.p.stages[0].url');
+  });
+});

@@ -500,6 +500,12 @@ function readPipeline(
         'the stage has smoke checks but no url to run them against',
       );
     }
+    if (stage.has('gates.load') && url === undefined) {
+      throw new ProgressionConfigError(
+        `${stagePath}.url`,
+        'the stage has a load test but no url to run it against',
+      );
+    }
     return {
       name: stageName,
       title: stage.getOptionalString('title') ?? stageName,

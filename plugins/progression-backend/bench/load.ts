@@ -1,0 +1,338 @@
+/*
+ * Benchmark of the load gate beside wrk, run with
+ * `yarn workspace @internal/backstage-plugin-progression-backend bench:load`.
+ * It prints figures; nothing here asserts on them.
+ *
+ * A child process runs the cluster simulator's demo (any free ports):
+ * staging's payments-api answers at once, production's runs a `slow` image
+ * (600 ms per answer). The load generators run in this process, one after
+ * the other, so each has a core of its own beside the server's:
+ *
+ *   1. fast endpoint, unthrottled: wrk, then our LoadGate, same connections
+ *      and duration: the throughput ratio (target ≥ 0.6× wrk's).
+ *   2. fast endpoint, our LoadGate at a fixed rate (BENCH_RATE, 200 req/s):
+ *      its p95 beside the unthrottled figures (wrk has no rate option).
+ *   3. slow endpoint, unthrottled: both are held to the rate the server
+ *      allows (connections / 0.6 s), so this is the p95 comparison at the
+ *      same rate (target: ours within 5% of wrk's).
+ *
+ * wrk (Debian's, at /usr/bin/wrk) prints its figures from a Lua `done`
+ * function; without it only our figures are printed.
+ */
+import { ConfigReader } from '@backstage/config';
+import { KubeSimulator, installDemo } from '@internal/kube-simulator';
+import { execFile, fork } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readProgressionConfig } from '../src/config/readProgressionConfig';
+import { LoadGate, LoadGateEvidence } from '../src/gates/LoadGate';
+
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
+const RATE = Number(process.env.BENCH_RATE ?? 200);
+const WRK = process.env.BENCH_WRK ?? '/usr/bin/wrk';
+const SLOW_IMAGE = 'registry.local/payments-api:2.0.0-slow';
+
+interface Figures {
+  /** Responses per second. */
+  throughput: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  requests: number;
+  /** Failed requests and non-2xx/3xx answers. */
+  bad: number;
+}
+
+/* ---------- the server side: the simulator demo in a child process ---------- */
+
+async function serve() {
+  const sim = await KubeSimulator.start({ podReadyDelayMs: 20 });
+  const demo = await installDemo(sim, {
+    anyPorts: true,
+    stages: [
+      { namespace: 'staging', environment: 'staging', port: 0 },
+      { namespace: 'production', environment: 'prod', port: 0 },
+    ],
+    trafficIntervalMs: 60_000,
+  });
+  const deployment = structuredClone(
+    sim.store.get('deployments', 'production', 'payments-api')!,
+  );
+  deployment.spec.template.spec.containers[0].image = SLOW_IMAGE;
+  sim.apply(deployment);
+  for (let i = 0; ; i++) {
+    const ready = sim.store.list(
+      'pods',
+      'production',
+      p =>
+        p.metadata.labels?.app === 'payments-api' &&
+        (p.status?.conditions ?? []).some(
+          (c: any) => c.type === 'Ready' && c.status === 'True',
+        ),
+    );
+    if (
+      ready.length &&
+      ready.every(p => p.spec.containers[0].image === SLOW_IMAGE)
+    )
+      break;
+    if (i > 400) throw new Error('the slow release did not roll out');
+    await new Promise(r => setTimeout(r, 25));
+  }
+  const url = (ns: string) => demo.servers.find(s => s.namespace === ns)!.url;
+  process.send!({ staging: url('staging'), production: url('production') });
+  const stop = async () => {
+    await demo.stop();
+    await sim.stop();
+    process.exit(0);
+  };
+  process.on('message', m => m === 'stop' && stop());
+  process.on('disconnect', stop);
+}
+
+/* ---------- the client side ---------- */
+
+async function startServer() {
+  const child = fork(path.resolve(__dirname, 'run.js'), ['load.ts'], {
+    env: { ...process.env, LOAD_BENCH_ROLE: 'server' },
+    stdio: 'inherit',
+  });
+  const urls = await new Promise<{ staging: string; production: string }>(
+    (resolve, reject) => {
+      // (the node transform also sends its own 'watch' messages)
+      child.on('message', m => {
+        if ((m as any)?.staging) resolve(m as any);
+      });
+      child.once('exit', code =>
+        reject(new Error(`the simulator process exited (${code})`)),
+      );
+    },
+  );
+  return {
+    ...urls,
+    async stop() {
+      const exited = new Promise(r => child.once('exit', r));
+      child.send('stop');
+      await Promise.race([exited, new Promise(r => setTimeout(r, 5000))]);
+      if (child.exitCode === null) child.kill();
+    },
+  };
+}
+
+const WRK_SCRIPT = `
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRK requests=%d duration_us=%d p50_us=%d p95_us=%d p99_us=%d connect=%d read=%d write=%d status=%d timeout=%d\\n",
+    summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+`;
+
+async function runWrk(url: string, script: string): Promise<Figures> {
+  const stdout = await new Promise<string>((resolve, reject) =>
+    execFile(
+      WRK,
+      [
+        '-t1',
+        `-c${CONNECTIONS}`,
+        `-d${DURATION_S}s`,
+        '--timeout',
+        '10s',
+        '-s',
+        script,
+        url,
+      ],
+      { timeout: (DURATION_S + 30) * 1000 },
+      (err, out, errOut) =>
+        err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
+    ),
+  );
+  const line = stdout.split('\n').find(l => l.startsWith('WRK '));
+  if (!line) throw new Error(`wrk printed no figures:\n${stdout}`);
+  const v = Object.fromEntries(
+    line
+      .slice(4)
+      .split(' ')
+      .map(kv => kv.split('='))
+      .map(([k, n]) => [k, Number(n)]),
+  );
+  return {
+    throughput: v.requests / (v.duration_us / 1e6),
+    p50: v.p50_us / 1000,
+    p95: v.p95_us / 1000,
+    p99: v.p99_us / 1000,
+    requests: v.requests,
+    bad: v.connect + v.read + v.write + v.status + v.timeout,
+  };
+}
+
+async function runGate(
+  stageUrl: string,
+  options: { rate?: number; durationS?: number } = {},
+): Promise<Figures & { status: string; reason: string }> {
+  const stage = readProgressionConfig(
+    new ConfigReader({
+      progression: {
+        clusters: [{ name: 'local', url: 'http://127.0.0.1:1' }],
+        pipelines: {
+          bench: {
+            stages: [
+              {
+                name: 'bench',
+                cluster: 'local',
+                namespace: 'bench',
+                url: stageUrl,
+                gates: {
+                  load: {
+                    path: '/healthz',
+                    connections: CONNECTIONS,
+                    duration: { seconds: options.durationS ?? DURATION_S },
+                    ...(options.rate && { rate: options.rate }),
+                    thresholds: { errorRate: 1 },
+                  },
+                },
+              },
+            ],
+          },
+        },
+      },
+    }),
+  ).pipelines.get('bench')!.stages[0];
+  const result = await new LoadGate().run({ stage, stageUrl }, 'verification');
+  const m = (result.evidence as LoadGateEvidence).measured;
+  if (!m) throw new Error(`the load gate measured nothing: ${result.reason}`);
+  return {
+    throughput: m.throughput,
+    p50: m.latencyMs.p50,
+    p95: m.latencyMs.p95,
+    p99: m.latencyMs.p99,
+    requests: m.requests,
+    bad:
+      m.errors +
+      Object.entries(m.statusCodes)
+        .filter(([code]) => Number(code) < 200 || Number(code) >= 400)
+        .reduce((sum, [, n]) => sum + n, 0),
+    status: result.status,
+    reason: result.reason,
+  };
+}
+
+const fmt = (n: number, digits = 1) => n.toFixed(digits);
+
+function row(label: string, f: Figures) {
+  console.log(
+    `  ${label.padEnd(34)} ${fmt(f.throughput, 0).padStart(7)} req/s  p50 ${fmt(
+      f.p50,
+      2,
+    ).padStart(7)} ms  p95 ${fmt(f.p95, 2).padStart(7)} ms  p99 ${fmt(
+      f.p99,
+      2,
+    ).padStart(7)} ms  (${f.requests} requests, ${f.bad} bad)`,
+  );
+}
+
+async function waitFor(url: string) {
+  for (let i = 0; ; i++) {
+    const r = await fetch(url).catch(() => undefined);
+    if (r?.status === 200) return;
+    if (i > 200) throw new Error(`${url} never answered 200`);
+    await new Promise(res => setTimeout(res, 50));
+  }
+}
+
+async function main() {
+  const server = await startServer();
+  const fastStage = `${server.staging}/payments-api`;
+  const slowStage = `${server.production}/payments-api`;
+  const fastUrl = `${fastStage}/healthz`;
+  const slowUrl = `${slowStage}/healthz`;
+  await waitFor(fastUrl);
+  await waitFor(slowUrl);
+
+  const hasWrk = fs.existsSync(WRK);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-load-'));
+  const script = path.join(dir, 'done.lua');
+  fs.writeFileSync(script, WRK_SCRIPT);
+
+  console.log(
+    `\nLoad gate beside wrk (${CONNECTIONS} connections, ${DURATION_S} s each; wrk -t1; server: the simulator demo in its own process; ${
+      os.cpus().length
+    } cores)`,
+  );
+  console.log(`  fast endpoint: ${fastUrl}`);
+  console.log(`  slow endpoint: ${slowUrl} (image ${SLOW_IMAGE})`);
+  if (!hasWrk) console.log(`  ${WRK} is missing: only our figures follow`);
+
+  // Warm the server's JIT so the first measured run is not the cold one.
+  await runGate(fastStage, { durationS: 2 });
+
+  console.log('\n1. fast endpoint, unthrottled (throughput)');
+  const wrkFast = hasWrk ? await runWrk(fastUrl, script) : undefined;
+  if (wrkFast) row('wrk', wrkFast);
+  const oursFast = await runGate(fastStage);
+  row('LoadGate (autocannon)', oursFast);
+  if (wrkFast) {
+    console.log(
+      `  throughput ours / wrk: ${fmt(
+        oursFast.throughput / wrkFast.throughput,
+        2,
+      )} (target ≥ 0.60)`,
+    );
+    console.log(
+      `  p95 ours / wrk:        ${fmt(
+        oursFast.p95 / wrkFast.p95,
+        2,
+      )} (not at the same rate: each tool runs as fast as it can)`,
+    );
+  }
+
+  console.log(
+    `\n2. fast endpoint, LoadGate at rate ${RATE} req/s (wrk cannot throttle)`,
+  );
+  const oursRate = await runGate(fastStage, { rate: RATE });
+  row(`LoadGate rate ${RATE}`, oursRate);
+
+  console.log(
+    `\n3. slow endpoint, unthrottled: both held to the server's rate (${CONNECTIONS} connections / ~0.6 s)`,
+  );
+  const wrkSlow = hasWrk ? await runWrk(slowUrl, script) : undefined;
+  if (wrkSlow) row('wrk', wrkSlow);
+  const oursSlow = await runGate(slowStage);
+  row('LoadGate (autocannon)', oursSlow);
+  if (wrkSlow) {
+    console.log(
+      `  rate ours / wrk:       ${fmt(
+        oursSlow.throughput / wrkSlow.throughput,
+        3,
+      )} (the same rate when close to 1)`,
+    );
+    console.log(
+      `  p95 ours / wrk:        ${fmt(oursSlow.p95 / wrkSlow.p95, 3)} (${fmt(
+        Math.abs(oursSlow.p95 / wrkSlow.p95 - 1) * 100,
+        1,
+      )}% apart; target within 5%)`,
+    );
+  }
+  console.log(`\n  our gate's reason on the slow run: ${oursSlow.reason}`);
+
+  fs.rmSync(dir, { recursive: true, force: true });
+  await server.stop();
+}
+
+if (process.env.LOAD_BENCH_ROLE === 'server') {
+  serve().catch(e => {
+    console.error(e);
+    process.exit(1);
+  });
+} else {
+  main().then(
+    () => process.exit(0),
+    e => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}
