@@ -30,8 +30,8 @@ test('the Environments tab lists the stages of payments-api in order', async ({
     name: 'Stages of pipeline Standard',
   });
   await expect(stages).toBeVisible();
-  const cards = stages.getByRole('listitem');
-  await expect(cards.getByRole('heading')).toHaveText([
+  const cards = stages.locator('[data-testid^="stage-"]');
+  await expect(cards.getByRole('heading', { level: 3 })).toHaveText([
     'Development',
     'Staging',
     'Production',
@@ -44,6 +44,13 @@ test('the Environments tab lists the stages of payments-api in order', async ({
     await expect(cards.nth(i)).toContainText('Live: 1.0.0');
     await expect(cards.nth(i)).toContainText('Healthy');
   }
+  // Flags that differ from the neighbouring stages, read from each stage's
+  // flagd ConfigMap, and the last hour's metrics from Prometheus.
+  await expect(cards.nth(2)).toContainText(
+    'new-checkout off here, on in staging',
+  );
+  await expect(cards.nth(1)).toContainText('Requests');
+  await expect(cards.nth(1)).toContainText('p95 latency');
 
   await page.screenshot({
     path: testInfo.outputPath('environments-payments-api.png'),
@@ -93,9 +100,7 @@ test('a release registered by CI flows into development and is promoted to stagi
 
   await signInAsGuest(page);
   await page.goto('/catalog/default/component/payments-api/environments');
-  const cards = page
-    .getByRole('list', { name: 'Stages of pipeline Standard' })
-    .getByRole('listitem');
+  const cards = page.locator('[data-testid^="stage-"]');
   // autoPromote on development: it deploys by itself; the tab follows.
   await expect(cards.nth(0)).toContainText('Live: 1.1.0', { timeout: 60_000 });
   await expect(cards.nth(0)).toContainText('Last promotion: 1.1.0 succeeded');
@@ -110,7 +115,22 @@ test('a release registered by CI flows into development and is promoted to stagi
   await expect(cards.nth(1)).toContainText('Last promotion: 1.1.0 succeeded', {
     timeout: 60_000,
   });
-  // Production waits for a release manager: the guest may not skip it.
+  // Staging's gates, each with its one-line reason.
+  await expect(cards.nth(1)).toContainText(
+    'smoke passed: 4 of 4 checks passed',
+  );
+  await expect(cards.nth(1)).toContainText(
+    /metrics passed: error-rate: error-rate 0\.0% ≤ 5\.0% in 3 of 3 samples/,
+  );
+  await expect(cards.nth(1)).toContainText(
+    /load passed: p95 [\d.]+ ms ≤ 300 ms/,
+  );
+  await expect(
+    page
+      .getByRole('alert')
+      .filter({ hasText: 'The promotion of 1.1.0 to Staging succeeded.' }),
+  ).toBeVisible();
+  // Production comes after staging has soaked for a minute.
   await expect(
     page.getByRole('button', { name: 'Promote 1.1.0 to Production' }),
   ).toBeEnabled();
@@ -143,10 +163,7 @@ test('an unhealthy release fails its smoke checks, is rolled back, and the histo
 
   await signInAsGuest(page);
   await page.goto('/catalog/default/component/payments-api/environments');
-  const development = page
-    .getByRole('list', { name: 'Stages of pipeline Standard' })
-    .getByRole('listitem')
-    .nth(0);
+  const development = page.getByTestId('stage-development');
   await expect(development).toContainText(
     'Last promotion: 1.2.0-unhealthy rolled-back',
     { timeout: 60_000 },
@@ -169,6 +186,143 @@ test('an unhealthy release fails its smoke checks, is rolled back, and the histo
   );
   await page.screenshot({
     path: testInfo.outputPath('rolled-back-details.png'),
+    fullPage: true,
+  });
+});
+
+/** A token of CI: the demo's static external-access token (app-config). */
+const CI = { Authorization: 'Bearer progression-demo-ci-token' };
+const api = 'http://localhost:7007/api/progression/v1';
+
+test('a release CI requests for production waits for a release manager, is approved in the tab and goes live', async ({
+  page,
+  request,
+}, testInfo) => {
+  const entity = `${api}/entities/component/default/web-shop`;
+  const registered = await request.post(`${entity}/releases`, {
+    headers: CI,
+    data: { version: '2.4.0', image: 'registry.local/web-shop:2.4.0' },
+  });
+  expect([200, 201]).toContain(registered.status());
+  // The same token outside the progression plugin is refused.
+  expect(
+    (
+      await request.get('http://localhost:7007/api/catalog/entities', {
+        headers: CI,
+      })
+    ).status(),
+  ).toBe(403);
+
+  // autoPromote on staging: wait until it succeeded there.
+  await expect(async () => {
+    const list = await (
+      await request.get(`${entity}/promotions?stage=staging`, { headers: CI })
+    ).json();
+    expect(list.items[0]).toMatchObject({
+      state: 'succeeded',
+      release: { version: '2.4.0' },
+    });
+  }).toPass({ timeout: 60_000 });
+  const requested = await request.post(`${entity}/promotions`, {
+    headers: { ...CI, 'Idempotency-Key': 'e2e-web-shop-2.4.0' },
+    data: { stage: 'production', version: '2.4.0', reason: 'CI run 42' },
+  });
+  expect(requested.status()).toBe(202);
+
+  await signInAsGuest(page);
+  await page.goto('/catalog/default/component/web-shop/environments');
+  const production = page.getByTestId('stage-production');
+  await expect(production).toContainText('Promoting 2.4.0: awaiting-approval');
+  // The preflight gates ran before anyone is asked to approve.
+  await expect(production).toContainText('isolation passed');
+  await expect(production).toContainText('parity passed');
+  await page.screenshot({
+    path: testInfo.outputPath('awaiting-approval.png'),
+    fullPage: true,
+  });
+  await page
+    .getByRole('button', { name: 'Approve 2.4.0 to Production' })
+    .click();
+  const dialog = page.getByRole('dialog');
+  await expect(dialog).toContainText(
+    'service:ci asked to deploy 2.4.0 to Production',
+  );
+  await dialog.getByLabel('Reason (optional)').fill('looks good');
+  await dialog.getByRole('button', { name: 'Approve' }).click();
+
+  await expect(production).toContainText('Live: 2.4.0', { timeout: 60_000 });
+  await expect(production).toContainText('Last promotion: 2.4.0 succeeded', {
+    timeout: 60_000,
+  });
+  await expect(production).toContainText('job passed');
+  await page.screenshot({
+    path: testInfo.outputPath('approved-live-in-production.png'),
+    fullPage: true,
+  });
+});
+
+test("a slow release passes development, fails staging's load gate, is rolled back, and the card says why", async ({
+  page,
+  request,
+}, testInfo) => {
+  const entity = `${api}/entities/component/default/payments-api`;
+  const registered = await request.post(`${entity}/releases`, {
+    headers: CI,
+    data: {
+      version: '1.4.0-slow',
+      image: 'registry.local/payments-api:1.4.0-slow',
+    },
+  });
+  expect([200, 201]).toContain(registered.status());
+  await expect(async () => {
+    const list = await (
+      await request.get(`${entity}/promotions?stage=development`, {
+        headers: CI,
+      })
+    ).json();
+    expect(list.items[0]).toMatchObject({
+      state: 'succeeded',
+      release: { version: '1.4.0-slow' },
+    });
+  }).toPass({ timeout: 60_000 });
+
+  await signInAsGuest(page);
+  await page.goto('/catalog/default/component/payments-api/environments');
+  await page
+    .getByRole('button', { name: 'Promote 1.4.0-slow to Staging' })
+    .click();
+  await page
+    .getByRole('dialog')
+    .getByRole('button', { name: 'Promote' })
+    .click();
+  const staging = page.getByTestId('stage-staging');
+  await expect(staging).toContainText('Promoting 1.4.0-slow');
+  await page.screenshot({
+    path: testInfo.outputPath('promotion-running.png'),
+    fullPage: true,
+  });
+  await expect(staging).toContainText(
+    'Last promotion: 1.4.0-slow rolled-back',
+    {
+      timeout: 90_000,
+    },
+  );
+  await expect(staging).not.toContainText('Live: 1.4.0-slow');
+  await expect(staging).toContainText(/load failed: p95 \d+ ms > 300 ms/);
+  await expect(
+    page.getByRole('alert').filter({
+      hasText:
+        'The promotion of 1.4.0-slow to Staging failed and was rolled back',
+    }),
+  ).toBeVisible();
+  await staging
+    .getByRole('button', { name: 'Evidence of the load gate' })
+    .click();
+  const steps = page.getByRole('dialog').getByRole('list', { name: 'Steps' });
+  await expect(steps).toContainText('gate load: failed');
+  await expect(steps).toContainText('rollback rollback: passed → rolled-back');
+  await page.screenshot({
+    path: testInfo.outputPath('load-gate-failed-evidence.png'),
     fullPage: true,
   });
 });

@@ -41,18 +41,25 @@ describe('ProgressionDemoPolicy', () => {
     });
   });
 
-  it('lets CI (no user) register releases, and people only for what they own', async () => {
+  it.each([
+    ['register releases', progressionReleaseCreatePermission],
+    ['request promotions', progressionPromotionCreatePermission],
+  ])(
+    'lets CI (no user) %s, and people only for what they own',
+    async (_, permission) => {
+      expect(await policy.handle({ permission })).toEqual({
+        result: AuthorizeResult.ALLOW,
+      });
+      expect((await policy.handle({ permission }, jane)).result).toBe(
+        AuthorizeResult.CONDITIONAL,
+      );
+    },
+  );
+
+  it('does not let CI roll back', async () => {
     expect(
-      await policy.handle({ permission: progressionReleaseCreatePermission }),
-    ).toEqual({ result: AuthorizeResult.ALLOW });
-    expect(
-      (
-        await policy.handle(
-          { permission: progressionReleaseCreatePermission },
-          jane,
-        )
-      ).result,
-    ).toBe(AuthorizeResult.CONDITIONAL);
+      await policy.handle({ permission: progressionRollbackPermission }),
+    ).toMatchObject({ result: AuthorizeResult.DENY });
   });
 
   it('leaves who may approve to the stage configuration', async () => {

@@ -26,14 +26,14 @@ import {
 const DENY: PolicyDecision = { result: AuthorizeResult.DENY };
 
 const OWNER_ONLY = [
-  progressionPromotionCreatePermission,
   progressionPromotionCancelPermission,
   progressionRollbackPermission,
 ];
 
 /**
  * The demo's policy: an entity's owners promote, cancel and roll it back;
- * CI (a service, not a person) and owners register releases; anyone may
+ * CI (a service, not a person) and owners register releases and request
+ * promotions; anyone may
  * ask to approve, and Progression lets only the stage's configured
  * approvers (release managers for production) decide. Everything else is
  * allowed, as in the template's allow-all policy.
@@ -45,7 +45,7 @@ export class ProgressionDemoPolicy implements PermissionPolicy {
   ): Promise<PolicyDecision> {
     const permission = request.permission;
     const ownedByCaller = () =>
-      isResourcePermission(permission, 'catalog-entity')
+      user && isResourcePermission(permission, 'catalog-entity')
         ? createCatalogConditionalDecision(
             permission,
             catalogConditions.isEntityOwner({
@@ -57,7 +57,10 @@ export class ProgressionDemoPolicy implements PermissionPolicy {
     if (OWNER_ONLY.some(p => isPermission(permission, p))) {
       return ownedByCaller();
     }
-    if (isPermission(permission, progressionReleaseCreatePermission)) {
+    if (
+      isPermission(permission, progressionReleaseCreatePermission) ||
+      isPermission(permission, progressionPromotionCreatePermission)
+    ) {
       // No user: a service such as CI with an external access token.
       return user ? ownedByCaller() : { result: AuthorizeResult.ALLOW };
     }

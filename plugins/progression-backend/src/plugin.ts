@@ -160,6 +160,7 @@ export const progressionPlugin = createBackendPlugin({
         httpRouter.use(
           await createRouter({
             httpAuth,
+            auth,
             catalog,
             config: progressionConfig,
             permissions,

@@ -1,5 +1,6 @@
 import {
   AuditorService,
+  AuthService,
   BackstageCredentials,
   HttpAuthService,
   PermissionsService,
@@ -38,6 +39,12 @@ const MAX_BODY = '64kb';
 
 export interface RouterOptions {
   httpAuth: HttpAuthService;
+  /**
+   * Reads the catalog as the plugin itself for service callers (CI with an
+   * external-access token limited to this plugin cannot reach the catalog
+   * on its own); users read it with their own credentials.
+   */
+  auth?: AuthService;
   catalog: CatalogService;
   config: ProgressionConfig;
   permissions?: PermissionsService;
@@ -65,15 +72,31 @@ const principalRef = (credentials: BackstageCredentials): string => {
 export async function createRouter(
   options: RouterOptions,
 ): Promise<express.Router> {
-  const { httpAuth, catalog, config, permissions, auditor, service, userInfo } =
-    options;
+  const {
+    httpAuth,
+    auth,
+    catalog,
+    config,
+    permissions,
+    auditor,
+    service,
+    userInfo,
+  } = options;
   const router = createValidatedOpenApiRouter(spec);
 
   const entityOf = async (
     ref: CompoundEntityRef,
     credentials: BackstageCredentials,
   ): Promise<Entity> => {
-    const entity = await catalog.getEntityByRef(ref, { credentials });
+    // A service caller is authorized by Progression's own permissions; the
+    // catalog is read as the plugin so that a token limited to Progression
+    // works. Users read the catalog as themselves.
+    const entity = await catalog.getEntityByRef(ref, {
+      credentials:
+        auth && (credentials.principal as { type?: string }).type === 'service'
+          ? await auth.getOwnServiceCredentials()
+          : credentials,
+    });
     if (!entity) {
       throw new NotFoundError(
         `No entity '${stringifyEntityRef(ref)}' in the catalog`,

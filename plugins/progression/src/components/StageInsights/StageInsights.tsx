@@ -77,8 +77,10 @@ export function StageGates({ gates }: { gates?: StageGateSummary[] }) {
             >
               <Typography variant="body2" component="span">
                 <Icon>
-                  <strong>{g.gate}</strong> {g.status}
-                  {g.reason ? `: ${g.reason}` : ''}
+                  <span>
+                    <strong>{g.gate}</strong>
+                    {` ${g.status}${g.reason ? `: ${g.reason}` : ''}`}
+                  </span>
                 </Icon>{' '}
                 <Button
                   size="small"
