@@ -229,6 +229,17 @@ it('registers a release that flows into development, promotes it to staging, and
   ]);
   expect(waiting.approvals).toEqual([]);
   expect(waiting.evidenceHash).toMatch(/^sha256:/);
+  const production = (
+    await request(server).get(`${base}/environments`)
+  ).body.pipeline.stages.find((st: any) => st.name === 'production');
+  expect(production.activePromotion).toMatchObject({
+    state: 'awaiting-approval',
+    approvals: { approvedBy: [], needed: 1 },
+  });
+  expect(production.configuredGates).toEqual([
+    { gate: 'approval', phase: 'approval' },
+    { gate: 'smoke', phase: 'verification' },
+  ]);
   expect(liveImage('production')).not.toBe('registry.local/payments-api:1.5.0');
 
   // A second promotion to a busy stage is a conflict, never a second deploy.

@@ -32,6 +32,8 @@ export interface Stage {
    * the promotion's details.
    */
   gates?: StageGateSummary[];
+  /** The gates a promotion into this stage runs, in order, with when each runs. */
+  configuredGates?: { gate: string; phase: string }[];
 }
 
 /**
@@ -80,6 +82,8 @@ export interface PromotionSummary {
   createdAt: string;
   finishedAt?: string;
   error?: string;
+  /** While it awaits approval: who approved (for the current evidence) and how many are needed. */
+  approvals?: { approvedBy: string[]; needed: number };
 }
 
 /**

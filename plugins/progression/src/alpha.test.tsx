@@ -6,10 +6,13 @@ import {
 } from '@backstage/frontend-test-utils';
 import { coreExtensionData } from '@backstage/frontend-plugin-api';
 import { EntityProvider } from '@backstage/plugin-catalog-react';
-import { EntityContentBlueprint } from '@backstage/plugin-catalog-react/alpha';
-import { screen } from '@testing-library/react';
+import {
+  EntityCardBlueprint,
+  EntityContentBlueprint,
+} from '@backstage/plugin-catalog-react/alpha';
+import { screen, within } from '@testing-library/react';
 import { progressionApiRef } from './api';
-import plugin, { entityEnvironmentsContent } from './alpha';
+import plugin, { entityEnvironmentsContent, entityReleaseCard } from './alpha';
 
 const annotated: Entity = {
   apiVersion: 'backstage.io/v1alpha1',
@@ -69,5 +72,76 @@ describe('new frontend system plugin', () => {
       },
     );
     expect(await screen.findByText('Pipeline: standard')).toBeInTheDocument();
+  });
+
+  it('offers a "where is my release" card for the Overview tab of entities that use Progression', async () => {
+    const tester = createExtensionTester(entityReleaseCard);
+    const filter = tester.get(EntityCardBlueprint.dataRefs.filterFunction)!;
+    expect(filter(annotated)).toBe(true);
+    expect(filter({ ...annotated, metadata: { name: 'other' } })).toBe(false);
+    await renderInTestApp(
+      <EntityProvider entity={annotated}>
+        {tester.get(coreExtensionData.reactElement)}
+      </EntityProvider>,
+      {
+        apis: [
+          [
+            progressionApiRef,
+            {
+              getEnvironments: async () => ({
+                entityRef: 'component:default/payments-api',
+                kubernetesId: 'payments-api',
+                pipeline: {
+                  name: 'standard',
+                  title: 'Standard',
+                  stages: [
+                    {
+                      name: 'staging',
+                      title: 'Staging',
+                      cluster: 'local',
+                      namespace: 'staging',
+                      live: {
+                        deployment: 'payments-api',
+                        image: 'x:1.2.0',
+                        version: '1.2.0',
+                        revision: 3,
+                        replicas: 2,
+                        readyReplicas: 2,
+                        updatedReplicas: 2,
+                        availableReplicas: 2,
+                        health: 'healthy' as const,
+                        message: 'ok',
+                      },
+                    },
+                    {
+                      name: 'production',
+                      title: 'Production',
+                      cluster: 'local',
+                      namespace: 'production',
+                      error: 'cluster unreachable',
+                      activePromotion: {
+                        id: 'p1',
+                        state: 'awaiting-approval',
+                        version: '1.2.0',
+                        requestedBy: 'service:ci',
+                        createdAt: '2026-11-26T10:00:00Z',
+                      },
+                    },
+                  ],
+                },
+              }),
+            },
+          ],
+        ],
+      },
+    );
+    const table = await screen.findByRole('table', {
+      name: 'Where is my release',
+    });
+    const rows = within(table).getAllByRole('row');
+    expect(rows[1]).toHaveTextContent('Staging1.2.0healthy—');
+    expect(rows[2]).toHaveTextContent(
+      'Production—unknown1.2.0 (awaiting-approval)',
+    );
   });
 });

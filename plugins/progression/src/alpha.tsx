@@ -4,7 +4,10 @@ import {
   discoveryApiRef,
   fetchApiRef,
 } from '@backstage/frontend-plugin-api';
-import { EntityContentBlueprint } from '@backstage/plugin-catalog-react/alpha';
+import {
+  EntityCardBlueprint,
+  EntityContentBlueprint,
+} from '@backstage/plugin-catalog-react/alpha';
 import { isProgressionAvailable } from '@internal/backstage-plugin-progression-common';
 import { ProgressionClient, progressionApiRef } from './api';
 
@@ -39,6 +42,22 @@ export const entityEnvironmentsContent = EntityContentBlueprint.make({
 });
 
 /**
+ * "Where is my release": a compact card of each stage's live version for
+ * the Overview tab.
+ *
+ * @alpha
+ */
+export const entityReleaseCard = EntityCardBlueprint.make({
+  name: 'release',
+  params: {
+    filter: isProgressionAvailable,
+    type: 'info',
+    loader: () =>
+      import('./components/ReleaseCard').then(m => <m.ReleaseCard />),
+  },
+});
+
+/**
  * The Progression frontend plugin for the new frontend system.
  *
  * @alpha
@@ -46,5 +65,5 @@ export const entityEnvironmentsContent = EntityContentBlueprint.make({
 export default createFrontendPlugin({
   pluginId: 'progression',
   info: { packageJson: () => import('../package.json') },
-  extensions: [progressionApi, entityEnvironmentsContent],
+  extensions: [progressionApi, entityEnvironmentsContent, entityReleaseCard],
 });

@@ -5,7 +5,11 @@
  * @packageDocumentation
  */
 
-export { progressionPlugin, EntityEnvironmentsContent } from './plugin';
+export {
+  progressionPlugin,
+  EntityEnvironmentsContent,
+  EntityReleaseCard,
+} from './plugin';
 export { progressionApiRef, ProgressionClient } from './api';
 export type { ProgressionApi } from './api';
 export { isProgressionAvailable } from '@internal/backstage-plugin-progression-common';

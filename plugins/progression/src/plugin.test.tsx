@@ -9,7 +9,11 @@ import { permissionApiRef } from '@backstage/plugin-permission-react';
 import { screen } from '@testing-library/react';
 import { ProgressionApi, progressionApiRef } from './api';
 import { Route, Routes } from 'react-router-dom';
-import { EntityEnvironmentsContent, progressionPlugin } from './plugin';
+import {
+  EntityEnvironmentsContent,
+  EntityReleaseCard,
+  progressionPlugin,
+} from './plugin';
 
 const entity: Entity = {
   apiVersion: 'backstage.io/v1alpha1',
@@ -62,5 +66,18 @@ describe('legacy progressionPlugin', () => {
     );
     expect(await screen.findByText('Pipeline: standard')).toBeInTheDocument();
     expect(screen.getAllByRole('listitem')).toHaveLength(2);
+  });
+
+  it('renders EntityReleaseCard in a legacy app', async () => {
+    await renderInTestApp(
+      <TestApiProvider apis={[[progressionApiRef, api as ProgressionApi]]}>
+        <EntityProvider entity={entity}>
+          <EntityReleaseCard />
+        </EntityProvider>
+      </TestApiProvider>,
+    );
+    expect(
+      await screen.findByRole('table', { name: 'Where is my release' }),
+    ).toHaveTextContent('prod');
   });
 });

@@ -1,6 +1,7 @@
 import {
   createApiFactory,
   createPlugin,
+  createComponentExtension,
   createRoutableExtension,
   createRouteRef,
   discoveryApiRef,
@@ -47,5 +48,20 @@ export const EntityEnvironmentsContent = progressionPlugin.provide(
         m => m.EnvironmentsContent,
       ),
     mountPoint: environmentsRouteRef,
+  }),
+);
+
+/**
+ * "Where is my release" for legacy apps' Overview tab:
+ * `<EntityReleaseCard />` inside the entity page's overview grid.
+ *
+ * @public
+ */
+export const EntityReleaseCard = progressionPlugin.provide(
+  createComponentExtension({
+    name: 'EntityReleaseCard',
+    component: {
+      lazy: () => import('./components/ReleaseCard').then(m => m.ReleaseCard),
+    },
   }),
 );

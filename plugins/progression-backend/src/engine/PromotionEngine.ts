@@ -658,6 +658,8 @@ export class PromotionEngine {
         signal,
       },
     );
+    // `kubectl rollout undo` + `kubectl rollout status`'s share of it.
+    const undoAndRolloutMs = Date.now() - started;
     const checks = rollout.done
       ? await this.runGates(p, 'rollback', signal)
       : [];
@@ -670,6 +672,7 @@ export class PromotionEngine {
       undo,
       rollout: rollout.message,
       checks,
+      undoAndRolloutMs,
       durationMs: Date.now() - started,
     };
     const reason = healthy

@@ -112,6 +112,8 @@ interface StageHistory {
   releases: Map<string, Release>;
   /** Gate results by promotion id, newest per gate. */
   gates: Map<string, StageGateSummary[]>;
+  /** Valid approvals of promotions awaiting approval, by promotion id. */
+  approvals: Map<string, string[]>;
   /** The version of a live image, looked up once per image. */
   byImage: Map<string, Promise<string | undefined>>;
 }
@@ -307,7 +309,19 @@ export class ProgressionService {
         );
         gates.set(step.promotionId, kept);
       }
-      return { summaries, releases, gates, byImage: new Map() };
+      // Who approved what awaits approval, for the current evidence.
+      const approvals = new Map<string, string[]>();
+      for (const { active } of summaries.values()) {
+        if (active?.state !== 'awaiting-approval') continue;
+        const hash = await this.evidenceHash(active);
+        approvals.set(
+          active.id,
+          (await this.store.listApprovals(active.id))
+            .filter(a => a.decision === 'approved' && a.evidenceHash === hash)
+            .map(a => a.approver),
+        );
+      }
+      return { summaries, releases, gates, approvals, byImage: new Map() };
     })();
     const entry = { stages, history };
     this.history.set(entityRef, entry);
@@ -325,10 +339,11 @@ export class ProgressionService {
   async environments(entity: Entity): Promise<EntityEnvironments> {
     const base = describeEnvironments(entity, this.options.config);
     const entityRef = base.entityRef;
-    const { summaries, releases, gates, byImage } = await this.stageHistory(
-      entityRef,
-      base.pipeline.stages.map(s => s.name),
-    );
+    const { summaries, releases, gates, approvals, byImage } =
+      await this.stageHistory(
+        entityRef,
+        base.pipeline.stages.map(s => s.name),
+      );
     const versionOf = (image: string) => {
       let found = byImage.get(image);
       if (!found) {
@@ -339,8 +354,12 @@ export class ProgressionService {
       }
       return found;
     };
-    const summary = (p: Promotion): PromotionSummary =>
-      strip({
+    const pipelineConfig = this.pipelineOf(entity);
+    const summary = (p: Promotion): PromotionSummary => {
+      const approvedBy = approvals.get(p.id);
+      const needed = pipelineConfig.stages.find(st => st.name === p.stage)
+        ?.approval.minApprovals;
+      return strip({
         id: p.id,
         state: p.state,
         version: releases.get(p.releaseId)?.version ?? p.releaseId,
@@ -348,7 +367,9 @@ export class ProgressionService {
         createdAt: p.createdAt,
         finishedAt: p.finishedAt,
         error: p.error,
+        ...(approvedBy && { approvals: { approvedBy, needed: needed ?? 1 } }),
       });
+    };
     const stages = await Promise.all(
       base.pipeline.stages.map(async (stage): Promise<Stage> => {
         const {

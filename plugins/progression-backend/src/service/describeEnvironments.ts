@@ -44,6 +44,30 @@ export function pipelineOf(
   return pipeline;
 }
 
+/** The gates a promotion into the stage runs, in the order they run. */
+export function configuredGates(
+  stage: StageConfig,
+): { gate: string; phase: string }[] {
+  const metricsAt = (phase: string) =>
+    stage.gates.metrics.some(m => m.when === phase)
+      ? [{ gate: 'metrics', phase }]
+      : [];
+  return [
+    ...(stage.gates.isolation
+      ? [{ gate: 'isolation', phase: 'preflight' }]
+      : []),
+    ...(stage.gates.parity ? [{ gate: 'parity', phase: 'preflight' }] : []),
+    ...metricsAt('preflight'),
+    ...(stage.approval.required
+      ? [{ gate: 'approval', phase: 'approval' }]
+      : []),
+    ...(stage.gates.job ? [{ gate: 'job', phase: 'predeploy' }] : []),
+    ...(stage.smoke.length ? [{ gate: 'smoke', phase: 'verification' }] : []),
+    ...metricsAt('verification'),
+    ...(stage.gates.load ? [{ gate: 'load', phase: 'verification' }] : []),
+  ];
+}
+
 /**
  * The stage's URL for the entity (see resolveStageUrl), and why an
  * override in its annotations was ignored, if it was.
@@ -96,6 +120,7 @@ export function describeEnvironments(
         cluster: stage.cluster,
         namespace: stage.namespace,
         ...stageUrlOf(entity, stage),
+        configuredGates: configuredGates(stage),
       })),
     },
   };

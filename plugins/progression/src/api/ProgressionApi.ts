@@ -38,6 +38,10 @@ export interface ProgressionApi {
     entityRef: CompoundEntityRef,
     options?: { stage?: string; range?: '15m' | '1h' | '6h' | '24h' },
   ): Promise<EntityMetrics>;
+  /** The entity's releases, newest first. */
+  listReleases(
+    entityRef: CompoundEntityRef,
+  ): Promise<Array<{ version: string; image: string; createdAt: string }>>;
   /** Every stage's feature flags, with the differences marked. */
   getFlags(entityRef: CompoundEntityRef): Promise<EntityFlags>;
   /** Rolls a stage back to an earlier release (the previous one by default). */

@@ -87,6 +87,15 @@ export class ProgressionClient implements ProgressionApi {
     );
   }
 
+  async listReleases(
+    entityRef: CompoundEntityRef,
+  ): Promise<Array<{ version: string; image: string; createdAt: string }>> {
+    const { items } = await this.get<{
+      items: Array<{ version: string; image: string; createdAt: string }>;
+    }>(`/v1/entities/${entityPath(entityRef)}/releases`);
+    return items;
+  }
+
   async getFlags(entityRef: CompoundEntityRef): Promise<EntityFlags> {
     return this.get(`/v1/entities/${entityPath(entityRef)}/flags`);
   }

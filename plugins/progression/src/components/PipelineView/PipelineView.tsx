@@ -161,6 +161,7 @@ function StageCard({
             entityRef={entityRef}
             stage={stage}
             next={next}
+            flags={flags}
             onChange={onChange}
           />
         )}

@@ -277,6 +277,125 @@ describe('stage actions', () => {
     ).toBeInTheDocument();
   });
 
+  it('says in the promote dialog which gates will run and which flags differ', async () => {
+    render({
+      getEnvironments: jest.fn().mockResolvedValue(
+        environments([
+          staging,
+          {
+            ...production,
+            configuredGates: [
+              { gate: 'isolation', phase: 'preflight' },
+              { gate: 'parity', phase: 'preflight' },
+              { gate: 'approval', phase: 'approval' },
+              { gate: 'job', phase: 'predeploy' },
+              { gate: 'smoke', phase: 'verification' },
+            ],
+          },
+        ]),
+      ),
+      getFlags: jest.fn().mockResolvedValue({
+        entityRef: 'component:default/payments-api',
+        stages: ['staging', 'production'],
+        flags: [
+          {
+            key: 'new-checkout',
+            differs: true,
+            values: {
+              staging: { state: 'ENABLED', variant: 'on', value: true },
+              production: { state: 'ENABLED', variant: 'off', value: false },
+            },
+          },
+        ],
+        errors: {},
+      }),
+    });
+    await screen.findAllByText('new-checkout');
+    await userEvent.click(
+      await screen.findByRole('button', {
+        name: 'Promote 1.2.0 to Production',
+      }),
+    );
+    const details = within(await screen.findByRole('dialog')).getByRole(
+      'list',
+      { name: 'What will happen' },
+    );
+    expect(details).toHaveTextContent(
+      'Gates: isolation, parity before the approval; an approval; job just before the deploy; smoke after the deploy.',
+    );
+    expect(details).toHaveTextContent(
+      'Flag new-checkout is off in Production and on in Staging.',
+    );
+  });
+
+  it('shows who approved so far and how many approvals are needed', async () => {
+    render({
+      getEnvironments: jest.fn().mockResolvedValue(
+        environments([
+          staging,
+          {
+            ...production,
+            activePromotion: {
+              ...succeeded('1.2.0'),
+              id: 'p9',
+              state: 'awaiting-approval',
+              approvals: { approvedBy: ['user:default/omar'], needed: 2 },
+            },
+          },
+        ]),
+      ),
+    });
+    await userEvent.click(
+      await screen.findByRole('button', {
+        name: 'Approve 1.2.0 to Production',
+      }),
+    );
+    expect(await screen.findByRole('dialog')).toHaveTextContent(
+      'Approved so far by user:default/omar (1 of 2 needed).',
+    );
+  });
+
+  it('rolls back to a chosen earlier release', async () => {
+    const requestRollback = jest.fn().mockResolvedValue({
+      id: 'r1',
+      state: 'pending',
+      stage: 'staging',
+      release: { version: '1.0.0' },
+    });
+    render({
+      getEnvironments: jest
+        .fn()
+        .mockResolvedValue(environments([staging, production])),
+      listReleases: jest.fn().mockResolvedValue([
+        { version: '1.2.0', image: 'x:1.2.0', createdAt: '2026-11-26' },
+        { version: '1.1.0', image: 'x:1.1.0', createdAt: '2026-11-25' },
+        { version: '1.0.0', image: 'x:1.0.0', createdAt: '2026-11-24' },
+      ]),
+      requestRollback,
+    });
+    await userEvent.click(
+      await screen.findByRole('button', { name: 'Roll back Staging' }),
+    );
+    const dialog = await screen.findByRole('dialog');
+    const select = within(dialog).getByLabelText('Roll back to');
+    await within(select).findByRole('option', { name: '1.0.0' });
+    // What runs now is not offered.
+    expect(
+      within(select).queryByRole('option', { name: '1.2.0' }),
+    ).not.toBeInTheDocument();
+    await userEvent.selectOptions(select, '1.0.0');
+    await userEvent.click(
+      within(dialog).getByRole('button', { name: 'Roll back' }),
+    );
+    await waitFor(() =>
+      expect(requestRollback).toHaveBeenCalledWith(expect.anything(), {
+        stage: 'staging',
+        toVersion: '1.0.0',
+        reason: undefined,
+      }),
+    );
+  });
+
   it('shows no actions to those the permission policy does not allow', async () => {
     const deny = jest.fn((): Decision => AuthorizeResult.DENY);
     render(

@@ -17,19 +17,24 @@ import {
 import { alertApiRef, useApi } from '@backstage/frontend-plugin-api';
 import { usePermission } from '@backstage/plugin-permission-react';
 import {
+  EntityFlags,
   Stage,
   progressionPromotionApprovePermission,
   progressionPromotionCancelPermission,
   progressionPromotionCreatePermission,
   progressionRollbackPermission,
 } from '@internal/backstage-plugin-progression-common';
+import useAsync from 'react-use/esm/useAsync';
 import { progressionApiRef } from '../../api';
+import { flagDifferences } from '../StageInsights';
 
 export interface StageActionsProps {
   entityRef: CompoundEntityRef;
   stage: Stage;
   /** The stage after this one, if any: where Promote sends the release. */
   next?: Stage;
+  /** The flag matrix, to say which flags differ between this stage and the next. */
+  flags?: EntityFlags;
   /** Called after an action, to show its effect. */
   onChange: () => void;
 }
@@ -37,9 +42,37 @@ export interface StageActionsProps {
 interface Confirmation {
   title: string;
   text: string;
+  /** What else the person should know before confirming, one line each. */
+  details?: string[];
+  /** Offer a choice of the release to roll back to. */
+  chooseRelease?: boolean;
   confirm: string;
-  run: (reason: string) => Promise<unknown>;
+  run: (reason: string, toVersion?: string) => Promise<unknown>;
   done: string;
+}
+
+const PHASE_WORDS: Record<string, string> = {
+  preflight: 'before the approval',
+  approval: '',
+  predeploy: 'just before the deploy',
+  verification: 'after the deploy',
+};
+
+/** The gates of a stage in words: "isolation and parity before the approval, …". */
+export function describeGates(stage: Stage): string | undefined {
+  const gates = stage.configuredGates ?? [];
+  if (!gates.length) return undefined;
+  const parts: string[] = [];
+  for (const phase of ['preflight', 'approval', 'predeploy', 'verification']) {
+    const names = gates.filter(g => g.phase === phase).map(g => g.gate);
+    if (!names.length) continue;
+    parts.push(
+      phase === 'approval'
+        ? 'an approval'
+        : `${names.join(', ')} ${PHASE_WORDS[phase]}`,
+    );
+  }
+  return `Gates: ${parts.join('; ')}.`;
 }
 
 /** Why Promote is disabled, or undefined when it may be used. */
@@ -70,6 +103,7 @@ export function StageActions({
   entityRef,
   stage,
   next,
+  flags,
   onChange,
 }: StageActionsProps) {
   const api = useApi(progressionApiRef);
@@ -93,17 +127,23 @@ export function StageActions({
   });
   const [confirmation, setConfirmation] = useState<Confirmation>();
   const [reason, setReason] = useState('');
+  const [toVersion, setToVersion] = useState('');
   const [busy, setBusy] = useState(false);
+  const releases = useAsync(async () => {
+    if (!confirmation?.chooseRelease) return [];
+    return api.listReleases(entityRef);
+  }, [confirmation?.chooseRelease]);
 
   const ask = (c: Confirmation) => {
     setReason('');
+    setToVersion('');
     setConfirmation(c);
   };
   const confirm = async () => {
     if (!confirmation) return;
     setBusy(true);
     try {
-      await confirmation.run(reason);
+      await confirmation.run(reason, toVersion || undefined);
       alertApi.post({
         message: confirmation.done,
         severity: 'success',
@@ -145,9 +185,16 @@ export function StageActions({
                 title: `Promote to ${next.title}`,
                 text: `${next.title} goes from ${
                   next.live?.version ?? 'unknown'
-                } to ${version}. ${next.title}'s gates run after the deploy${
-                  next.lastPromotion ? '' : ''
-                }, and a failure rolls it back.`,
+                } to ${version}; a failure after the deploy rolls it back.`,
+                details: [
+                  describeGates(next),
+                  ...flagDifferences(flags, stage.name)
+                    .filter(d => d.neighbour === next.name)
+                    .map(
+                      d =>
+                        `Flag ${d.key} is ${d.there} in ${next.title} and ${d.here} in ${stage.title}.`,
+                    ),
+                ].filter((d): d is string => Boolean(d)),
                 confirm: 'Promote',
                 run: r =>
                   api.requestPromotion(entityRef, {
@@ -170,7 +217,19 @@ export function StageActions({
       {
         decision: 'approve' as const,
         label: 'Approve',
-        text: `${active.requestedBy} asked to deploy ${active.version} to ${stage.title}.`,
+        text: `${active.requestedBy} asked to deploy ${active.version} to ${
+          stage.title
+        }.${
+          active.approvals
+            ? ` Approved so far by ${
+                active.approvals.approvedBy.length
+                  ? active.approvals.approvedBy.join(', ')
+                  : 'nobody'
+              } (${active.approvals.approvedBy.length} of ${
+                active.approvals.needed
+              } needed).`
+            : ''
+        }`,
         done: 'Approved',
       },
       {
@@ -241,11 +300,13 @@ export function StageActions({
             title: `Roll back ${stage.title}`,
             text: `${stage.title} runs ${
               version ?? 'an unknown version'
-            }; it goes back to the release that ran before, as kubectl rollout undo does, and its smoke checks run again.`,
+            }; it goes back to the release you choose (by default the one that ran before), as kubectl rollout undo does, and its smoke checks run again.`,
+            chooseRelease: true,
             confirm: 'Roll back',
-            run: r =>
+            run: (r, to) =>
               api.requestRollback(entityRef, {
                 stage: stage.name,
+                toVersion: to,
                 reason: r || undefined,
               }),
             done: `Rollback of ${stage.title} requested`,
@@ -273,6 +334,41 @@ export function StageActions({
         </DialogTitle>
         <DialogContent>
           <DialogContentText>{confirmation?.text}</DialogContentText>
+          {confirmation?.details?.length ? (
+            <ul aria-label="What will happen">
+              {confirmation.details.map(d => (
+                <li key={d}>
+                  <DialogContentText component="span">{d}</DialogContentText>
+                </li>
+              ))}
+            </ul>
+          ) : null}
+          {confirmation?.chooseRelease && (
+            <TextField
+              select
+              id="progression-rollback-release"
+              label="Roll back to"
+              fullWidth
+              value={toVersion}
+              onChange={e => setToVersion(e.target.value)}
+              SelectProps={{ native: true }}
+              InputLabelProps={{ shrink: true }}
+              helperText={
+                releases.error
+                  ? `Could not list releases: ${releases.error.message}`
+                  : undefined
+              }
+            >
+              <option value="">The release that ran before</option>
+              {(releases.value ?? [])
+                .filter(r => r.version !== version)
+                .map(r => (
+                  <option key={r.version} value={r.version}>
+                    {r.version}
+                  </option>
+                ))}
+            </TextField>
+          )}
           <TextField
             id="progression-confirm-reason"
             label="Reason (optional)"

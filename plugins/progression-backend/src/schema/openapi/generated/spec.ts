@@ -201,6 +201,24 @@ export const spec = {
               },
             },
           },
+          configuredGates: {
+            type: 'array',
+            description:
+              'The gates a promotion into this stage runs, in order.',
+            items: {
+              type: 'object',
+              required: ['gate', 'phase'],
+              additionalProperties: false,
+              properties: {
+                gate: {
+                  type: 'string',
+                },
+                phase: {
+                  type: 'string',
+                },
+              },
+            },
+          },
           urlOverrideIgnored: {
             type: 'string',
             description:
@@ -310,6 +328,22 @@ export const spec = {
           },
           error: {
             type: 'string',
+          },
+          approvals: {
+            type: 'object',
+            required: ['approvedBy', 'needed'],
+            additionalProperties: false,
+            properties: {
+              approvedBy: {
+                type: 'array',
+                items: {
+                  type: 'string',
+                },
+              },
+              needed: {
+                type: 'integer',
+              },
+            },
           },
         },
       },
