@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* eslint-disable no-console */
 /*
  * Benchmark of the Environments tab against the Overview tab of the same
  * entity, on the production build of the app (served by the backend at
