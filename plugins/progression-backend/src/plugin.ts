@@ -153,6 +153,7 @@ export const progressionPlugin = createBackendPlugin({
           onWork: () => worker.kick(),
           workloads,
           prometheus,
+          previewGates: [new IsolationGate(), new ParityGate()],
         });
         logger.info(
           `Progression: ${progressionConfig.pipelines.size} pipeline(s), ${progressionConfig.clusters.size} cluster(s)`,

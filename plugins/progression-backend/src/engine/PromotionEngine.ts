@@ -13,6 +13,7 @@ import {
 } from '../database/DatabasePromotionStore';
 import { Gate, GateContext } from '../gates/Gate';
 import { MetricsGate } from '../gates/MetricsGate';
+import { gateContext, stageLocation } from '../gates/gateContext';
 import {
   KubernetesWorkloads,
   StageLocation,
@@ -127,9 +128,7 @@ export class PromotionEngine {
   }
 
   private location(stage: StageConfig): StageLocation {
-    const cluster = this.options.config.clusters.get(stage.cluster);
-    if (!cluster) throw new Error(`cluster ${stage.cluster} is not configured`);
-    return { cluster, namespace: stage.namespace };
+    return stageLocation(this.options.config, stage);
   }
 
   private stageUrl(stage: StageConfig, entity: EntityTarget) {
@@ -487,28 +486,22 @@ export class PromotionEngine {
   ): Promise<GateContext> {
     const { pipeline } = this.pipelineOf(p);
     const entity = await this.options.resolveEntity(p.entityRef);
-    const index = pipeline.stages.findIndex(s => s.name === stage.name);
-    const located = (s: StageConfig) => ({
-      stage: s,
-      location: this.location(s),
-    });
     return {
-      stage,
-      stageUrl: this.stageUrl(stage, entity),
-      signal,
-      entity,
+      ...gateContext({
+        config: this.options.config,
+        pipeline,
+        stage,
+        workloads: this.options.workloads,
+        entity,
+        stageUrl: this.stageUrl(stage, entity),
+        signal,
+      }),
       release: {
         id: release.id,
         version: release.version,
         image: release.image,
       },
       promotionId: p.id,
-      location: this.location(stage),
-      ...(index > 0 && { source: located(pipeline.stages[index - 1]) }),
-      otherStages: pipeline.stages
-        .filter(s => s.name !== stage.name)
-        .map(located),
-      workloads: this.options.workloads,
       baseline: (gate, check) => this.baseline(p, stage, gate, check),
     };
   }

@@ -517,6 +517,66 @@ describe('promotions through the cluster gates (job, isolation, parity) and the 
     }
   });
 
+  it('previews the read-only preflight gates of a promotion without starting one', async () => {
+    const knex = await databases.init('SQLITE_3');
+    await applyDatabaseMigrations(knex);
+    const store = new DatabasePromotionStore(knex);
+    const service = new ProgressionService({
+      store,
+      config,
+      onWork: () => {},
+      workloads: new KubernetesWorkloads(),
+      previewGates: [new IsolationGate(), new ParityGate()],
+    });
+    const entity = {
+      apiVersion: 'backstage.io/v1alpha1',
+      kind: 'Component',
+      metadata: {
+        name: 'web-shop',
+        namespace: 'default',
+        annotations: { 'progression.backstage.io/pipeline': 'guarded' },
+      },
+      spec: { type: 'service', owner: 'team' },
+    };
+    const router = await createRouter({
+      httpAuth: mockServices.httpAuth(),
+      catalog: catalogServiceMock({ entities: [entity] }),
+      config,
+      service,
+    });
+    const server = await wrapServerOnIPv4(
+      express().use(router).use(mockErrorHandler()),
+    );
+    const res = await request(server).get(
+      '/v1/entities/component/default/web-shop/stages/production/preview',
+    );
+    expect(res.status).toBe(200);
+    expect(res.body.stage).toBe('production');
+    expect(
+      res.body.results.map((r: { gate: string; status: string }) => [
+        r.gate,
+        r.status,
+      ]),
+    ).toEqual([
+      ['isolation', 'passed'],
+      ['parity', 'passed'],
+    ]);
+    const parity = res.body.results[1];
+    expect(
+      parity.evidence.warnings
+        .map((w: { message: string }) => w.message)
+        .join('\n'),
+    ).toMatch(/new-checkout/);
+    // Nothing was started.
+    expect(
+      (await store.listPromotions('component:default/web-shop')).items,
+    ).toEqual([]);
+    const unknown = await request(server).get(
+      '/v1/entities/component/default/web-shop/stages/qa/preview',
+    );
+    expect(unknown.status).toBe(404);
+  });
+
   it('serves the flag matrix with a flag on in staging and off in production marked as a difference', async () => {
     const knex = await databases.init('SQLITE_3');
     await applyDatabaseMigrations(knex);

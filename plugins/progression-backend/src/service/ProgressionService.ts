@@ -11,14 +11,22 @@ import {
   EntityEnvironments,
   EntityFlags,
   EntityMetrics,
+  GateResult,
   StageGateSummary,
+  getContainerName,
   StageMetrics,
   getKubernetesId,
   PromotionSummary,
   Stage,
 } from '@internal/backstage-plugin-progression-common';
 import { KubernetesWorkloads } from '../kubernetes/KubernetesWorkloads';
-import { describeEnvironments, pipelineOf } from './describeEnvironments';
+import {
+  describeEnvironments,
+  pipelineOf,
+  stageUrlOf,
+} from './describeEnvironments';
+import { Gate } from '../gates/Gate';
+import { gateContext } from '../gates/gateContext';
 import {
   PipelineConfig,
   ProgressionConfig,
@@ -146,8 +154,53 @@ export class ProgressionService {
       workloads?: KubernetesWorkloads;
       /** Where the charts' series come from; without it metrics say so. */
       prometheus?: PrometheusClient;
+      /** Gates a preview may run: read-only ones before the approval. */
+      previewGates?: Gate[];
     },
   ) {}
+
+  /**
+   * What the read-only gates before the approval (isolation, parity) say
+   * now about a promotion of the entity into `stageName`, without starting
+   * one: for the promote dialog.
+   */
+  async previewPromotion(
+    entity: Entity,
+    stageName: string,
+  ): Promise<{ stage: string; results: GateResult[] }> {
+    const pipeline = this.pipelineOf(entity);
+    const stage = pipeline.stages.find(s => s.name === stageName);
+    if (!stage) {
+      throw new NotFoundError(
+        `${stringifyEntityRef(entity)}'s pipeline ${
+          pipeline.name
+        } has no stage '${stageName}'`,
+      );
+    }
+    const workloads = this.options.workloads;
+    const gates = (this.options.previewGates ?? []).filter(g =>
+      g.appliesTo(stage, 'preflight'),
+    );
+    if (!workloads || !gates.length) return { stage: stageName, results: [] };
+    const context = gateContext({
+      config: this.options.config,
+      pipeline,
+      stage,
+      workloads,
+      entity: {
+        entityRef: stringifyEntityRef(entity),
+        name: entity.metadata.name,
+        namespace: entity.metadata.namespace ?? 'default',
+        kubernetesId: getKubernetesId(entity),
+        container: getContainerName(entity),
+      },
+      stageUrl: stageUrlOf(entity, stage).url,
+    });
+    return {
+      stage: stageName,
+      results: await Promise.all(gates.map(g => g.run(context, 'preflight'))),
+    };
+  }
 
   /**
    * Every stage's feature flags, read live from its flagd ConfigMap, with

@@ -215,6 +215,21 @@ export async function createRouter(
     },
   );
 
+  router.get(
+    '/v1/entities/:kind/:namespace/:name/stages/:stage/preview',
+    async (req, res) => {
+      const credentials = await httpAuth.credentials(req, {
+        allow: ['user', 'service'],
+      });
+      const entity = await entityForRead(req.params, credentials);
+      const preview = await needService().previewPromotion(
+        entity,
+        req.params.stage,
+      );
+      res.json({ ...preview, results: preview.results.map(r => ({ ...r })) });
+    },
+  );
+
   router.get('/v1/entities/:kind/:namespace/:name/flags', async (req, res) => {
     const credentials = await httpAuth.credentials(req, {
       allow: ['user', 'service'],

@@ -4,6 +4,7 @@ import {
   EntityEnvironments,
   EntityFlags,
   EntityMetrics,
+  GateResult,
 } from '@internal/backstage-plugin-progression-common';
 
 /**
@@ -38,6 +39,14 @@ export interface ProgressionApi {
     entityRef: CompoundEntityRef,
     options?: { stage?: string; range?: '15m' | '1h' | '6h' | '24h' },
   ): Promise<EntityMetrics>;
+  /**
+   * What the read-only gates before the approval (isolation, parity) say
+   * now about a promotion into `stage`, without starting one.
+   */
+  previewPromotion(
+    entityRef: CompoundEntityRef,
+    stage: string,
+  ): Promise<{ stage: string; results: GateResult[] }>;
   /** The entity's releases, newest first. */
   listReleases(
     entityRef: CompoundEntityRef,

@@ -5,6 +5,7 @@ import {
   EntityEnvironments,
   EntityFlags,
   EntityMetrics,
+  GateResult,
 } from '@internal/backstage-plugin-progression-common';
 import {
   ProgressionApi,
@@ -84,6 +85,17 @@ export class ProgressionClient implements ProgressionApi {
     const qs = query.toString();
     return this.get(
       `/v1/entities/${entityPath(entityRef)}/metrics${qs ? `?${qs}` : ''}`,
+    );
+  }
+
+  async previewPromotion(
+    entityRef: CompoundEntityRef,
+    stage: string,
+  ): Promise<{ stage: string; results: GateResult[] }> {
+    return this.get(
+      `/v1/entities/${entityPath(entityRef)}/stages/${encodeURIComponent(
+        stage,
+      )}/preview`,
     );
   }
 

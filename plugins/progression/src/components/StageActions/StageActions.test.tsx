@@ -278,6 +278,33 @@ describe('stage actions', () => {
   });
 
   it('says in the promote dialog which gates will run and which flags differ', async () => {
+    const previewPromotion = jest.fn().mockResolvedValue({
+      stage: 'production',
+      results: [
+        {
+          gate: 'isolation',
+          phase: 'preflight',
+          status: 'failed',
+          reason:
+            'policy allow-from-staging rule 0 admits namespace staging (environment=staging)',
+        },
+        {
+          gate: 'parity',
+          phase: 'preflight',
+          status: 'passed',
+          reason:
+            'the 1 Secret reference of payments-api in staging exists in production; 1 warning',
+          evidence: {
+            warnings: [
+              {
+                kind: 'replicas',
+                message: 'replicas differ: 2 in staging, 3 in production',
+              },
+            ],
+          },
+        },
+      ],
+    });
     render({
       getEnvironments: jest.fn().mockResolvedValue(
         environments([
@@ -294,6 +321,7 @@ describe('stage actions', () => {
           },
         ]),
       ),
+      previewPromotion,
       getFlags: jest.fn().mockResolvedValue({
         entityRef: 'component:default/payments-api',
         stages: ['staging', 'production'],
@@ -325,6 +353,19 @@ describe('stage actions', () => {
     );
     expect(details).toHaveTextContent(
       'Flag new-checkout is off in Production and on in Staging.',
+    );
+    const checks = await screen.findByRole('list', {
+      name: 'Checks before the approval',
+    });
+    expect(previewPromotion).toHaveBeenCalledWith(
+      { kind: 'Component', namespace: 'default', name: 'payments-api' },
+      'production',
+    );
+    expect(checks).toHaveTextContent(
+      'isolation would stop it (failed): policy allow-from-staging rule 0 admits namespace staging (environment=staging)',
+    );
+    expect(checks).toHaveTextContent(
+      'Parity warning: replicas differ: 2 in staging, 3 in production',
     );
   });
 

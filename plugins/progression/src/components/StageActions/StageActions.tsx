@@ -18,6 +18,7 @@ import { alertApiRef, useApi } from '@backstage/frontend-plugin-api';
 import { usePermission } from '@backstage/plugin-permission-react';
 import {
   EntityFlags,
+  GateResult,
   Stage,
   progressionPromotionApprovePermission,
   progressionPromotionCancelPermission,
@@ -46,6 +47,8 @@ interface Confirmation {
   details?: string[];
   /** Offer a choice of the release to roll back to. */
   chooseRelease?: boolean;
+  /** Preview the read-only preflight gates of a promotion into this stage. */
+  previewStage?: string;
   confirm: string;
   run: (reason: string, toVersion?: string) => Promise<unknown>;
   done: string;
@@ -73,6 +76,55 @@ export function describeGates(stage: Stage): string | undefined {
     );
   }
   return `Gates: ${parts.join('; ')}.`;
+}
+
+/** What isolation and parity say now: failures and parity's warnings. */
+function PreviewLines({
+  loading,
+  error,
+  results,
+}: {
+  loading: boolean;
+  error?: Error;
+  results?: GateResult[];
+}) {
+  if (loading) {
+    return (
+      <DialogContentText role="status">
+        Checking isolation and parity…
+      </DialogContentText>
+    );
+  }
+  if (error) {
+    return (
+      <DialogContentText>
+        Could not check isolation and parity: {error.message}
+      </DialogContentText>
+    );
+  }
+  if (!results?.length) return null;
+  const lines = results.flatMap(r => {
+    const warnings =
+      (r.evidence as { warnings?: { message: string }[] } | undefined)
+        ?.warnings ?? [];
+    return [
+      r.status === 'passed'
+        ? `${r.gate} passes now: ${r.reason}`
+        : `${r.gate} would stop it (${r.status}): ${r.reason}`,
+      ...(r.gate === 'parity'
+        ? warnings.map(w => `Parity warning: ${w.message}`)
+        : []),
+    ];
+  });
+  return (
+    <ul aria-label="Checks before the approval">
+      {lines.map(l => (
+        <li key={l}>
+          <DialogContentText component="span">{l}</DialogContentText>
+        </li>
+      ))}
+    </ul>
+  );
 }
 
 /** Why Promote is disabled, or undefined when it may be used. */
@@ -133,6 +185,11 @@ export function StageActions({
     if (!confirmation?.chooseRelease) return [];
     return api.listReleases(entityRef);
   }, [confirmation?.chooseRelease]);
+
+  const preview = useAsync(async () => {
+    if (!confirmation?.previewStage) return undefined;
+    return api.previewPromotion(entityRef, confirmation.previewStage);
+  }, [confirmation?.previewStage]);
 
   const ask = (c: Confirmation) => {
     setReason('');
@@ -195,6 +252,7 @@ export function StageActions({
                         `Flag ${d.key} is ${d.there} in ${next.title} and ${d.here} in ${stage.title}.`,
                     ),
                 ].filter((d): d is string => Boolean(d)),
+                previewStage: next.name,
                 confirm: 'Promote',
                 run: r =>
                   api.requestPromotion(entityRef, {
@@ -343,6 +401,13 @@ export function StageActions({
               ))}
             </ul>
           ) : null}
+          {confirmation?.previewStage && (
+            <PreviewLines
+              loading={preview.loading}
+              error={preview.error}
+              results={preview.value?.results}
+            />
+          )}
           {confirmation?.chooseRelease && (
             <TextField
               select

@@ -1406,5 +1406,82 @@ export const spec = {
         },
       },
     },
+    '/v1/entities/{kind}/{namespace}/{name}/stages/{stage}/preview': {
+      get: {
+        operationId: 'PreviewPromotion',
+        summary:
+          'What the read-only gates before the approval (isolation, parity) say now about a promotion into the stage, without starting one.',
+        parameters: [
+          {
+            $ref: '#/components/parameters/kind',
+          },
+          {
+            $ref: '#/components/parameters/namespace',
+          },
+          {
+            $ref: '#/components/parameters/name',
+          },
+          {
+            name: 'stage',
+            in: 'path',
+            required: true,
+            schema: {
+              type: 'string',
+              pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+            },
+          },
+        ],
+        responses: {
+          '200': {
+            description: "The gates' results with their evidence.",
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['stage', 'results'],
+                  additionalProperties: false,
+                  properties: {
+                    stage: {
+                      type: 'string',
+                    },
+                    results: {
+                      type: 'array',
+                      items: {
+                        type: 'object',
+                        required: ['gate', 'phase', 'status', 'reason'],
+                        properties: {
+                          gate: {
+                            type: 'string',
+                          },
+                          phase: {
+                            type: 'string',
+                          },
+                          status: {
+                            type: 'string',
+                          },
+                          reason: {
+                            type: 'string',
+                          },
+                          evidence: {},
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+    },
   },
 } as const;
