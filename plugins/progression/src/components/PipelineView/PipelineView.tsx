@@ -88,6 +88,16 @@ function LiveState({ stage }: { stage: Stage }) {
           <span className={classes.term}>Last promotion: </span>
           {stage.lastPromotion.version} {stage.lastPromotion.state} by{' '}
           {stage.lastPromotion.requestedBy}
+          {', '}
+          <time
+            dateTime={
+              stage.lastPromotion.finishedAt ?? stage.lastPromotion.createdAt
+            }
+          >
+            {new Date(
+              stage.lastPromotion.finishedAt ?? stage.lastPromotion.createdAt,
+            ).toLocaleString()}
+          </time>
         </Typography>
       )}
       {stage.drift && (
