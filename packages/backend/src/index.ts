@@ -12,6 +12,10 @@ backend.add(import('@backstage/plugin-proxy-backend'));
 
 // scaffolder plugin
 backend.add(import('@backstage/plugin-scaffolder-backend'));
+// Progression's actions: register a release, promote, validate a pipeline
+backend.add(
+  import('@internal/backstage-plugin-scaffolder-backend-module-progression'),
+);
 backend.add(
   import('@backstage/plugin-scaffolder-backend-module-notifications'),
 );

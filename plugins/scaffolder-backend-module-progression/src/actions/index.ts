@@ -1,0 +1,3 @@
+export { createRegisterReleaseAction } from './registerRelease';
+export { createPromoteAction } from './promote';
+export { createValidatePipelineAction } from './validatePipeline';

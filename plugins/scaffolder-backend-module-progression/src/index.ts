@@ -1,0 +1,8 @@
+/**
+ * Scaffolder actions for Progression.
+ *
+ * @packageDocumentation
+ */
+
+export { scaffolderModuleProgression as default } from './module';
+export * from './actions';

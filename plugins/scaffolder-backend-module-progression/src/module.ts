@@ -1,0 +1,38 @@
+import {
+  coreServices,
+  createBackendModule,
+} from '@backstage/backend-plugin-api';
+import { scaffolderActionsExtensionPoint } from '@backstage/plugin-scaffolder-node';
+import {
+  createPromoteAction,
+  createRegisterReleaseAction,
+  createValidatePipelineAction,
+} from './actions';
+
+/**
+ * Registers Progression's scaffolder actions: `progression:release:register`,
+ * `progression:promote` and `progression:pipeline:validate`.
+ *
+ * @public
+ */
+export const scaffolderModuleProgression = createBackendModule({
+  pluginId: 'scaffolder',
+  moduleId: 'progression',
+  register(env) {
+    env.registerInit({
+      deps: {
+        scaffolder: scaffolderActionsExtensionPoint,
+        config: coreServices.rootConfig,
+        discovery: coreServices.discovery,
+        auth: coreServices.auth,
+      },
+      async init({ scaffolder, config, discovery, auth }) {
+        scaffolder.addActions(
+          createRegisterReleaseAction({ discovery, auth }),
+          createPromoteAction({ discovery, auth }),
+          createValidatePipelineAction({ config }),
+        );
+      },
+    });
+  },
+});
