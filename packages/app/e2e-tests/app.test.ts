@@ -326,3 +326,80 @@ test("a slow release passes development, fails staging's load gate, is rolled ba
     fullPage: true,
   });
 });
+
+test('CI drives a release with curl and the static token: registered, in development by itself, promoted to staging', async () => {
+  const { execFileSync } = await import('node:child_process');
+  /** One curl call as docs/api.md shows it; returns the status and body. */
+  const curl = (args: string[]) => {
+    const out = execFileSync(
+      'curl',
+      [
+        '-sS',
+        '-w',
+        '\n%{http_code}',
+        '-H',
+        'Authorization: Bearer progression-demo-ci-token',
+        '-H',
+        'Content-Type: application/json',
+        ...args,
+      ],
+      { encoding: 'utf8' },
+    );
+    const lines = out.trimEnd().split('\n');
+    const status = Number(lines.pop());
+    const text = lines.join('\n');
+    return { status, body: text ? JSON.parse(text) : undefined };
+  };
+  const entity = `${api}/entities/component/default/payments-api`;
+  const registered = curl([
+    '-X',
+    'POST',
+    '-d',
+    JSON.stringify({
+      version: '1.6.0',
+      image: 'registry.local/payments-api:1.6.0',
+      commit: 'abc1234',
+    }),
+    `${entity}/releases`,
+  ]);
+  expect(registered.status).toBe(201);
+  await expect(async () => {
+    const list = curl([`${entity}/promotions?stage=development&limit=1`]);
+    expect(list.body.items[0]).toMatchObject({
+      state: 'succeeded',
+      release: { version: '1.6.0' },
+    });
+  }).toPass({ timeout: 60_000 });
+
+  const request = () =>
+    curl([
+      '-X',
+      'POST',
+      '-H',
+      'Idempotency-Key: ci-run-1.6.0-staging',
+      '-d',
+      JSON.stringify({ stage: 'staging', version: '1.6.0' }),
+      `${entity}/promotions`,
+    ]);
+  const first = request();
+  expect(first.status).toBe(202);
+  // A retried CI step gets the same promotion, not a second one.
+  expect(request().body.id).toBe(first.body.id);
+  // Production is not next: staging has not passed 1.6.0 yet.
+  const skipping = curl([
+    '-X',
+    'POST',
+    '-d',
+    JSON.stringify({ stage: 'production', version: '1.6.0' }),
+    `${entity}/promotions`,
+  ]);
+  expect(skipping.status).toBe(409);
+  expect(skipping.body.error.message).toContain('staging has not passed 1.6.0');
+  await expect(async () => {
+    const p = curl([`${api}/promotions/${first.body.id}`]);
+    expect(p.body.promotion.state).toBe('succeeded');
+  }).toPass({ timeout: 90_000 });
+  // The token opens nothing outside Progression.
+  const catalog = curl(['http://localhost:7007/api/catalog/entities']);
+  expect(catalog.status).toBe(403);
+});

@@ -52,3 +52,24 @@ export interface Gate {
   appliesTo(stage: StageConfig, phase: GatePhase): boolean;
   run(context: GateContext, phase: GatePhase): Promise<GateResult>;
 }
+
+/**
+ * Starts a gate's clock: the function it returns builds the gate's result,
+ * stamped with when the measurement started and ended.
+ */
+export function startGateResult(gate: string, phase: GatePhase) {
+  const startedAt = new Date().toISOString();
+  return (
+    status: GateResult['status'],
+    reason: string,
+    evidence: unknown,
+  ): GateResult => ({
+    gate,
+    phase,
+    status,
+    reason,
+    evidence,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+  });
+}

@@ -12,7 +12,7 @@ import {
   describeKubeError,
   isLabelKey,
 } from '../kubernetes/StageResources';
-import { Gate, GateContext, GatePhase } from './Gate';
+import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 
 /** The `gates.isolation` section of a stage. */
 export interface IsolationGateConfig {
@@ -254,20 +254,7 @@ export class IsolationGate implements Gate {
   }
 
   async run(context: GateContext, phase: GatePhase): Promise<GateResult> {
-    const startedAt = new Date().toISOString();
-    const result = (
-      status: GateResult['status'],
-      reason: string,
-      evidence: unknown,
-    ): GateResult => ({
-      gate: this.name,
-      phase,
-      status,
-      reason,
-      evidence,
-      startedAt,
-      finishedAt: new Date().toISOString(),
-    });
+    const result = startGateResult(this.name, phase);
     const config = context.stage.gates.isolation ?? {
       environmentLabel: 'environment',
     };

@@ -11,7 +11,7 @@ import {
   isLabelValue,
   jobState,
 } from '../kubernetes/StageResources';
-import { Gate, GateContext, GatePhase } from './Gate';
+import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 
 /** One Job of `gates.job`: the migration, or the backup before it. */
 export interface JobStepConfig {
@@ -295,20 +295,7 @@ export class JobGate implements Gate {
   }
 
   async run(context: GateContext, phase: GatePhase): Promise<GateResult> {
-    const startedAt = new Date().toISOString();
-    const result = (
-      status: GateResult['status'],
-      reason: string,
-      evidence: unknown,
-    ): GateResult => ({
-      gate: this.name,
-      phase,
-      status,
-      reason,
-      evidence,
-      startedAt,
-      finishedAt: new Date().toISOString(),
-    });
+    const result = startGateResult(this.name, phase);
     const config = context.stage.gates.job;
     if (!config) {
       return result('skipped', 'the stage has no gates.job', { jobs: [] });

@@ -4,7 +4,7 @@ import autocannon from 'autocannon';
 import { performance } from 'node:perf_hooks';
 import { ProgressionConfigError, readDurationMs } from '../config/readHelpers';
 import { StageConfig } from '../config/readProgressionConfig';
-import { Gate, GateContext, GatePhase } from './Gate';
+import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 import { checkUrl } from './SmokeGate';
 
 /** The `gates.load` section of a stage. */
@@ -435,22 +435,9 @@ export class LoadGate implements Gate {
   }
 
   async run(context: GateContext, phase: GatePhase): Promise<GateResult> {
-    const startedAt = new Date().toISOString();
     const { stage, stageUrl, signal } = context;
     const config = stage.gates.load;
-    const result = (
-      status: GateResult['status'],
-      reason: string,
-      evidence: LoadGateEvidence | Record<string, unknown>,
-    ): GateResult => ({
-      gate: this.name,
-      phase,
-      status,
-      reason,
-      evidence,
-      startedAt,
-      finishedAt: new Date().toISOString(),
-    });
+    const result = startGateResult(this.name, phase);
     if (!config) {
       return result('error', `stage ${stage.name} has no load test`, {});
     }

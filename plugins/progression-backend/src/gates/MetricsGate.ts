@@ -15,7 +15,7 @@ import {
   checkQueryTemplate,
   renderQuery,
 } from '../prometheus/promql';
-import { Gate, GateContext, GatePhase } from './Gate';
+import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 
 export type Comparison = '<' | '<=' | '>' | '>=';
 
@@ -308,20 +308,7 @@ export class MetricsGate implements Gate {
     phase: GatePhase,
     checks: MetricCheckConfig[],
   ): Promise<GateResult> {
-    const startedAt = new Date().toISOString();
-    const result = (
-      status: GateStatus,
-      reason: string,
-      evidence: unknown,
-    ): GateResult => ({
-      gate: this.name,
-      phase,
-      status,
-      reason,
-      evidence,
-      startedAt,
-      finishedAt: new Date().toISOString(),
-    });
+    const result = startGateResult(this.name, phase);
     if (!this.prometheus) {
       return result(
         'skipped',

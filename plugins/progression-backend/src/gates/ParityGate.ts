@@ -18,7 +18,7 @@ import {
   StageResources,
   describeKubeError,
 } from '../kubernetes/StageResources';
-import { Gate, GateContext, GatePhase } from './Gate';
+import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 
 /** The `gates.parity` section of a stage (`true` or `{}`). */
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
@@ -289,20 +289,7 @@ export class ParityGate implements Gate {
   }
 
   async run(context: GateContext, phase: GatePhase): Promise<GateResult> {
-    const startedAt = new Date().toISOString();
-    const result = (
-      status: GateResult['status'],
-      reason: string,
-      evidence: unknown,
-    ): GateResult => ({
-      gate: this.name,
-      phase,
-      status,
-      reason,
-      evidence,
-      startedAt,
-      finishedAt: new Date().toISOString(),
-    });
+    const result = startGateResult(this.name, phase);
     const { source, location, workloads, entity, stage } = context;
     if (!source) {
       return result(

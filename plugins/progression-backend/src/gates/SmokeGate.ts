@@ -4,7 +4,7 @@ import {
 } from '@internal/backstage-plugin-progression-common';
 import jsonata from 'jsonata';
 import { SmokeCheckConfig, StageConfig } from '../config/readProgressionConfig';
-import { Gate, GateContext, GatePhase } from './Gate';
+import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 
 const BODY_EXCERPT = 2048;
 // A JSONata expression may not run longer or recurse deeper than this.
@@ -129,18 +129,12 @@ export class SmokeGate implements Gate {
     context: GateContext,
     phase: GateResult['phase'],
   ): Promise<GateResult> {
-    const startedAt = new Date().toISOString();
+    const result = startGateResult(this.name, phase);
     const { stage, stageUrl, signal } = context;
     if (!stageUrl) {
-      return {
-        gate: this.name,
-        phase,
-        status: 'error',
-        reason: `stage ${stage.name} has no URL to check`,
-        evidence: { checks: [] },
-        startedAt,
-        finishedAt: new Date().toISOString(),
-      };
+      return result('error', `stage ${stage.name} has no URL to check`, {
+        checks: [],
+      });
     }
     const checks: SmokeCheckEvidence[] = [];
     for (const check of stage.smoke) {
@@ -160,18 +154,14 @@ export class SmokeGate implements Gate {
       });
     }
     const failed = checks.filter(c => !c.passed);
-    return {
-      gate: this.name,
-      phase,
-      status: failed.length ? 'failed' : 'passed',
-      reason: failed.length
+    return result(
+      failed.length ? 'failed' : 'passed',
+      failed.length
         ? `${failed[0].name} failed: ${failed[0].failure}${
             failed.length > 1 ? ` (and ${failed.length - 1} more)` : ''
           }`
         : `${checks.length} of ${checks.length} checks passed`,
-      evidence: { checks },
-      startedAt,
-      finishedAt: new Date().toISOString(),
-    };
+      { checks },
+    );
   }
 }
