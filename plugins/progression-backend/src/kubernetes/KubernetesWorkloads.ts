@@ -15,6 +15,7 @@ import { ConflictError, InputError, NotFoundError } from '@backstage/errors';
 import { ClusterConfig } from '../config/readProgressionConfig';
 import { clusterKubeConfig } from './clusterKubeConfig';
 import { rolloutStatus } from './rolloutStatus';
+import { watchOne } from './watchOne';
 
 const REVISION = 'deployment.kubernetes.io/revision';
 const CHANGE_CAUSE = 'kubernetes.io/change-cause';
@@ -333,14 +334,26 @@ export class KubernetesWorkloads {
       if (status.failed)
         return { done: false, failed: true, message: status.message };
 
-      const result = await this.watchRollout(
+      const result = await watchOne<RolloutResult, V1Deployment>({
         watch,
         path,
-        deployment,
-        current.metadata?.resourceVersion,
-        deadline,
-        options.signal,
-      );
+        name: deployment,
+        resourceVersion: current.metadata?.resourceVersion,
+        until: deadline,
+        signal: options.signal,
+        judge: d => {
+          const s = rolloutStatus(d);
+          if (s.done) return { done: true, failed: false, message: s.message };
+          if (s.failed)
+            return { done: false, failed: true, message: s.message };
+          return undefined;
+        },
+        onCancel: () => ({
+          done: false,
+          failed: true,
+          message: 'cancelled while waiting for the rollout',
+        }),
+      });
       if (result) return result;
     }
     if (options.signal?.aborted) {
@@ -357,69 +370,6 @@ export class KubernetesWorkloads {
         options.timeoutMs / 1000,
       )} s`,
     };
-  }
-
-  /**
-   * One watch of the Deployment from `resourceVersion`: resolves with the
-   * outcome, or undefined when the watch ended first (dropped, expired) or
-   * the deadline passed.
-   */
-  private watchRollout(
-    watch: Watch,
-    path: string,
-    deployment: string,
-    resourceVersion: string | undefined,
-    deadline: number,
-    signal?: AbortSignal,
-  ): Promise<RolloutResult | undefined> {
-    return new Promise(resolve => {
-      let controller: AbortController | undefined;
-      let settled = false;
-      const timer = setTimeout(
-        () => finish(undefined),
-        Math.max(0, deadline - Date.now()),
-      );
-      const cancelled = () =>
-        finish({
-          done: false,
-          failed: true,
-          message: 'cancelled while waiting for the rollout',
-        });
-      function finish(value: RolloutResult | undefined) {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', cancelled);
-        controller?.abort();
-        resolve(value);
-      }
-      signal?.addEventListener('abort', cancelled);
-      watch
-        .watch(
-          path,
-          {
-            fieldSelector: `metadata.name=${deployment}`,
-            resourceVersion,
-            allowWatchBookmarks: true,
-          },
-          (type, obj) => {
-            if (type !== 'ADDED' && type !== 'MODIFIED') return;
-            const s = rolloutStatus(obj as V1Deployment);
-            if (s.done)
-              finish({ done: true, failed: false, message: s.message });
-            else if (s.failed)
-              finish({ done: false, failed: true, message: s.message });
-          },
-          () => finish(undefined),
-        )
-        .then(
-          c => {
-            controller = c;
-            if (settled) c.abort();
-          },
-          () => finish(undefined),
-        );
-    });
   }
 
   private async replicaSetsOf(

@@ -12,6 +12,7 @@ import {
 } from '@kubernetes/client-node';
 import { InputError, NotFoundError } from '@backstage/errors';
 import { KubernetesWorkloads, StageLocation } from './KubernetesWorkloads';
+import { watchOne } from './watchOne';
 
 /*
  * The reads and writes of a stage's other resources that the gates need:
@@ -380,14 +381,15 @@ export class StageResources {
       if (state !== 'running') return { job, outcome: state };
       if (options.signal?.aborted) return { job, outcome: 'cancelled' };
       if (Date.now() >= deadline) return { job, outcome: 'timeout' };
-      const seen = await this.watchJob(
+      const seen = await watchOne<V1Job, V1Job>({
         watch,
         path,
         name,
-        job.metadata?.resourceVersion,
-        Math.min(deadline, Date.now() + pollMs),
-        options.signal,
-      );
+        resourceVersion: job.metadata?.resourceVersion,
+        until: Math.min(deadline, Date.now() + pollMs),
+        signal: options.signal,
+        judge: j => (jobState(j) !== 'running' ? j : undefined),
+      });
       job =
         seen ??
         (await batch.readNamespacedJob({
@@ -395,56 +397,6 @@ export class StageResources {
           name,
         }));
     }
-  }
-
-  /** One watch of the Job: resolves with it once it finished, else undefined. */
-  private watchJob(
-    watch: Watch,
-    path: string,
-    name: string,
-    resourceVersion: string | undefined,
-    until: number,
-    signal?: AbortSignal,
-  ): Promise<V1Job | undefined> {
-    return new Promise(resolve => {
-      let controller: AbortController | undefined;
-      let settled = false;
-      const timer = setTimeout(
-        () => finish(undefined),
-        Math.max(0, until - Date.now()),
-      );
-      const cancelled = () => finish(undefined);
-      function finish(value: V1Job | undefined) {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', cancelled);
-        controller?.abort();
-        resolve(value);
-      }
-      signal?.addEventListener('abort', cancelled);
-      watch
-        .watch(
-          path,
-          {
-            fieldSelector: `metadata.name=${name}`,
-            resourceVersion,
-            allowWatchBookmarks: true,
-          },
-          (type, obj) => {
-            if (type !== 'ADDED' && type !== 'MODIFIED') return;
-            if (jobState(obj as V1Job) !== 'running') finish(obj as V1Job);
-          },
-          () => finish(undefined),
-        )
-        .then(
-          c => {
-            controller = c;
-            if (settled) c.abort();
-          },
-          () => finish(undefined),
-        );
-    });
   }
 
   /** The Job's pods (by its selector and owner), oldest first. */
