@@ -695,10 +695,18 @@ export class ProgressionService {
           `${entityRef} has no release ${input.toVersion}`,
         );
     } else {
-      const environments = await this.environments(entity);
-      const liveImage = environments.pipeline.stages.find(
-        s => s.name === stage.name,
-      )?.live?.image;
+      // What runs there now, from the informer cache: one stage, no more.
+      const cluster = this.options.config.clusters.get(stage.cluster);
+      const liveImage =
+        this.options.workloads && cluster
+          ? (
+              await this.options.workloads.readCached(
+                { cluster, namespace: stage.namespace },
+                getKubernetesId(entity),
+                getContainerName(entity),
+              )
+            )?.image
+          : undefined;
       const succeeded = (
         await this.store.listPromotions(entityRef, {
           stage: stage.name,
