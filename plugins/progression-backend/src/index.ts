@@ -6,3 +6,11 @@
  */
 
 export { progressionPlugin as default } from './plugin';
+export {
+  readProgressionConfig,
+  ProgressionConfigError,
+} from './config/readProgressionConfig';
+export type {
+  ProgressionConfig,
+  PipelineConfig,
+} from './config/readProgressionConfig';

@@ -2,6 +2,7 @@ import {
   coreServices,
   createBackendModule,
 } from '@backstage/backend-plugin-api';
+import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { scaffolderActionsExtensionPoint } from '@backstage/plugin-scaffolder-node';
 import {
   createPromoteAction,
@@ -25,12 +26,13 @@ export const scaffolderModuleProgression = createBackendModule({
         config: coreServices.rootConfig,
         discovery: coreServices.discovery,
         auth: coreServices.auth,
+        catalog: catalogServiceRef,
       },
-      async init({ scaffolder, config, discovery, auth }) {
+      async init({ scaffolder, config, discovery, auth, catalog }) {
         scaffolder.addActions(
           createRegisterReleaseAction({ discovery, auth }),
           createPromoteAction({ discovery, auth }),
-          createValidatePipelineAction({ config }),
+          createValidatePipelineAction({ config, catalog }),
         );
       },
     });
