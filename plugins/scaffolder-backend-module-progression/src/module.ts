@@ -23,16 +23,15 @@ export const scaffolderModuleProgression = createBackendModule({
     env.registerInit({
       deps: {
         scaffolder: scaffolderActionsExtensionPoint,
-        config: coreServices.rootConfig,
         discovery: coreServices.discovery,
         auth: coreServices.auth,
         catalog: catalogServiceRef,
       },
-      async init({ scaffolder, config, discovery, auth, catalog }) {
+      async init({ scaffolder, discovery, auth, catalog }) {
         scaffolder.addActions(
           createRegisterReleaseAction({ discovery, auth }),
           createPromoteAction({ discovery, auth }),
-          createValidatePipelineAction({ config, catalog }),
+          createValidatePipelineAction({ discovery, auth, catalog }),
         );
       },
     });

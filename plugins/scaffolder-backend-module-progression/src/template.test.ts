@@ -14,6 +14,9 @@ import {
 } from '@backstage/catalog-model';
 import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import scaffolderPlugin from '@backstage/plugin-scaffolder-backend';
+// The tests run the real Progression backend beside the scaffolder.
+// eslint-disable-next-line @backstage/no-mixed-plugin-imports
+import progressionPlugin from '@internal/backstage-plugin-progression-backend';
 import { KubeSimulator } from '@internal/kube-simulator';
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -237,6 +240,8 @@ beforeAll(async () => {
     features: [
       scaffolderPlugin,
       scaffolderModuleProgression,
+      // The validate step asks Progression itself (POST /v1/validate).
+      progressionPlugin,
       catalogServiceMock.factory({
         entities: [
           {

@@ -14,6 +14,9 @@ import {
   GateResult,
   StageGateSummary,
   getContainerName,
+  getPipelineName,
+  KUBERNETES_ID_ANNOTATION,
+  PROGRESSION_PIPELINE_ANNOTATION,
   StageMetrics,
   getKubernetesId,
   PromotionSummary,
@@ -126,6 +129,19 @@ interface StageHistory {
   byImage: Map<string, Promise<string | undefined>>;
 }
 
+/** What `validateEntity` found; valid when there are no problems. */
+export interface EntityValidation {
+  valid: boolean;
+  pipeline?: string;
+  stages: string[];
+  kubernetesId: string;
+  problems: string[];
+  warnings: string[];
+}
+
+// A Kubernetes label value (IsValidLabelValue).
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
 export function releaseDto(r: Release): ReleaseDto {
   return strip({
     id: r.id,
@@ -158,6 +174,50 @@ export class ProgressionService {
       previewGates?: Gate[];
     },
   ) {}
+
+  /**
+   * Whether an entity is ready for Progression with the pipelines this
+   * backend runs (its configuration was checked at start-up: clusters and
+   * stages are sound): the pipeline annotation names a configured pipeline,
+   * and the workload label is a valid label value. A defaulted label is a
+   * warning.
+   */
+  validateEntity(entity: Entity): EntityValidation {
+    const problems: string[] = [];
+    const warnings: string[] = [];
+    const kubernetesId = getKubernetesId(entity);
+    if (!entity.metadata.annotations?.[KUBERNETES_ID_ANNOTATION]?.trim()) {
+      warnings.push(
+        `the entity has no ${KUBERNETES_ID_ANNOTATION} annotation, so its workload is found by the label ${KUBERNETES_ID_ANNOTATION}=${kubernetesId} (the entity name)`,
+      );
+    }
+    if (kubernetesId.length > 63 || !LABEL_VALUE.test(kubernetesId)) {
+      problems.push(
+        `'${kubernetesId}' is not a valid Kubernetes label value for ${KUBERNETES_ID_ANNOTATION}: use at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit`,
+      );
+    }
+    const configured = [...this.options.config.pipelines.keys()];
+    const listed = configured.length
+      ? `configured pipelines: ${configured.map(n => `'${n}'`).join(', ')}`
+      : 'no pipelines are configured (progression.pipelines)';
+    const name = getPipelineName(entity);
+    const pipeline = name ? this.options.config.pipelines.get(name) : undefined;
+    if (!name) {
+      problems.push(
+        `the entity has no ${PROGRESSION_PIPELINE_ANNOTATION} annotation; add one naming a pipeline (${listed})`,
+      );
+    } else if (!pipeline) {
+      problems.push(`pipeline '${name}' is not configured; ${listed}`);
+    }
+    return strip({
+      valid: problems.length === 0,
+      pipeline: name,
+      stages: pipeline?.stages.map(st => st.name) ?? [],
+      kubernetesId,
+      problems,
+      warnings,
+    });
+  }
 
   /**
    * What the read-only gates before the approval (isolation, parity) say

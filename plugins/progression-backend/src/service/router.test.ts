@@ -12,6 +12,8 @@ import { Server } from 'node:http';
 import { readProgressionConfig } from '../config/readProgressionConfig';
 import { wrapServerOnIPv4 } from '../testUtils/wrapServerOnIPv4';
 import { createRouter } from './router';
+import { ProgressionService } from './ProgressionService';
+import { DatabasePromotionStore } from '../database/DatabasePromotionStore';
 
 const entities: Entity[] = [
   {
@@ -200,5 +202,84 @@ describe('createRouter', () => {
     expect(res.body.error.message).toMatch(
       /must match pattern|must NOT have more/,
     );
+  });
+});
+
+describe('POST /v1/validate', () => {
+  let server: Server;
+
+  beforeAll(async () => {
+    // The check reads only the configuration; the store is never asked.
+    const service = new ProgressionService({
+      store: {} as DatabasePromotionStore,
+      config,
+      onWork: () => {},
+    });
+    const router = await createRouter({
+      httpAuth: mockServices.httpAuth(),
+      catalog: catalogServiceMock({ entities }),
+      config,
+      service,
+    });
+    server = await wrapServerOnIPv4(
+      express().use(router).use(mockErrorHandler()),
+    );
+  });
+
+  const validate = (entity: unknown) =>
+    request(server).post('/v1/validate').send({ entity });
+
+  it('says an entity with a configured pipeline is ready, and warns of a defaulted label', async () => {
+    const res = await validate({
+      metadata: {
+        name: 'orders-api',
+        annotations: { 'progression.backstage.io/pipeline': 'standard' },
+      },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      valid: true,
+      pipeline: 'standard',
+      stages: ['development', 'staging', 'production'],
+      kubernetesId: 'orders-api',
+      problems: [],
+      warnings: [expect.stringContaining('(the entity name)')],
+    });
+  });
+
+  it('lists every problem: no or an unknown pipeline, a bad workload label', async () => {
+    const none = await validate({ metadata: { name: 'orders-api' } });
+    expect(none.body.valid).toBe(false);
+    expect(none.body.problems).toEqual([
+      "the entity has no progression.backstage.io/pipeline annotation; add one naming a pipeline (configured pipelines: 'standard')",
+    ]);
+    const unknown = await validate({
+      metadata: {
+        name: 'orders-api',
+        annotations: {
+          'progression.backstage.io/pipeline': 'nope',
+          'backstage.io/kubernetes-id': 'bad label!',
+        },
+      },
+    });
+    expect(unknown.body.problems).toEqual([
+      expect.stringContaining(
+        "'bad label!' is not a valid Kubernetes label value",
+      ),
+      "pipeline 'nope' is not configured; configured pipelines: 'standard'",
+    ]);
+  });
+
+  it('is 400 for something that is not an entity, and 401 without credentials', async () => {
+    expect((await validate({ kind: 'Component' })).status).toBe(400);
+    expect(
+      (await request(server).post('/v1/validate').send({ entity: {}, x: 1 }))
+        .status,
+    ).toBe(400);
+    const anonymous = await request(server)
+      .post('/v1/validate')
+      .set('Authorization', mockCredentials.none.header())
+      .send({ entity: { metadata: { name: 'a' } } });
+    expect(anonymous.status).toBe(401);
   });
 });

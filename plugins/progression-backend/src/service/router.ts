@@ -12,7 +12,7 @@ import {
   parseEntityRef,
   stringifyEntityRef,
 } from '@backstage/catalog-model';
-import { NotAllowedError, NotFoundError } from '@backstage/errors';
+import { InputError, NotAllowedError, NotFoundError } from '@backstage/errors';
 import { createValidatedOpenApiRouter } from '@backstage/backend-openapi-utils';
 import {
   AuthorizeResult,
@@ -214,6 +214,32 @@ export async function createRouter(
       );
     },
   );
+
+  router.post('/v1/validate', async (req, res) => {
+    await httpAuth.credentials(req, { allow: ['user', 'service'] });
+    const entity = req.body.entity as Partial<Entity>;
+    if (typeof entity.metadata?.name !== 'string' || !entity.metadata.name) {
+      throw new InputError(
+        'entity must be a catalog entity with at least metadata.name, as in catalog-info.yaml',
+      );
+    }
+    const annotations = entity.metadata.annotations ?? {};
+    if (
+      typeof annotations !== 'object' ||
+      Object.values(annotations).some(v => typeof v !== 'string')
+    ) {
+      throw new InputError(
+        'entity.metadata.annotations must map annotation names to strings',
+      );
+    }
+    res.json(
+      needService().validateEntity({
+        apiVersion: 'backstage.io/v1alpha1',
+        kind: 'Component',
+        ...entity,
+      } as Entity),
+    );
+  });
 
   router.get(
     '/v1/entities/:kind/:namespace/:name/stages/:stage/preview',

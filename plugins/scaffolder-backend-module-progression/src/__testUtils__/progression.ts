@@ -20,6 +20,8 @@ import {
 import { createMockActionContext } from '@backstage/plugin-scaffolder-node-test-utils';
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
 import { validate as validateJsonSchema } from 'jsonschema';
+// The tests run the real Progression backend beside the scaffolder.
+// eslint-disable-next-line @backstage/no-mixed-plugin-imports
 import progressionPlugin from '@internal/backstage-plugin-progression-backend';
 import yaml from 'yaml';
 import { scaffolderModuleProgression } from '../module';

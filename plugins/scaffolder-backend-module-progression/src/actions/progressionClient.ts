@@ -5,6 +5,7 @@ import {
 } from '@backstage/backend-plugin-api';
 import {
   CompoundEntityRef,
+  Entity,
   parseEntityRef,
   stringifyEntityRef,
 } from '@backstage/catalog-model';
@@ -277,7 +278,13 @@ export class ProgressionClient {
       );
     }
     if (!response.ok) throw await responseError(response, attempted);
-    return { status: response.status, body: await response.json() };
+    // Parsed here rather than by fetch: objects from this realm (the
+    // scaffolder refuses template arrays with a foreign prototype).
+    const text = await response.text();
+    return {
+      status: response.status,
+      body: text ? JSON.parse(text) : undefined,
+    };
   }
 
   private static entityPath(ref: CompoundEntityRef): string {
@@ -315,6 +322,24 @@ export class ProgressionClient {
         request.version ? `release ${request.version}` : 'the newest release'
       } of ${stringifyEntityRef(ref)} to ${request.stage}`,
       { body: request, headers: { 'Idempotency-Key': idempotencyKey } },
+    );
+    return body;
+  }
+
+  /** Progression's verdict on an entity and its pipeline. */
+  async validateEntity(entity: Entity): Promise<{
+    valid: boolean;
+    pipeline?: string;
+    stages: string[];
+    kubernetesId: string;
+    problems: string[];
+    warnings: string[];
+  }> {
+    const { body } = await this.fetch(
+      'POST',
+      'validate',
+      `Could not validate ${stringifyEntityRef(entity)}`,
+      { body: { entity } },
     );
     return body;
   }

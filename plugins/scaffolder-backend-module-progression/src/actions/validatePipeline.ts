@@ -1,25 +1,10 @@
 import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
-import { Config } from '@backstage/config';
+import { AuthService, DiscoveryService } from '@backstage/backend-plugin-api';
 import { InputError, NotFoundError } from '@backstage/errors';
 import { CatalogService } from '@backstage/plugin-catalog-node';
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
-import {
-  KUBERNETES_ID_ANNOTATION,
-  PROGRESSION_PIPELINE_ANNOTATION,
-  getKubernetesId,
-  getPipelineName,
-} from '@internal/backstage-plugin-progression-common';
-import {
-  ProgressionConfig,
-  ProgressionConfigError,
-  readProgressionConfig,
-} from '@internal/backstage-plugin-progression-backend';
 import { examples } from './validatePipeline.examples';
-import { parseEntityRefInput } from './progressionClient';
-
-// A Kubernetes label value: at most 63 characters, alphanumerics at both
-// ends, '-', '_' and '.' between.
-const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+import { ProgressionClient, parseEntityRefInput } from './progressionClient';
 
 /** What the validation found; `valid` when there are no problems. */
 export interface PipelineValidation {
@@ -29,152 +14,6 @@ export interface PipelineValidation {
   kubernetesId: string;
   problems: string[];
   warnings: string[];
-}
-
-/** A pipeline's stages as the raw config has them, for a config that does not read. */
-function rawStages(config: Config, pipeline: string) {
-  return (
-    config.getOptionalConfigArray(`progression.pipelines.${pipeline}.stages`) ??
-    []
-  ).map((stage, i) => ({
-    index: i,
-    name: stage.getOptionalString('name') ?? `#${i + 1}`,
-    cluster: stage.getOptionalString('cluster'),
-  }));
-}
-
-/** Cluster names as the raw config has them. */
-function rawClusters(config: Config): string[] {
-  const names = (config.getOptionalConfigArray('progression.clusters') ?? [])
-    .map(c => c.getOptionalString('name'))
-    .filter((n): n is string => !!n);
-  for (const method of config.getOptionalConfigArray(
-    'kubernetes.clusterLocatorMethods',
-  ) ?? []) {
-    if (method.getOptionalString('type') !== 'config') continue;
-    for (const c of method.getOptionalConfigArray('clusters') ?? []) {
-      const name = c.getOptionalString('name');
-      if (name) names.push(name);
-    }
-  }
-  return names;
-}
-
-const list = (names: string[]) => names.map(n => `'${n}'`).join(', ');
-
-/**
- * Checks an entity against the Progression configuration the way the
- * backend reads it: the pipeline annotation, the pipeline, its stages and
- * their clusters, and the workload label.
- */
-export function validateEntityPipeline(
-  entity: Entity,
-  config: Config,
-): PipelineValidation {
-  const problems: string[] = [];
-  const warnings: string[] = [];
-
-  // The backend refuses to start with a configuration it cannot read
-  // (an unknown cluster, a pipeline without stages, ...).
-  let progression: ProgressionConfig | undefined;
-  let configError: { key?: string; message: string } | undefined;
-  try {
-    progression = readProgressionConfig(config);
-  } catch (e) {
-    configError = {
-      key: e instanceof ProgressionConfigError ? e.key : undefined,
-      message: (e as Error).message,
-    };
-  }
-  const pipelineNames = progression
-    ? [...progression.pipelines.keys()]
-    : config.getOptionalConfig('progression.pipelines')?.keys() ?? [];
-
-  // The workload label that finds the entity's Deployment in every stage.
-  const kubernetesId = getKubernetesId(entity);
-  const annotated =
-    entity.metadata.annotations?.[KUBERNETES_ID_ANNOTATION]?.trim();
-  if (!annotated) {
-    warnings.push(
-      `the entity has no ${KUBERNETES_ID_ANNOTATION} annotation, so its workload is found by the label ${KUBERNETES_ID_ANNOTATION}=${kubernetesId} (the entity name)`,
-    );
-  }
-  if (kubernetesId.length > 63 || !LABEL_VALUE.test(kubernetesId)) {
-    problems.push(
-      `'${kubernetesId}' (${
-        annotated
-          ? `the ${KUBERNETES_ID_ANNOTATION} annotation`
-          : 'the entity name'
-      }) is not a valid Kubernetes label value: use at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit`,
-    );
-  }
-
-  const pipeline = getPipelineName(entity);
-  let stages: string[] = [];
-  if (!pipeline) {
-    problems.push(
-      `the entity has no ${PROGRESSION_PIPELINE_ANNOTATION} annotation; add one naming a pipeline${
-        pipelineNames.length
-          ? ` (configured: ${list(pipelineNames)})`
-          : ', once one is configured in progression.pipelines'
-      }`,
-    );
-  } else if (!pipelineNames.includes(pipeline)) {
-    problems.push(
-      `pipeline '${pipeline}' (${PROGRESSION_PIPELINE_ANNOTATION}) is not configured; ${
-        pipelineNames.length
-          ? `configured pipelines: ${list(pipelineNames)}`
-          : 'no pipelines are configured (progression.pipelines)'
-      }`,
-    );
-  } else if (progression) {
-    stages = progression.pipelines.get(pipeline)!.stages.map(s => s.name);
-  } else {
-    // The configuration does not read: say what it means for this pipeline.
-    const raw = rawStages(config, pipeline);
-    const clusters = rawClusters(config);
-    stages = raw.map(s => s.name);
-    raw.forEach(stage => {
-      if (stage.cluster !== undefined && !clusters.includes(stage.cluster)) {
-        problems.push(
-          `stage '${
-            stage.name
-          }' of pipeline '${pipeline}' deploys to cluster '${
-            stage.cluster
-          }', which is not configured; ${
-            clusters.length
-              ? `configured clusters: ${list(clusters)}`
-              : 'no clusters are configured (progression.clusters)'
-          }`,
-        );
-      }
-    });
-  }
-  if (pipeline && pipelineNames.includes(pipeline) && stages.length === 0) {
-    problems.push(`pipeline '${pipeline}' has no stages`);
-  }
-  if (configError) {
-    const aboutUnknownCluster = /\.stages\[\d+\]\.cluster$/.test(
-      configError.key ?? '',
-    );
-    const reported =
-      aboutUnknownCluster &&
-      configError.key!.startsWith(`progression.pipelines.${pipeline}.`);
-    if (!reported || problems.length === 0) {
-      problems.push(
-        `the Progression configuration does not read, so the backend will not start: ${configError.message}`,
-      );
-    }
-  }
-
-  return {
-    valid: problems.length === 0,
-    pipeline,
-    stages,
-    kubernetesId,
-    problems,
-    warnings,
-  };
 }
 
 /** An inline entity as far as the checks need one. */
@@ -215,15 +54,16 @@ function toEntity(value: Record<string, unknown>): Entity {
  * @public
  */
 export function createValidatePipelineAction(options: {
-  config: Config;
+  discovery: DiscoveryService;
+  auth: AuthService;
   catalog: CatalogService;
 }) {
-  const { config, catalog } = options;
+  const { discovery, auth, catalog } = options;
   return createTemplateAction({
     id: 'progression:pipeline:validate',
     description:
-      'Checks that an entity is ready for Progression against the configured pipelines: the progression.backstage.io/pipeline annotation is present and names a configured pipeline ' +
-      'with at least one stage, every stage deploys to a configured cluster, and the workload label (backstage.io/kubernetes-id, or the entity name) is a valid Kubernetes label value. ' +
+      'Asks Progression whether an entity is ready for the pipelines it runs: the progression.backstage.io/pipeline annotation is present and names a configured pipeline ' +
+      '(whose stages and clusters Progression checked at start-up), and the workload label (backstage.io/kubernetes-id, or the entity name) is a valid Kubernetes label value. ' +
       'Takes a catalog entity by reference, or an inline entity (such as the catalog-info.yaml a template is about to register). Read-only: runs in dry runs too.',
     examples,
     supportsDryRun: true,
@@ -306,7 +146,13 @@ export function createValidatePipelineAction(options: {
       }
       const name = stringifyEntityRef(entity);
 
-      const result = validateEntityPipeline(entity, config);
+      // Progression checks it against the pipelines it runs (POST /v1/validate).
+      const result: PipelineValidation = await new ProgressionClient({
+        discovery,
+        auth,
+        credentials: await ctx.getInitiatorCredentials(),
+        signal: ctx.signal,
+      }).validateEntity(entity);
       for (const warning of result.warnings) ctx.logger.warn(warning);
       for (const problem of result.problems) ctx.logger.error(problem);
       if (result.valid) {

@@ -1483,5 +1483,87 @@ export const spec = {
         },
       },
     },
+    '/v1/validate': {
+      post: {
+        operationId: 'ValidateEntity',
+        summary:
+          'Whether an entity (from the catalog or not yet) is ready for Progression with the pipelines this backend runs.',
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['entity'],
+                additionalProperties: false,
+                properties: {
+                  entity: {
+                    type: 'object',
+                    description:
+                      'A catalog entity as in catalog-info.yaml; at least metadata.name.',
+                  },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          '200': {
+            description:
+              'The problems and warnings; valid when there are no problems.',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: [
+                    'valid',
+                    'stages',
+                    'kubernetesId',
+                    'problems',
+                    'warnings',
+                  ],
+                  additionalProperties: false,
+                  properties: {
+                    valid: {
+                      type: 'boolean',
+                    },
+                    pipeline: {
+                      type: 'string',
+                    },
+                    stages: {
+                      type: 'array',
+                      items: {
+                        type: 'string',
+                      },
+                    },
+                    kubernetesId: {
+                      type: 'string',
+                    },
+                    problems: {
+                      type: 'array',
+                      items: {
+                        type: 'string',
+                      },
+                    },
+                    warnings: {
+                      type: 'array',
+                      items: {
+                        type: 'string',
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+    },
   },
 } as const;
