@@ -399,7 +399,26 @@ test('CI drives a release with curl and the static token: registered, in develop
     const p = curl([`${api}/promotions/${first.body.id}`]);
     expect(p.body.promotion.state).toBe('succeeded');
   }).toPass({ timeout: 90_000 });
+  // Rolling back is not among the token's permissions.
+  const rollback = curl([
+    '-X',
+    'POST',
+    '-d',
+    JSON.stringify({ stage: 'staging' }),
+    `${entity}/rollbacks`,
+  ]);
+  expect(rollback.status).toBe(403);
   // The token opens nothing outside Progression.
   const catalog = curl(['http://localhost:7007/api/catalog/entities']);
   expect(catalog.status).toBe(403);
+});
+
+test('the Create page offers the progressive-service template', async ({
+  page,
+}) => {
+  await signInAsGuest(page);
+  await page.goto('/create');
+  await expect(
+    page.getByText('Service released with Progression'),
+  ).toBeVisible();
 });
