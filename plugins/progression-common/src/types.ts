@@ -234,3 +234,114 @@ export interface EntityFlags {
   /** Stages whose flags could not be read, and why. */
   errors: Record<string, string>;
 }
+
+/**
+ * The states of a promotion (see the backend's transition table).
+ *
+ * @public
+ */
+export const PROMOTION_STATES = [
+  'pending',
+  'preflight',
+  'awaiting-approval',
+  'deploying',
+  'verifying',
+  'succeeded',
+  'failed',
+  'rejected',
+  'cancelled',
+  'rolling-back',
+  'rolled-back',
+] as const;
+
+/**
+ * A state of a promotion.
+ *
+ * @public
+ */
+export type PromotionState = (typeof PROMOTION_STATES)[number];
+
+/**
+ * The states a promotion ends in.
+ *
+ * @public
+ */
+export const TERMINAL_PROMOTION_STATES: readonly PromotionState[] = [
+  'succeeded',
+  'failed',
+  'rejected',
+  'cancelled',
+  'rolled-back',
+];
+
+/**
+ * A release as the REST API returns it.
+ *
+ * @public
+ */
+export interface ReleaseDto {
+  id: string;
+  entityRef: string;
+  version: string;
+  image: string;
+  commit?: string;
+  url?: string;
+  createdBy: string;
+  createdAt: string;
+}
+
+/**
+ * A promotion (or an on-demand rollback) as the REST API returns it.
+ *
+ * @public
+ */
+export interface PromotionDto {
+  id: string;
+  kind: 'promotion' | 'rollback';
+  entityRef: string;
+  pipeline: string;
+  stage: string;
+  state: PromotionState;
+  release: ReleaseDto;
+  requestedBy: string;
+  reason?: string;
+  error?: string;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+}
+
+/**
+ * One step of a promotion as the REST API returns it: a transition, the
+ * deploy, a gate with its evidence, a rollback.
+ *
+ * @public
+ */
+export interface PromotionStepDto {
+  id: number;
+  kind: string;
+  name: string;
+  status: string;
+  fromState?: string;
+  toState?: string;
+  actor?: string;
+  reason?: string;
+  evidence?: unknown;
+  startedAt: string;
+  finishedAt?: string;
+}
+
+/**
+ * Whether an entity is ready for Progression (`POST /v1/validate`); valid
+ * when there are no problems.
+ *
+ * @public
+ */
+export interface EntityValidation {
+  valid: boolean;
+  pipeline?: string;
+  stages: string[];
+  kubernetesId: string;
+  problems: string[];
+  warnings: string[];
+}

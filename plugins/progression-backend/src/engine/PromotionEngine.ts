@@ -237,7 +237,7 @@ export class PromotionEngine {
       case 'deploying':
         return this.deploy(p, release, signal);
       case 'verifying':
-        return this.verify(p, signal);
+        return this.verify(p, release, signal);
       case 'rolling-back':
         return this.rollBack(p, release, signal);
       default:
@@ -310,7 +310,7 @@ export class PromotionEngine {
         };
       }
     }
-    const failed = firstBlocking(await this.runGates(p, 'preflight'));
+    const failed = firstBlocking(await this.runGates(p, release, 'preflight'));
     if (failed) {
       const reason = `${failed.gate}: ${failed.reason}`;
       return {
@@ -389,7 +389,7 @@ export class PromotionEngine {
     if (!alreadyPatched && !evidence && p.kind !== 'rollback') {
       // Jobs before the deploy (a migration): after the approval, once.
       const failed = firstBlocking(
-        await this.runGates(p, 'predeploy', signal, { once: true }),
+        await this.runGates(p, release, 'predeploy', signal, { once: true }),
       );
       if (failed) {
         const reason = `${failed.gate}: ${failed.reason}; nothing was deployed`;
@@ -537,6 +537,7 @@ export class PromotionEngine {
 
   private async runGates(
     p: Promotion,
+    release: Release,
     phase: GateResult['phase'],
     signal?: AbortSignal,
     options: { once?: boolean } = {},
@@ -544,8 +545,7 @@ export class PromotionEngine {
     const { stage } = this.pipelineOf(p);
     const gates = this.options.gates.filter(g => g.appliesTo(stage, phase));
     if (!gates.length) return [];
-    const release = await this.options.store.getRelease(p.releaseId);
-    const context = await this.gateContext(p, stage, release!, signal);
+    const context = await this.gateContext(p, stage, release, signal);
     // A gate that already passed in this phase (before a crash) is not run
     // again when it must run once, such as a migration Job.
     const done = options.once
@@ -579,8 +579,12 @@ export class PromotionEngine {
     return results;
   }
 
-  private async verify(p: Promotion, signal?: AbortSignal): Promise<Outcome> {
-    const results = await this.runGates(p, 'verification', signal);
+  private async verify(
+    p: Promotion,
+    release: Release,
+    signal?: AbortSignal,
+  ): Promise<Outcome> {
+    const results = await this.runGates(p, release, 'verification', signal);
     const failed = firstBlocking(results);
     if (failed) {
       return {
@@ -654,7 +658,7 @@ export class PromotionEngine {
     // `kubectl rollout undo` + `kubectl rollout status`'s share of it.
     const undoAndRolloutMs = Date.now() - started;
     const checks = rollout.done
-      ? await this.runGates(p, 'rollback', signal)
+      ? await this.runGates(p, release, 'rollback', signal)
       : [];
     const healthy =
       rollout.done &&

@@ -48,6 +48,38 @@ const selector =
   'namespace="{{ namespace }}",app="{{ app }}",version="{{ version }}"';
 const ERROR_RATE = `(sum(rate(http_requests_total{${selector},status=~"5.."}[10s])) or vector(0)) / sum(rate(http_requests_total{${selector}}[10s]))`;
 
+/**
+ * The REST API over `service`, for one entity of `pipeline`, every
+ * response checked against the OpenAPI document.
+ */
+async function serve(
+  service: ProgressionService,
+  config: ProgressionConfig,
+  name: string,
+  pipeline: string,
+) {
+  const entity = {
+    apiVersion: 'backstage.io/v1alpha1',
+    kind: 'Component',
+    metadata: {
+      name,
+      namespace: 'default',
+      annotations: { 'progression.backstage.io/pipeline': pipeline },
+    },
+    spec: { type: 'service', owner: 'team' },
+  };
+  const router = await createRouter({
+    httpAuth: mockServices.httpAuth(),
+    catalog: catalogServiceMock({ entities: [entity] }),
+    config,
+    service,
+  });
+  const server = await wrapServerOnIPv4(
+    express().use(router).use(mockErrorHandler()),
+  );
+  return { entity, server };
+}
+
 const describeWithPrometheus = prometheusAvailable() ? describe : describe.skip;
 
 describeWithPrometheus('promotions through metric gates', () => {
@@ -230,24 +262,11 @@ describeWithPrometheus('promotions through metric gates', () => {
         timeoutMs: 2000,
       }),
     });
-    const entity = {
-      apiVersion: 'backstage.io/v1alpha1',
-      kind: 'Component',
-      metadata: {
-        name: 'payments-api',
-        namespace: 'default',
-        annotations: { 'progression.backstage.io/pipeline': 'standard' },
-      },
-      spec: { type: 'service', owner: 'team' },
-    };
-    const router = await createRouter({
-      httpAuth: mockServices.httpAuth(),
-      catalog: catalogServiceMock({ entities: [entity] }),
-      config,
+    const { entity, server } = await serve(
       service,
-    });
-    const server = await wrapServerOnIPv4(
-      express().use(router).use(mockErrorHandler()),
+      config,
+      'payments-api',
+      'standard',
     );
     // A fresh Prometheus has a few seconds of samples: wait for a rate.
     let res = await request(server).get(
@@ -528,25 +547,7 @@ describe('promotions through the cluster gates (job, isolation, parity) and the 
       workloads: new KubernetesWorkloads(),
       previewGates: [new IsolationGate(), new ParityGate()],
     });
-    const entity = {
-      apiVersion: 'backstage.io/v1alpha1',
-      kind: 'Component',
-      metadata: {
-        name: 'web-shop',
-        namespace: 'default',
-        annotations: { 'progression.backstage.io/pipeline': 'guarded' },
-      },
-      spec: { type: 'service', owner: 'team' },
-    };
-    const router = await createRouter({
-      httpAuth: mockServices.httpAuth(),
-      catalog: catalogServiceMock({ entities: [entity] }),
-      config,
-      service,
-    });
-    const server = await wrapServerOnIPv4(
-      express().use(router).use(mockErrorHandler()),
-    );
+    const { server } = await serve(service, config, 'web-shop', 'guarded');
     const res = await request(server).get(
       '/v1/entities/component/default/web-shop/stages/production/preview',
     );
@@ -586,25 +587,7 @@ describe('promotions through the cluster gates (job, isolation, parity) and the 
       onWork: () => {},
       workloads: new KubernetesWorkloads(),
     });
-    const entity = {
-      apiVersion: 'backstage.io/v1alpha1',
-      kind: 'Component',
-      metadata: {
-        name: 'web-shop',
-        namespace: 'default',
-        annotations: { 'progression.backstage.io/pipeline': 'guarded' },
-      },
-      spec: { type: 'service', owner: 'team' },
-    };
-    const router = await createRouter({
-      httpAuth: mockServices.httpAuth(),
-      catalog: catalogServiceMock({ entities: [entity] }),
-      config,
-      service,
-    });
-    const server = await wrapServerOnIPv4(
-      express().use(router).use(mockErrorHandler()),
-    );
+    const { server } = await serve(service, config, 'web-shop', 'guarded');
     const res = await request(server).get(
       '/v1/entities/component/default/web-shop/flags',
     );

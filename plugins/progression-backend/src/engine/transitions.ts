@@ -11,29 +11,19 @@
  *                                                     rolling-back ──► rolled-back
  * ```
  */
-export const PROMOTION_STATES = [
-  'pending',
-  'preflight',
-  'awaiting-approval',
-  'deploying',
-  'verifying',
-  'succeeded',
-  'failed',
-  'rejected',
-  'cancelled',
-  'rolling-back',
-  'rolled-back',
-] as const;
+import {
+  PROMOTION_STATES,
+  PromotionState,
+  TERMINAL_PROMOTION_STATES,
+} from '@internal/backstage-plugin-progression-common';
 
-export type PromotionState = (typeof PROMOTION_STATES)[number];
+// The states are part of the REST contract, so they live in -common.
+export { PROMOTION_STATES };
+export type { PromotionState };
 
-export const TERMINAL_STATES: ReadonlySet<PromotionState> = new Set([
-  'succeeded',
-  'failed',
-  'rejected',
-  'cancelled',
-  'rolled-back',
-]);
+export const TERMINAL_STATES: ReadonlySet<PromotionState> = new Set(
+  TERMINAL_PROMOTION_STATES,
+);
 
 export function isTerminal(state: PromotionState): boolean {
   return TERMINAL_STATES.has(state);

@@ -9,6 +9,9 @@ import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import {
   EntityEnvironments,
+  EntityValidation,
+  PromotionDto,
+  ReleaseDto,
   EntityFlags,
   EntityMetrics,
   GateResult,
@@ -56,32 +59,7 @@ import {
 } from '../database/DatabasePromotionStore';
 import { PromotionState, isTerminal } from '../engine/transitions';
 
-export interface PromotionDto {
-  id: string;
-  kind: 'promotion' | 'rollback';
-  entityRef: string;
-  pipeline: string;
-  stage: string;
-  state: PromotionState;
-  release: ReleaseDto;
-  requestedBy: string;
-  reason?: string;
-  error?: string;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt?: string;
-}
-
-export interface ReleaseDto {
-  id: string;
-  entityRef: string;
-  version: string;
-  image: string;
-  commit?: string;
-  url?: string;
-  createdBy: string;
-  createdAt: string;
-}
+export type { PromotionDto, ReleaseDto };
 
 function isHttpUrl(value: string): boolean {
   try {
@@ -127,16 +105,6 @@ interface StageHistory {
   approvals: Map<string, string[]>;
   /** The version of a live image, looked up once per image. */
   byImage: Map<string, Promise<string | undefined>>;
-}
-
-/** What `validateEntity` found; valid when there are no problems. */
-export interface EntityValidation {
-  valid: boolean;
-  pipeline?: string;
-  stages: string[];
-  kubernetesId: string;
-  problems: string[];
-  warnings: string[];
 }
 
 // A Kubernetes label value (IsValidLabelValue).

@@ -128,6 +128,16 @@ export async function createRouter(
     return entity;
   };
 
+  /** The caller of a route, a user or a service (401 otherwise). */
+  // Any route's request: the validated router types each one's query.
+  type AnyRequest = express.Request<any, any, any, any>;
+  const callerOf = (req: AnyRequest) =>
+    httpAuth.credentials(req, { allow: ['user', 'service'] });
+
+  /** The entity a read route names, as its caller may see it. */
+  const readEntity = async (req: AnyRequest, ref: CompoundEntityRef) =>
+    entityForRead(ref, await callerOf(req));
+
   const authorize = async (
     credentials: BackstageCredentials,
     permission: ResourcePermission<'catalog-entity'>,
@@ -203,10 +213,7 @@ export async function createRouter(
   router.get(
     '/v1/entities/:kind/:namespace/:name/environments',
     async (req, res) => {
-      const credentials = await httpAuth.credentials(req, {
-        allow: ['user', 'service'],
-      });
-      const entity = await entityForRead(req.params, credentials);
+      const entity = await readEntity(req, req.params);
       res.json(
         service
           ? await service.environments(entity)
@@ -216,7 +223,7 @@ export async function createRouter(
   );
 
   router.post('/v1/validate', async (req, res) => {
-    await httpAuth.credentials(req, { allow: ['user', 'service'] });
+    await callerOf(req);
     const entity = req.body.entity as Partial<Entity>;
     if (typeof entity.metadata?.name !== 'string' || !entity.metadata.name) {
       throw new InputError(
@@ -244,10 +251,7 @@ export async function createRouter(
   router.get(
     '/v1/entities/:kind/:namespace/:name/stages/:stage/preview',
     async (req, res) => {
-      const credentials = await httpAuth.credentials(req, {
-        allow: ['user', 'service'],
-      });
-      const entity = await entityForRead(req.params, credentials);
+      const entity = await readEntity(req, req.params);
       const preview = await needService().previewPromotion(
         entity,
         req.params.stage,
@@ -257,20 +261,14 @@ export async function createRouter(
   );
 
   router.get('/v1/entities/:kind/:namespace/:name/flags', async (req, res) => {
-    const credentials = await httpAuth.credentials(req, {
-      allow: ['user', 'service'],
-    });
-    const entity = await entityForRead(req.params, credentials);
+    const entity = await readEntity(req, req.params);
     res.json(await needService().flags(entity));
   });
 
   router.get(
     '/v1/entities/:kind/:namespace/:name/metrics',
     async (req, res) => {
-      const credentials = await httpAuth.credentials(req, {
-        allow: ['user', 'service'],
-      });
-      const entity = await entityForRead(req.params, credentials);
+      const entity = await readEntity(req, req.params);
       res.json(
         await needService().metrics(entity, {
           stage: req.query.stage,
@@ -283,10 +281,7 @@ export async function createRouter(
   router.get(
     '/v1/entities/:kind/:namespace/:name/releases',
     async (req, res) => {
-      const credentials = await httpAuth.credentials(req, {
-        allow: ['user', 'service'],
-      });
-      const entity = await entityForRead(req.params, credentials);
+      const entity = await readEntity(req, req.params);
       res.json({ items: await needService().listReleases(entity) });
     },
   );
@@ -294,9 +289,7 @@ export async function createRouter(
   router.post(
     '/v1/entities/:kind/:namespace/:name/releases',
     async (req, res) => {
-      const credentials = await httpAuth.credentials(req, {
-        allow: ['user', 'service'],
-      });
+      const credentials = await callerOf(req);
       const entity = await entityOf(req.params, credentials);
       const entityRef = stringifyEntityRef(entity);
       const result = await audited(
@@ -323,10 +316,7 @@ export async function createRouter(
   router.get(
     '/v1/entities/:kind/:namespace/:name/promotions',
     async (req, res) => {
-      const credentials = await httpAuth.credentials(req, {
-        allow: ['user', 'service'],
-      });
-      const entity = await entityForRead(req.params, credentials);
+      const entity = await readEntity(req, req.params);
       const { stage, status, limit, cursor } = req.query;
       res.json(
         await needService().listPromotions(entity, {
@@ -342,9 +332,7 @@ export async function createRouter(
   router.post(
     '/v1/entities/:kind/:namespace/:name/promotions',
     async (req, res) => {
-      const credentials = await httpAuth.credentials(req, {
-        allow: ['user', 'service'],
-      });
+      const credentials = await callerOf(req);
       const entity = await entityOf(req.params, credentials);
       const entityRef = stringifyEntityRef(entity);
       const idempotencyKey = req.header('Idempotency-Key') ?? undefined;
@@ -373,9 +361,7 @@ export async function createRouter(
   router.post(
     '/v1/entities/:kind/:namespace/:name/rollbacks',
     async (req, res) => {
-      const credentials = await httpAuth.credentials(req, {
-        allow: ['user', 'service'],
-      });
+      const credentials = await callerOf(req);
       const entity = await entityOf(req.params, credentials);
       const entityRef = stringifyEntityRef(entity);
       const idempotencyKey = req.header('Idempotency-Key') ?? undefined;
@@ -406,9 +392,7 @@ export async function createRouter(
   );
 
   router.get('/v1/promotions/:id', async (req, res) => {
-    const credentials = await httpAuth.credentials(req, {
-      allow: ['user', 'service'],
-    });
+    const credentials = await callerOf(req);
     const promotion = await visiblePromotion(req.params.id, credentials);
     res.json(await needService().promotionDetails(promotion));
   });
@@ -442,9 +426,7 @@ export async function createRouter(
   });
 
   router.post('/v1/promotions/:id/cancel', async (req, res) => {
-    const credentials = await httpAuth.credentials(req, {
-      allow: ['user', 'service'],
-    });
+    const credentials = await callerOf(req);
     const promotion = await visiblePromotion(req.params.id, credentials);
     const result = await audited(
       req,

@@ -18,64 +18,29 @@ import {
   NotFoundError,
 } from '@backstage/errors';
 import { durationToMilliseconds } from '@backstage/types';
+import {
+  EntityValidation,
+  PromotionDto,
+  PromotionStepDto,
+  ReleaseDto,
+  TERMINAL_PROMOTION_STATES,
+} from '@internal/backstage-plugin-progression-common';
 
 /*
  * What the three actions share: the calls to Progression's REST API, made
  * on behalf of the user who runs the task, and the parsing of their inputs.
  */
 
-/** A release as the API returns it. */
-export interface ReleaseDto {
-  id: string;
-  entityRef: string;
-  version: string;
-  image: string;
-  commit?: string;
-  url?: string;
-  createdBy: string;
-  createdAt: string;
-}
+export type { PromotionDto, ReleaseDto };
 
-/** A promotion as the API returns it. */
-export interface PromotionDto {
-  id: string;
-  entityRef: string;
-  pipeline: string;
-  stage: string;
-  state: string;
-  release: ReleaseDto;
-  requestedBy: string;
-  reason?: string;
-  error?: string;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt?: string;
-}
-
-/** One step of a promotion: a transition, the deploy, a gate, a rollback. */
-export interface PromotionStepDto {
-  id: number;
-  kind: string;
-  name: string;
-  status: string;
-  fromState?: string;
-  toState?: string;
-  reason?: string;
-}
-
+/** A promotion with its steps, as `GET /v1/promotions/{id}` returns it. */
 export interface PromotionDetailsDto {
   promotion: PromotionDto;
   steps: PromotionStepDto[];
 }
 
 /** The states a promotion ends in. */
-export const TERMINAL_STATES = [
-  'succeeded',
-  'failed',
-  'rejected',
-  'cancelled',
-  'rolled-back',
-];
+export const TERMINAL_STATES: readonly string[] = TERMINAL_PROMOTION_STATES;
 
 /** The API's rules for a release, checked before anything is sent. */
 export const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
@@ -327,14 +292,7 @@ export class ProgressionClient {
   }
 
   /** Progression's verdict on an entity and its pipeline. */
-  async validateEntity(entity: Entity): Promise<{
-    valid: boolean;
-    pipeline?: string;
-    stages: string[];
-    kubernetesId: string;
-    problems: string[];
-    warnings: string[];
-  }> {
+  async validateEntity(entity: Entity): Promise<EntityValidation> {
     const { body } = await this.fetch(
       'POST',
       'validate',

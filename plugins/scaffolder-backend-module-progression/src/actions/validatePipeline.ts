@@ -3,18 +3,9 @@ import { AuthService, DiscoveryService } from '@backstage/backend-plugin-api';
 import { InputError, NotFoundError } from '@backstage/errors';
 import { CatalogService } from '@backstage/plugin-catalog-node';
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
+import { EntityValidation } from '@internal/backstage-plugin-progression-common';
 import { examples } from './validatePipeline.examples';
 import { ProgressionClient, parseEntityRefInput } from './progressionClient';
-
-/** What the validation found; `valid` when there are no problems. */
-export interface PipelineValidation {
-  valid: boolean;
-  pipeline?: string;
-  stages: string[];
-  kubernetesId: string;
-  problems: string[];
-  warnings: string[];
-}
 
 /** An inline entity as far as the checks need one. */
 function toEntity(value: Record<string, unknown>): Entity {
@@ -147,7 +138,7 @@ export function createValidatePipelineAction(options: {
       const name = stringifyEntityRef(entity);
 
       // Progression checks it against the pipelines it runs (POST /v1/validate).
-      const result: PipelineValidation = await new ProgressionClient({
+      const result: EntityValidation = await new ProgressionClient({
         discovery,
         auth,
         credentials: await ctx.getInitiatorCredentials(),
