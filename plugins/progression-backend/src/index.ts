@@ -6,11 +6,3 @@
  */
 
 export { progressionPlugin as default } from './plugin';
-export {
-  readProgressionConfig,
-  ProgressionConfigError,
-} from './config/readProgressionConfig';
-export type {
-  ProgressionConfig,
-  PipelineConfig,
-} from './config/readProgressionConfig';
