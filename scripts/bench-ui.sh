@@ -26,11 +26,8 @@ start_prometheus "$BENCH_DIR/prometheus.log"
 log "Starting the backend, which serves the built app on http://localhost:7007 ..."
 setsid node "$YARN_RELEASE" workspace backend start >"$BENCH_DIR/backend.log" 2>&1 &
 BACKEND_PID=$!
-for i in $(seq 1 150); do
-  curl -fsS -o /dev/null http://localhost:7007/.backstage/health/v1/readiness 2>/dev/null && break
-  kill -0 "$BACKEND_PID" 2>/dev/null || { tail -n 40 "$BENCH_DIR/backend.log" >&2; die "The backend exited."; }
-  sleep 2
-done
+wait_while_alive "$BACKEND_PID" 300 curl -fsS -o /dev/null http://localhost:7007/.backstage/health/v1/readiness \
+  || { tail -n 40 "$BENCH_DIR/backend.log" >&2; die "The backend did not start."; }
 curl -fsS http://localhost:7007/ | grep -q '<div id="root">' \
   || die "The backend does not serve the built app on http://localhost:7007/."
 node "$ROOT/packages/app/bench/tabLoad.js"

@@ -86,6 +86,20 @@ apt_install() {
   "${runner[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
+# Runs a command every half second until it succeeds (0), the process PID
+# exits (1) or SECONDS pass (1): waits for a server that PID starts.
+# Usage: wait_while_alive PID SECONDS command [args...]
+wait_while_alive() {
+  local pid="$1" seconds="$2" deadline
+  shift 2
+  deadline=$(( $(date +%s) + seconds ))
+  until "$@" >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || return 1
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+}
+
 # Starts the local cluster simulator with the demo workloads in the
 # background (API https://127.0.0.1:6443, workloads on :7101-7103) and
 # writes a kubeconfig for kubectl to .demo/kubeconfig. Sets SIMULATOR_PID.
@@ -100,15 +114,10 @@ start_simulator() {
   setsid node "$ROOT/packages/kube-simulator/bin/kube-simulator" \
     --demo --tls --port 6443 --write-kubeconfig "$ROOT/.demo/kubeconfig" >"$log" 2>&1 &
   SIMULATOR_PID=$!
-  local i
-  for i in $(seq 1 60); do
-    if grep -q 'listening on' "$log" 2>/dev/null; then
-      log "Cluster simulator: https://127.0.0.1:6443 (KUBECONFIG=$ROOT/.demo/kubeconfig kubectl get pods -A)"
-      return 0
-    fi
-    kill -0 "$SIMULATOR_PID" 2>/dev/null || break
-    sleep 0.5
-  done
+  if wait_while_alive "$SIMULATOR_PID" 30 grep -q 'listening on' "$log"; then
+    log "Cluster simulator: https://127.0.0.1:6443 (KUBECONFIG=$ROOT/.demo/kubeconfig kubectl get pods -A)"
+    return 0
+  fi
   cat "$log" >&2
   die "The cluster simulator did not start."
 }
@@ -144,16 +153,11 @@ YAML
     --storage.tsdb.retention.time=1d \
     --web.listen-address="127.0.0.1:$port" >"$log" 2>&1 &
   PROMETHEUS_PID=$!
-  local i
-  for i in $(seq 1 60); do
-    if curl -fsS -o /dev/null "http://127.0.0.1:$port/-/ready" 2>/dev/null; then
-      export PROGRESSION_PROMETHEUS_URL="http://127.0.0.1:$port"
-      log "Prometheus: $PROGRESSION_PROMETHEUS_URL (scraping the demo workloads)"
-      return 0
-    fi
-    kill -0 "$PROMETHEUS_PID" 2>/dev/null || break
-    sleep 0.5
-  done
+  if wait_while_alive "$PROMETHEUS_PID" 30 curl -fsS -o /dev/null "http://127.0.0.1:$port/-/ready"; then
+    export PROGRESSION_PROMETHEUS_URL="http://127.0.0.1:$port"
+    log "Prometheus: $PROGRESSION_PROMETHEUS_URL (scraping the demo workloads)"
+    return 0
+  fi
   cat "$log" >&2
   log "Prometheus did not start: metric gates will be skipped."
   PROMETHEUS_PID=""

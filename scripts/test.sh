@@ -81,20 +81,6 @@ start_postgres() {
   log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $PG_DATA)"
 }
 
-wait_for_url() {
-  local url="$1" timeout="$2" start
-  start=$(date +%s)
-  until curl -fsS -o /dev/null "$url" 2>/dev/null; do
-    if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
-      return 1
-    fi
-    if [ -n "$DEMO_PID" ] && ! kill -0 "$DEMO_PID" 2>/dev/null; then
-      return 1
-    fi
-    sleep 2
-  done
-}
-
 start_demo() {
   for port in 3000 7007; do
     if port_in_use "$port"; then
@@ -106,8 +92,8 @@ start_demo() {
   log "Starting the demo for the end-to-end tests (log: $WORK/demo.log)..."
   setsid node "$YARN_RELEASE" start >"$WORK/demo.log" 2>&1 &
   DEMO_PID=$!
-  if ! wait_for_url http://localhost:7007/.backstage/health/v1/readiness 300 \
-    || ! wait_for_url http://localhost:3000 300; then
+  if ! wait_while_alive "$DEMO_PID" 300 curl -fsS -o /dev/null http://localhost:7007/.backstage/health/v1/readiness \
+    || ! wait_while_alive "$DEMO_PID" 300 curl -fsS -o /dev/null http://localhost:3000; then
     tail -n 80 "$WORK/demo.log" >&2
     return 1
   fi
