@@ -11,16 +11,13 @@ import {
 } from './discovery';
 import { Faults } from './Faults';
 import { openApiV3Document, openApiV3Root } from './openapi';
+import { parseFieldSelector } from './fieldSelector';
 import { matchesLabelSelector, parseLabelSelector } from './labelSelector';
 import { ObjectService } from './ObjectService';
 import { applyPatchByContentType } from './patch';
-import {
-  findResource,
-  RESOURCES,
-  ResourceType,
-  apiVersionOf,
-} from './resources';
-import { KubeObject, StoreEvent } from '../store/Store';
+import { findResource, ResourceType, apiVersionOf } from './resources';
+import { WatchHandler } from './WatchHandler';
+import { KubeObject } from '../store/Store';
 import { PodLogs } from '../controllers/PodLogs';
 
 export interface ApiServerOptions {
@@ -49,11 +46,17 @@ const MAX_BODY = 8 * 1024 * 1024;
  */
 export class ApiServer {
   private server?: http.Server | https.Server;
-  private readonly watches = new Set<http.ServerResponse>();
+  private readonly watches: WatchHandler;
   /** Requests answered, by method (watches included), for benchmarks. */
   readonly requests: Record<string, number> = {};
 
-  constructor(private readonly options: ApiServerOptions) {}
+  constructor(private readonly options: ApiServerOptions) {
+    this.watches = new WatchHandler({
+      store: options.objects.store,
+      faults: options.faults,
+      bookmarkIntervalMs: options.bookmarkIntervalMs,
+    });
+  }
 
   async listen(port = 0, host = '127.0.0.1'): Promise<string> {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -75,8 +78,7 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
-    for (const res of this.watches) res.end();
-    this.watches.clear();
+    this.watches.endAll();
     if (!this.server) return;
     this.server.closeAllConnections?.();
     await new Promise<void>(resolve => this.server!.close(() => resolve()));
@@ -84,12 +86,11 @@ export class ApiServer {
 
   /** Ends every open watch, as a dropped connection would. */
   dropWatches() {
-    for (const res of this.watches) res.destroy();
-    this.watches.clear();
+    this.watches.dropAll();
   }
 
   get openWatches() {
-    return this.watches.size;
+    return this.watches.count;
   }
 
   private fail(res: http.ServerResponse, e: unknown) {
@@ -296,7 +297,7 @@ export class ApiServer {
       if (method === 'GET') {
         const watch = url.searchParams.get('watch');
         if (watch === 'true' || watch === '1') {
-          return this.watch(type, namespace, url, res);
+          return this.watches.serve(type, namespace, url, res);
         }
         return this.list(type, namespace, url, accept, res);
       }
@@ -562,135 +563,4 @@ export class ApiServer {
       return this.json(res, 200, toScale(updated));
     });
   }
-
-  /**
-   * A watch: newline-delimited JSON events. Without a resourceVersion (or
-   * "0") it starts with ADDED events for what exists; with one it replays
-   * what happened since, or answers 410 Gone (as an ERROR event) when that
-   * history is no longer kept.
-   */
-  private watch(
-    type: ResourceType,
-    namespace: string | undefined,
-    url: URL,
-    res: http.ServerResponse,
-  ) {
-    const { store } = this.options.objects;
-    const requirements = parseLabelSelector(
-      url.searchParams.get('labelSelector') ?? '',
-    );
-    const fields = parseFieldSelector(url.searchParams.get('fieldSelector'));
-    const matches = (o: KubeObject) =>
-      (!type.namespaced ||
-        namespace === undefined ||
-        o.metadata.namespace === namespace) &&
-      matchesLabelSelector(requirements, o.metadata.labels) &&
-      fields(o);
-
-    res.writeHead(200, {
-      'Content-Type': 'application/json',
-      'Transfer-Encoding': 'chunked',
-      'Cache-Control': 'no-cache',
-    });
-    // Send the headers now: clients (kubectl's rollout status among them)
-    // wait for them before they treat the watch as open.
-    res.flushHeaders();
-    const send = (event: unknown) => res.write(`${JSON.stringify(event)}\n`);
-
-    const rvParam = url.searchParams.get('resourceVersion');
-    const since = rvParam && rvParam !== '0' ? Number(rvParam) : undefined;
-    if (
-      since !== undefined &&
-      (Number.isNaN(since) || !store.eventsSince(since))
-    ) {
-      send({
-        type: 'ERROR',
-        object: ApiError.gone(
-          `too old resource version: ${rvParam} (${store.oldestResumableVersion})`,
-        ).toStatus(),
-      });
-      res.end();
-      return;
-    }
-    if (since === undefined) {
-      for (const o of store
-        .list(type.plural, type.namespaced ? namespace : undefined)
-        .filter(matches)) {
-        send({ type: 'ADDED', object: o });
-      }
-    } else {
-      for (const e of store.eventsSince(since)!) {
-        if (e.resource === type.plural && matches(e.object))
-          send({ type: e.type, object: e.object });
-      }
-    }
-
-    this.watches.add(res);
-    const unsubscribe = store.subscribe((e: StoreEvent) => {
-      if (e.resource === type.plural && matches(e.object)) {
-        send({ type: e.type, object: e.object });
-      }
-    });
-    const timers: NodeJS.Timeout[] = [];
-    const end = () => {
-      unsubscribe();
-      timers.forEach(t => clearTimeout(t));
-      this.watches.delete(res);
-      if (!res.writableEnded) res.end();
-    };
-    res.on('close', end);
-    const timeout = Number(url.searchParams.get('timeoutSeconds'));
-    if (timeout > 0) timers.push(setTimeout(end, timeout * 1000));
-    const drop = this.options.faults.dropWatchesAfterMs;
-    if (drop !== undefined)
-      timers.push(
-        setTimeout(() => {
-          end();
-          res.destroy();
-        }, drop),
-      );
-    if (url.searchParams.get('allowWatchBookmarks') === 'true') {
-      const interval = setInterval(() => {
-        send({
-          type: 'BOOKMARK',
-          object: {
-            kind: type.kind,
-            apiVersion: apiVersionOf(type),
-            metadata: { resourceVersion: String(store.currentResourceVersion) },
-          },
-        });
-      }, this.options.bookmarkIntervalMs ?? 30_000);
-      timers.push(interval as unknown as NodeJS.Timeout);
-      res.on('close', () => clearInterval(interval));
-    }
-  }
 }
-
-/** `metadata.name=x,metadata.namespace!=y` and the few other fields we index. */
-function parseFieldSelector(
-  selector: string | null,
-): (o: KubeObject) => boolean {
-  if (!selector) return () => true;
-  const terms = selector
-    .split(',')
-    .filter(Boolean)
-    .map(term => {
-      const m = term.match(/^([^=!]+)(==|=|!=)(.*)$/);
-      if (!m) throw ApiError.badRequest(`invalid field selector: '${term}'`);
-      const [, field, op, value] = m;
-      const readers: Record<string, (o: KubeObject) => string | undefined> = {
-        'metadata.name': o => o.metadata.name,
-        'metadata.namespace': o => o.metadata.namespace,
-        'status.phase': o => o.status?.phase,
-        'spec.nodeName': o => o.spec?.nodeName,
-      };
-      const read = readers[field];
-      if (!read)
-        throw ApiError.badRequest(`field label not supported: ${field}`);
-      return (o: KubeObject) =>
-        op === '!=' ? read(o) !== value : read(o) === value;
-    });
-  return o => terms.every(t => t(o));
-}
-
-export { RESOURCES };
