@@ -6,4 +6,6 @@
 
 export * from './annotations';
 export * from './types';
+export * from './evidence';
 export * from './permissions';
+export * from './client/ProgressionApiClient';

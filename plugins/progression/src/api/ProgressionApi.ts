@@ -5,6 +5,13 @@ import {
   EntityFlags,
   EntityMetrics,
   GateResult,
+  GetEntityMetricsQuery,
+  NewApproval,
+  NewPromotion,
+  NewRollback,
+  PromotionDetailsDto,
+  PromotionDto,
+  ReleaseDto,
 } from '@internal/backstage-plugin-progression-common';
 
 /**
@@ -18,13 +25,10 @@ export interface ProgressionApi {
   /** Requests a promotion of a release (the newest by default) into a stage. */
   requestPromotion(
     entityRef: CompoundEntityRef,
-    request: { stage: string; version?: string; reason?: string },
+    request: NewPromotion,
   ): Promise<PromotionRef>;
   /** Approves or rejects a promotion awaiting approval. */
-  decide(
-    promotionId: string,
-    decision: { decision: 'approve' | 'reject'; comment?: string },
-  ): Promise<PromotionRef>;
+  decide(promotionId: string, decision: NewApproval): Promise<PromotionRef>;
   /** Cancels an active promotion. */
   cancel(promotionId: string): Promise<PromotionRef>;
   /** The entity's promotions, newest first. */
@@ -37,7 +41,7 @@ export interface ProgressionApi {
   /** Request rate, error rate and p95 per stage over the last `range` (default 1h). */
   getMetrics(
     entityRef: CompoundEntityRef,
-    options?: { stage?: string; range?: '15m' | '1h' | '6h' | '24h' },
+    options?: GetEntityMetricsQuery,
   ): Promise<EntityMetrics>;
   /**
    * What the read-only gates before the approval (isolation, parity) say
@@ -48,15 +52,13 @@ export interface ProgressionApi {
     stage: string,
   ): Promise<{ stage: string; results: GateResult[] }>;
   /** The entity's releases, newest first. */
-  listReleases(
-    entityRef: CompoundEntityRef,
-  ): Promise<Array<{ version: string; image: string; createdAt: string }>>;
+  listReleases(entityRef: CompoundEntityRef): Promise<ReleaseDto[]>;
   /** Every stage's feature flags, with the differences marked. */
   getFlags(entityRef: CompoundEntityRef): Promise<EntityFlags>;
   /** Rolls a stage back to an earlier release (the previous one by default). */
   requestRollback(
     entityRef: CompoundEntityRef,
-    request: { stage: string; toVersion?: string; reason?: string },
+    request: NewRollback,
   ): Promise<PromotionRef>;
 }
 
@@ -65,57 +67,21 @@ export interface ProgressionApi {
  *
  * @public
  */
-export interface PromotionListItem {
-  id: string;
-  kind: 'promotion' | 'rollback';
-  stage: string;
-  state: string;
-  release: { version: string; image: string };
-  requestedBy: string;
-  reason?: string;
-  error?: string;
-  createdAt: string;
-  finishedAt?: string;
-}
+export type PromotionListItem = PromotionDto;
 
 /**
  * A promotion with every step and approval.
  *
  * @public
  */
-export interface PromotionDetails {
-  promotion: PromotionListItem;
-  steps: Array<{
-    id: number;
-    kind: string;
-    name: string;
-    status: string;
-    toState?: string;
-    actor?: string;
-    reason?: string;
-    evidence?: unknown;
-    startedAt: string;
-  }>;
-  approvals: Array<{
-    approver: string;
-    decision: string;
-    comment?: string;
-    valid: boolean;
-    createdAt: string;
-  }>;
-}
+export type PromotionDetails = PromotionDetailsDto;
 
 /**
  * What the actions answer: the promotion they started or changed.
  *
  * @public
  */
-export interface PromotionRef {
-  id: string;
-  state: string;
-  stage: string;
-  release: { version: string };
-}
+export type PromotionRef = PromotionDto;
 
 /**
  * The API reference of {@link ProgressionApi}, shared by both frontend systems.

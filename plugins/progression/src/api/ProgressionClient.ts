@@ -1,11 +1,17 @@
 import { CompoundEntityRef } from '@backstage/catalog-model';
-import { ResponseError } from '@backstage/errors';
 import { DiscoveryApi, FetchApi } from '@backstage/frontend-plugin-api';
 import {
   EntityEnvironments,
   EntityFlags,
   EntityMetrics,
   GateResult,
+  GetEntityMetricsQuery,
+  ListPromotionsQuery,
+  NewApproval,
+  NewPromotion,
+  NewRollback,
+  ProgressionApiClient,
+  ReleaseDto,
 } from '@internal/backstage-plugin-progression-common';
 import {
   ProgressionApi,
@@ -15,141 +21,85 @@ import {
 } from './ProgressionApi';
 
 /**
- * The {@link ProgressionApi} over the backend's REST API.
+ * The {@link ProgressionApi} over the backend's REST API, as the signed-in
+ * user; a failed request throws a `ResponseError`.
  *
  * @public
  */
 export class ProgressionClient implements ProgressionApi {
-  private readonly discoveryApi: DiscoveryApi;
-  private readonly fetchApi: FetchApi;
+  private readonly client: ProgressionApiClient;
 
   constructor(options: { discoveryApi: DiscoveryApi; fetchApi: FetchApi }) {
-    this.discoveryApi = options.discoveryApi;
-    this.fetchApi = options.fetchApi;
+    const { discoveryApi, fetchApi } = options;
+    this.client = new ProgressionApiClient({
+      baseUrl: () => discoveryApi.getBaseUrl('progression'),
+      fetch: (url, init) => fetchApi.fetch(url, init),
+    });
   }
 
   async getEnvironments(
     entityRef: CompoundEntityRef,
   ): Promise<EntityEnvironments> {
-    return this.get(`/v1/entities/${entityPath(entityRef)}/environments`);
+    return this.client.getEnvironments(entityRef);
   }
 
   async requestPromotion(
     entityRef: CompoundEntityRef,
-    request: { stage: string; version?: string; reason?: string },
+    request: NewPromotion,
   ): Promise<PromotionRef> {
-    return this.post(
-      `/v1/entities/${entityPath(entityRef)}/promotions`,
-      request,
-    );
+    return this.client.requestPromotion(entityRef, request);
   }
 
   async decide(
     promotionId: string,
-    decision: { decision: 'approve' | 'reject'; comment?: string },
+    decision: NewApproval,
   ): Promise<PromotionRef> {
-    return this.post(
-      `/v1/promotions/${encodeURIComponent(promotionId)}/approvals`,
-      decision,
-    );
+    return this.client.decideApproval(promotionId, decision);
   }
 
   async cancel(promotionId: string): Promise<PromotionRef> {
-    return this.post(
-      `/v1/promotions/${encodeURIComponent(promotionId)}/cancel`,
-      {},
-    );
+    return this.client.cancelPromotion(promotionId);
   }
 
   async listPromotions(
     entityRef: CompoundEntityRef,
     filter: { stage?: string; status?: string; limit?: number } = {},
   ): Promise<{ items: PromotionListItem[]; nextCursor?: string }> {
-    const query = new URLSearchParams();
-    for (const [key, value] of Object.entries(filter)) {
-      if (value !== undefined && value !== '') query.set(key, String(value));
-    }
-    const qs = query.toString();
-    return this.get(
-      `/v1/entities/${entityPath(entityRef)}/promotions${qs ? `?${qs}` : ''}`,
-    );
+    // The history's outcome filter is free text; the backend answers an
+    // unknown state with a 400.
+    return this.client.listPromotions(entityRef, filter as ListPromotionsQuery);
   }
 
   async getMetrics(
     entityRef: CompoundEntityRef,
-    options: { stage?: string; range?: '15m' | '1h' | '6h' | '24h' } = {},
+    options: GetEntityMetricsQuery = {},
   ): Promise<EntityMetrics> {
-    const query = new URLSearchParams();
-    if (options.stage) query.set('stage', options.stage);
-    if (options.range) query.set('range', options.range);
-    const qs = query.toString();
-    return this.get(
-      `/v1/entities/${entityPath(entityRef)}/metrics${qs ? `?${qs}` : ''}`,
-    );
+    return this.client.getMetrics(entityRef, options);
   }
 
   async previewPromotion(
     entityRef: CompoundEntityRef,
     stage: string,
   ): Promise<{ stage: string; results: GateResult[] }> {
-    return this.get(
-      `/v1/entities/${entityPath(entityRef)}/stages/${encodeURIComponent(
-        stage,
-      )}/preview`,
-    );
+    return this.client.previewPromotion(entityRef, stage);
   }
 
-  async listReleases(
-    entityRef: CompoundEntityRef,
-  ): Promise<Array<{ version: string; image: string; createdAt: string }>> {
-    const { items } = await this.get<{
-      items: Array<{ version: string; image: string; createdAt: string }>;
-    }>(`/v1/entities/${entityPath(entityRef)}/releases`);
-    return items;
+  async listReleases(entityRef: CompoundEntityRef): Promise<ReleaseDto[]> {
+    return (await this.client.listReleases(entityRef)).items;
   }
 
   async getFlags(entityRef: CompoundEntityRef): Promise<EntityFlags> {
-    return this.get(`/v1/entities/${entityPath(entityRef)}/flags`);
+    return this.client.getFlags(entityRef);
   }
 
   async getPromotion(promotionId: string): Promise<PromotionDetails> {
-    return this.get(`/v1/promotions/${encodeURIComponent(promotionId)}`);
+    return this.client.getPromotion(promotionId);
   }
 
   async requestRollback(
     entityRef: CompoundEntityRef,
-    request: { stage: string; toVersion?: string; reason?: string },
+    request: NewRollback,
   ): Promise<PromotionRef> {
-    return this.post(
-      `/v1/entities/${entityPath(entityRef)}/rollbacks`,
-      request,
-    );
+    return this.client.requestRollback(entityRef, request);
   }
-
-  private async get<T>(path: string): Promise<T> {
-    return this.send<T>(path);
-  }
-
-  private async post<T>(path: string, body: object): Promise<T> {
-    return this.send<T>(path, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-  }
-
-  private async send<T>(path: string, init?: RequestInit): Promise<T> {
-    const baseUrl = await this.discoveryApi.getBaseUrl('progression');
-    const response = await this.fetchApi.fetch(`${baseUrl}${path}`, init);
-    if (!response.ok) {
-      throw await ResponseError.fromResponse(response);
-    }
-    return (await response.json()) as T;
-  }
-}
-
-function entityPath(entityRef: CompoundEntityRef): string {
-  return [entityRef.kind, entityRef.namespace, entityRef.name]
-    .map(encodeURIComponent)
-    .join('/');
 }

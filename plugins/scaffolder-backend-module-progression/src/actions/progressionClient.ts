@@ -20,8 +20,9 @@ import {
 import { durationToMilliseconds } from '@backstage/types';
 import {
   EntityValidation,
+  ProgressionApiClient,
+  PromotionDetailsDto,
   PromotionDto,
-  PromotionStepDto,
   ReleaseDto,
   TERMINAL_PROMOTION_STATES,
 } from '@internal/backstage-plugin-progression-common';
@@ -31,13 +32,7 @@ import {
  * on behalf of the user who runs the task, and the parsing of their inputs.
  */
 
-export type { PromotionDto, ReleaseDto };
-
-/** A promotion with its steps, as `GET /v1/promotions/{id}` returns it. */
-export interface PromotionDetailsDto {
-  promotion: PromotionDto;
-  steps: PromotionStepDto[];
-}
+export type { PromotionDetailsDto, PromotionDto, ReleaseDto };
 
 /** The states a promotion ends in. */
 export const TERMINAL_STATES: readonly string[] = TERMINAL_PROMOTION_STATES;
@@ -207,55 +202,46 @@ export class ProgressionClient {
     },
   ) {}
 
-  private async fetch(
-    method: 'GET' | 'POST',
-    path: string,
+  /**
+   * Makes one call with the shared client, its errors saying what was
+   * attempted: a failed response as the Backstage error of its status, an
+   * unreachable backend in words.
+   */
+  private async call<T>(
     attempted: string,
-    options: { body?: unknown; headers?: Record<string, string> } = {},
-  ): Promise<{ status: number; body: any }> {
+    request: (api: ProgressionApiClient) => Promise<T>,
+  ): Promise<T> {
     const { discovery, auth, credentials, signal } = this.options;
     const baseUrl = await discovery.getBaseUrl('progression');
     const { token } = await auth.getPluginRequestToken({
       onBehalfOf: credentials,
       targetPluginId: 'progression',
     });
-    let response: Response;
-    try {
-      response = await fetch(`${baseUrl}/v1/${path}`, {
-        method,
-        headers: {
-          Authorization: `Bearer ${token}`,
-          ...(options.body !== undefined && {
-            'Content-Type': 'application/json',
-          }),
-          ...options.headers,
-        },
-        body:
-          options.body === undefined ? undefined : JSON.stringify(options.body),
+    return request(
+      new ProgressionApiClient({
+        baseUrl: async () => baseUrl,
+        token: async () => token,
         signal,
-      });
-    } catch (e) {
-      if ((e as Error).name === 'AbortError') throw e;
-      throw new Error(
-        `${attempted}: Progression at ${baseUrl} cannot be reached: ${
-          (e as Error).message
-        }${(e as any).cause ? ` (${(e as any).cause.message})` : ''}`,
-      );
-    }
-    if (!response.ok) throw await responseError(response, attempted);
-    // Parsed here rather than by fetch: objects from this realm (the
-    // scaffolder refuses template arrays with a foreign prototype).
-    const text = await response.text();
-    return {
-      status: response.status,
-      body: text ? JSON.parse(text) : undefined,
-    };
+        fetch: async (url, init) => {
+          try {
+            return await fetch(url, init);
+          } catch (e) {
+            if ((e as Error).name === 'AbortError') throw e;
+            throw new Error(
+              `${attempted}: Progression at ${baseUrl} cannot be reached: ${
+                (e as Error).message
+              }${(e as any).cause ? ` (${(e as any).cause.message})` : ''}`,
+            );
+          }
+        },
+        errorFromResponse: response => responseError(response, attempted),
+      }),
+    );
   }
 
-  private static entityPath(ref: CompoundEntityRef): string {
-    return [ref.kind.toLocaleLowerCase('en-US'), ref.namespace, ref.name]
-      .map(encodeURIComponent)
-      .join('/');
+  /** The kind in lower case, as Progression's paths spell it. */
+  private static lowerKind(ref: CompoundEntityRef): CompoundEntityRef {
+    return { ...ref, kind: ref.kind.toLocaleLowerCase('en-US') };
   }
 
   /** Registers a release: created (201) or the same one again (200). */
@@ -263,15 +249,12 @@ export class ProgressionClient {
     ref: CompoundEntityRef,
     release: { version: string; image: string; commit?: string; url?: string },
   ): Promise<{ release: ReleaseDto; created: boolean }> {
-    const { status, body } = await this.fetch(
-      'POST',
-      `entities/${ProgressionClient.entityPath(ref)}/releases`,
+    return this.call(
       `Could not register release ${release.version} of ${stringifyEntityRef(
         ref,
       )}`,
-      { body: release },
+      api => api.registerRelease(ProgressionClient.lowerKind(ref), release),
     );
-    return { release: body, created: status === 201 };
   }
 
   /** Requests a promotion (202); the same key returns the same one. */
@@ -280,34 +263,27 @@ export class ProgressionClient {
     request: { stage: string; version?: string; reason?: string },
     idempotencyKey: string,
   ): Promise<PromotionDto> {
-    const { body } = await this.fetch(
-      'POST',
-      `entities/${ProgressionClient.entityPath(ref)}/promotions`,
+    return this.call(
       `Could not promote ${
         request.version ? `release ${request.version}` : 'the newest release'
       } of ${stringifyEntityRef(ref)} to ${request.stage}`,
-      { body: request, headers: { 'Idempotency-Key': idempotencyKey } },
+      api =>
+        api.requestPromotion(ProgressionClient.lowerKind(ref), request, {
+          idempotencyKey,
+        }),
     );
-    return body;
   }
 
   /** Progression's verdict on an entity and its pipeline. */
   async validateEntity(entity: Entity): Promise<EntityValidation> {
-    const { body } = await this.fetch(
-      'POST',
-      'validate',
-      `Could not validate ${stringifyEntityRef(entity)}`,
-      { body: { entity } },
+    return this.call(`Could not validate ${stringifyEntityRef(entity)}`, api =>
+      api.validateEntity({ entity }),
     );
-    return body;
   }
 
   async getPromotion(id: string): Promise<PromotionDetailsDto> {
-    const { body } = await this.fetch(
-      'GET',
-      `promotions/${encodeURIComponent(id)}`,
-      `Could not read promotion ${id}`,
+    return this.call(`Could not read promotion ${id}`, api =>
+      api.getPromotion(id),
     );
-    return body;
   }
 }

@@ -27,6 +27,11 @@ import {
   TextField,
   Typography,
 } from '@material-ui/core';
+import {
+  GateResult,
+  MetricCheckEvidence,
+  MetricsGateEvidence,
+} from '@internal/backstage-plugin-progression-common';
 import useAsync from 'react-use/esm/useAsync';
 import { PromotionListItem, progressionApiRef } from '../../api';
 
@@ -52,27 +57,22 @@ export function StateLabel({ state }: { state: string }) {
   return <StatusPending>{state}</StatusPending>;
 }
 
-interface MetricCheckEvidence {
-  name: string;
-  query: string;
-  condition: string;
-  threshold: number;
-  baseline?: number;
-  unit?: string;
-  status: string;
-  reason: string;
-  samples: { time: string; value?: number; status: string; note?: string }[];
+/**
+ * The sampled checks of a metrics (or soak) gate's step, whose evidence is
+ * the gate's result. A gate without Prometheus names its checks unsampled.
+ */
+function metricChecks(stepEvidence: unknown): MetricCheckEvidence[] {
+  const result = stepEvidence as GateResult | undefined;
+  if (result?.gate !== 'metrics' && result?.gate !== 'soak') return [];
+  const evidence = result.evidence as MetricsGateEvidence | undefined;
+  return (evidence?.checks ?? []).filter(
+    (check): check is MetricCheckEvidence => 'samples' in check,
+  );
 }
 
 /** A metric gate's samples: a chart against the threshold, and a table. */
 function MetricEvidence({ evidence }: { evidence: unknown }) {
-  const result = evidence as
-    | { gate?: string; evidence?: { checks?: MetricCheckEvidence[] } }
-    | undefined;
-  const checks =
-    result?.gate === 'metrics' || result?.gate === 'soak'
-      ? result.evidence?.checks ?? []
-      : [];
+  const checks = metricChecks(evidence);
   if (!checks.length) return null;
   return (
     <>

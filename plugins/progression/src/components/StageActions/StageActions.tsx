@@ -19,6 +19,7 @@ import { usePermission } from '@backstage/plugin-permission-react';
 import {
   EntityFlags,
   GateResult,
+  ParityEvidence,
   Stage,
   progressionPromotionApprovePermission,
   progressionPromotionCancelPermission,
@@ -105,8 +106,7 @@ function PreviewLines({
   if (!results?.length) return null;
   const lines = results.flatMap(r => {
     const warnings =
-      (r.evidence as { warnings?: { message: string }[] } | undefined)
-        ?.warnings ?? [];
+      (r.evidence as Partial<ParityEvidence> | undefined)?.warnings ?? [];
     return [
       r.status === 'passed'
         ? `${r.gate} passes now: ${r.reason}`

@@ -10,6 +10,7 @@ import {
 } from '@backstage/core-components';
 import {
   EntityFlags,
+  FlagRow,
   MetricPoint,
   Stage,
   StageGateSummary,
@@ -208,9 +209,7 @@ export function StageCharts({
   );
 }
 
-const describe = (
-  v: { state: string; variant: string; value: unknown } | null | undefined,
-) => {
+const describe = (v: FlagRow['values'][string] | undefined) => {
   if (!v) return 'absent';
   if (v.state !== 'ENABLED') return 'disabled';
   if (typeof v.value === 'boolean') return v.value ? 'on' : 'off';
