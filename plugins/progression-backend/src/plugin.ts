@@ -4,37 +4,48 @@ import {
 } from '@backstage/backend-plugin-api';
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { signalsServiceRef } from '@backstage/plugin-signals-node';
+import { progressionPermissions } from '@internal/backstage-plugin-progression-common';
 import {
-  getContainerName,
-  getKubernetesId,
-  getPipelineName,
-  getStageUrlOverride,
-  progressionPermissions,
-} from '@internal/backstage-plugin-progression-common';
+  Deployer,
+  GateDefinition,
+  progressionDeployersExtensionPoint,
+  progressionGatesExtensionPoint,
+} from '@internal/backstage-plugin-progression-node';
+import { CatalogEntityResolver } from './catalog/CatalogEntityResolver';
 import { readProgressionConfig } from './config/readProgressionConfig';
 import { DatabasePromotionStore } from './database/DatabasePromotionStore';
 import { getMigratedClient } from './database/migrations';
 import { PromotionEngine } from './engine/PromotionEngine';
 import { PromotionWorker } from './engine/PromotionWorker';
-import { SmokeGate } from './gates/SmokeGate';
-import { MetricsGate } from './gates/MetricsGate';
-import { IsolationGate } from './gates/IsolationGate';
-import { JobGate } from './gates/JobGate';
-import { LoadGate } from './gates/LoadGate';
-import { ParityGate } from './gates/ParityGate';
-import { PrometheusClient } from './prometheus/PrometheusClient';
+import { builtInGates } from './gates/builtInGates';
+import { KubernetesDeployer } from './kubernetes/KubernetesDeployer';
 import { KubernetesWorkloads } from './kubernetes/KubernetesWorkloads';
-import { ProgressionService } from './service/ProgressionService';
+import { PrometheusClient } from './prometheus/PrometheusClient';
+import { readPrometheusConfig } from './config/readProgressionConfig';
+import { ProgressionReadModel } from './service/ProgressionReadModel';
+import { PromotionCommands } from './service/PromotionCommands';
 import { createRouter } from './service/router';
+import { PromotionSignals } from './signals/PromotionSignals';
 
 /**
  * Progression backend plugin: pipelines, promotions, gates and rollbacks.
+ * Modules add gates and deployers through the extension points of
+ * `@internal/backstage-plugin-progression-node`.
  *
  * @public
  */
 export const progressionPlugin = createBackendPlugin({
   pluginId: 'progression',
   register(env) {
+    const moduleGates: GateDefinition<any>[] = [];
+    const moduleDeployers: Deployer<any>[] = [];
+    env.registerExtensionPoint(progressionGatesExtensionPoint, {
+      addGate: (...gates) => moduleGates.push(...gates),
+    });
+    env.registerExtensionPoint(progressionDeployersExtensionPoint, {
+      addDeployer: (...deployers) => moduleDeployers.push(...deployers),
+    });
+
     env.registerInit({
       deps: {
         config: coreServices.rootConfig,
@@ -68,63 +79,47 @@ export const progressionPlugin = createBackendPlugin({
         userInfo,
         signals,
       }) {
+        const prometheusConfig = readPrometheusConfig(config);
+        const prometheus =
+          prometheusConfig && new PrometheusClient(prometheusConfig);
+        const workloads = new KubernetesWorkloads();
+        const gates = [...builtInGates({ prometheus }), ...moduleGates];
+        const deployers = [new KubernetesDeployer(workloads), ...moduleDeployers];
         // Throws, naming the bad key, so the backend refuses to start.
-        const progressionConfig = readProgressionConfig(config);
+        const progressionConfig = readProgressionConfig(config, {
+          gates,
+          deployers,
+        });
         const store = new DatabasePromotionStore(
           await getMigratedClient(database),
         );
         permissionsRegistry.addPermissions(progressionPermissions);
 
-        const workloads = new KubernetesWorkloads();
-        const prometheus =
-          progressionConfig.prometheus &&
-          new PrometheusClient(progressionConfig.prometheus);
-        let service: ProgressionService | undefined = undefined;
+        const reads = new ProgressionReadModel({
+          store,
+          config: progressionConfig,
+          gates,
+          workloads,
+          deployers,
+          prometheus,
+        });
+        const progress = new PromotionSignals(signals, logger);
+        const entities = new CatalogEntityResolver({
+          catalog,
+          auth,
+          config: progressionConfig,
+        });
         const engine = new PromotionEngine({
           store,
           workloads,
           config: progressionConfig,
-          gates: [
-            new IsolationGate(),
-            new ParityGate(),
-            new JobGate(),
-            new SmokeGate(),
-            new MetricsGate(prometheus),
-            new LoadGate(),
-          ],
+          gates,
+          deployers,
           logger,
-          // Live progress: one signals channel per entity.
+          resolveEntity: ref => entities.resolve(ref),
           onTransition: change => {
-            service?.invalidate(change.entityRef);
-            signals
-              .publish({
-                recipients: { type: 'broadcast' },
-                channel: `progression:${change.entityRef}`,
-                message: { ...change, reason: change.reason ?? null },
-              })
-              .catch(e => logger.warn(`could not publish progress: ${e}`));
-          },
-          resolveEntity: async entityRef => {
-            const entity = await catalog.getEntityByRef(entityRef, {
-              credentials: await auth.getOwnServiceCredentials(),
-            });
-            if (!entity) throw new Error(`${entityRef} is not in the catalog`);
-            return {
-              entityRef,
-              name: entity.metadata.name,
-              namespace: entity.metadata.namespace ?? 'default',
-              kubernetesId: getKubernetesId(entity),
-              container: getContainerName(entity),
-              urlOverrides: Object.fromEntries(
-                (
-                  progressionConfig.pipelines.get(getPipelineName(entity) ?? '')
-                    ?.stages ?? []
-                ).flatMap(stage => {
-                  const url = getStageUrlOverride(entity, stage.name);
-                  return url ? [[stage.name, url]] : [];
-                }),
-              ),
-            };
+            reads.invalidate(change.entityRef);
+            progress.publish(change);
           },
         });
         const worker = new PromotionWorker({
@@ -147,16 +142,12 @@ export const progressionPlugin = createBackendPlugin({
           await worker.stop();
           await workloads.close();
         });
-        service = new ProgressionService({
-          store,
-          config: progressionConfig,
-          onWork: () => worker.kick(),
-          workloads,
-          prometheus,
-          previewGates: [new IsolationGate(), new ParityGate()],
-        });
         logger.info(
-          `Progression: ${progressionConfig.pipelines.size} pipeline(s), ${progressionConfig.clusters.size} cluster(s)`,
+          `Progression: ${progressionConfig.pipelines.size} pipeline(s), ${
+            progressionConfig.clusters.size
+          } cluster(s); gates ${gates
+            .map(g => g.name)
+            .join(', ')}; deployers ${deployers.map(d => d.kind).join(', ')}`,
         );
         httpRouter.use(
           await createRouter({
@@ -166,8 +157,14 @@ export const progressionPlugin = createBackendPlugin({
             config: progressionConfig,
             permissions,
             auditor,
-            service,
             userInfo,
+            reads,
+            commands: new PromotionCommands({
+              store,
+              config: progressionConfig,
+              deployers,
+              onWork: () => worker.kick(),
+            }),
           }),
         );
       },

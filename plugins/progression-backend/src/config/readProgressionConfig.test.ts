@@ -224,7 +224,8 @@ describe('stage policy and smoke checks', () => {
       soakMs: 0,
       rollback: { automatic: true },
       rolloutTimeoutMs: 600_000,
-      smoke: [],
+      // No smoke checks: the smoke gate is not configured.
+      gates: {},
     });
   });
 
@@ -270,7 +271,7 @@ describe('stage policy and smoke checks', () => {
     expect(s.soakMs).toBe(600_000);
     expect(s.rolloutTimeoutMs).toBe(120_000);
     expect(s.rollback.automatic).toBe(false);
-    expect(s.smoke).toEqual([
+    expect(s.gates.smoke).toEqual([
       expect.objectContaining({
         name: 'GET /healthz',
         method: 'GET',
@@ -397,7 +398,7 @@ describe("the demo's app-config.yaml", () => {
     expect([...config.pipelines.keys()]).toEqual(['standard', 'fast-lane']);
     const production = config.pipelines.get('standard')!.stages[2];
     expect(production.approval.required).toBe(true);
-    expect(production.smoke.map(c => c.name)).toEqual([
+    expect(production.gates.smoke!.map(c => c.name)).toEqual([
       'GET /healthz',
       'GET /api/version',
       'GET /api/db-status',

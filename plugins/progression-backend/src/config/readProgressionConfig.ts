@@ -1,91 +1,51 @@
 import { Config } from '@backstage/config';
 import { parseEntityRef } from '@backstage/catalog-model';
-import jsonata from 'jsonata';
+import {
+  Deployer,
+  GateDefinition,
+  ProgressionConfigError,
+  StageConfig,
+  readDurationMs,
+} from '@internal/backstage-plugin-progression-node';
+import { readFlagsConfig } from '../flags/readFlags';
 import { PrometheusConfig } from '../prometheus/PrometheusClient';
 import { checkQueryTemplate } from '../prometheus/promql';
-import { ProgressionConfigError, readDurationMs } from './readHelpers';
-
-export { ProgressionConfigError } from './readHelpers';
-import { FlagsConfig, readFlagsConfig } from '../flags/readFlags';
+import { builtInGates } from '../gates/builtInGates';
+import { readHttpUrl, readStageUrl } from './stageUrl';
 import {
-  IsolationGateConfig,
-  readIsolationGateConfig,
-} from '../gates/IsolationGate';
-import { JobGateConfig, readJobGateConfig } from '../gates/JobGate';
-import { LoadGateConfig, readLoadGateConfig } from '../gates/LoadGate';
-import { MetricCheckConfig, readMetricsGateConfig } from '../gates/MetricsGate';
-import { ParityGateConfig, readParityGateConfig } from '../gates/ParityGate';
+  ApprovalConfig,
+  ChartQueries,
+  ClusterConfig,
+  PipelineConfig,
+  ProgressionConfig,
+} from './types';
 
-/** A cluster that stages can deploy to. */
-export interface ClusterConfig {
-  name: string;
-  url: string;
-  authProvider: 'serviceAccount';
-  serviceAccountToken?: string;
-  caData?: string;
-  skipTLSVerify: boolean;
-  /** Where it was configured, for error messages. */
-  source: 'progression.clusters' | 'kubernetes.clusterLocatorMethods';
-}
+export { ProgressionConfigError } from '@internal/backstage-plugin-progression-node';
+export type {
+  ApprovalConfig,
+  ChartQueries,
+  ClusterConfig,
+  PipelineConfig,
+  ProgressionConfig,
+  StageConfig,
+} from './types';
+export {
+  STAGE_URL_PLACEHOLDERS,
+  renderStageUrl,
+  resolveStageUrl,
+} from './stageUrl';
+export type { StageUrlValues } from './stageUrl';
 
-/** One HTTP check of a stage's smoke gate. */
-export interface SmokeCheckConfig {
-  name: string;
-  method: string;
-  path: string;
-  body?: string;
-  headers: Record<string, string>;
-  /** Acceptable HTTP statuses. */
-  expectStatus: number[];
-  /** JSONata expressions over the JSON body; each must be true. */
-  assert: string[];
-  timeoutMs: number;
-  retries: number;
-  retryDelayMs: number;
-}
+/** The deploy kind of a stage that names none. */
+export const DEFAULT_DEPLOY_KIND = 'kubernetes';
 
-export interface ApprovalConfig {
-  required: boolean;
-  /** User and group entity refs whose members may approve. */
-  approvers: string[];
-  minApprovals: number;
-  allowSelfApproval: boolean;
-  expiresAfterMs?: number;
-}
-
-export interface StageConfig {
-  name: string;
-  title: string;
-  cluster: string;
-  namespace: string;
-  /** The URL template, placeholders not yet filled in. */
-  url?: string;
-  /** Releases flow into this stage without a click once the previous one passed. */
-  autoPromote: boolean;
-  approval: ApprovalConfig;
-  /** How long a release must stay healthy here before it may move on. */
-  soakMs: number;
-  rollback: { automatic: boolean };
-  /** How long a rollout may take before the deploy fails. */
-  rolloutTimeoutMs: number;
-  smoke: SmokeCheckConfig[];
-  /** The stage's other gates; each absent (or empty) when not configured. */
-  gates: {
-    metrics: MetricCheckConfig[];
-    load?: LoadGateConfig;
-    job?: JobGateConfig;
-    isolation?: IsolationGateConfig;
-    parity?: ParityGateConfig;
-  };
-  /** Where the stage's feature flags are read from. */
-  flags: FlagsConfig;
-}
-
-/** The PromQL templates of the Environments tab's charts. */
-export interface ChartQueries {
-  requestRate: string;
-  errorRate: string;
-  p95: string;
+/**
+ * What Progression was extended with: the gates and deployers a stage may
+ * use, each reading its own section of the stage's configuration.
+ */
+export interface ProgressionExtensions {
+  gates: readonly GateDefinition<any>[];
+  deployers: readonly Pick<Deployer<any>, 'kind' | 'readConfig'>[];
 }
 
 const CHART_SELECTOR = 'namespace="{{ namespace }}",app="{{ app }}"';
@@ -97,40 +57,6 @@ export const DEFAULT_CHART_QUERIES: ChartQueries = {
   p95: `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{${CHART_SELECTOR}}[1m])))`,
 };
 
-export interface PipelineConfig {
-  name: string;
-  title: string;
-  description?: string;
-  stages: StageConfig[];
-  /** The charts' queries; placeholders as in metric gates, except version. */
-  charts: ChartQueries;
-}
-
-export interface ProgressionConfig {
-  clusters: Map<string, ClusterConfig>;
-  pipelines: Map<string, PipelineConfig>;
-  worker: { heartbeatMs: number; staleMs: number };
-  /** How long the read routes reuse a reader's catalog lookup of an entity. */
-  entityCacheTtlMs: number;
-  /** Where metric gates and charts read from; absent when not configured. */
-  prometheus?: PrometheusConfig;
-}
-
-/** The placeholders a stage URL may use. */
-export const STAGE_URL_PLACEHOLDERS = [
-  'entity.name',
-  'entity.namespace',
-  'kubernetesId',
-  'stage.name',
-  'stage.namespace',
-] as const;
-
-export type StageUrlValues = Record<
-  (typeof STAGE_URL_PLACEHOLDERS)[number],
-  string
->;
-
-const PLACEHOLDER = /\{\{\s*([^}\s]*)\s*\}\}/g;
 // RFC 1123 label, the rule for namespace and stage names.
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
@@ -143,99 +69,6 @@ function readDnsLabel(config: Config, key: string, path: string): string {
     );
   }
   return value;
-}
-
-function readHttpUrl(value: string, path: string): void {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ProgressionConfigError(path, `'${value}' is not a URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ProgressionConfigError(
-      path,
-      `'${value}' must be an http or https URL`,
-    );
-  }
-}
-
-function readStageUrl(template: string, path: string): string {
-  for (const [, name] of template.matchAll(PLACEHOLDER)) {
-    if (!(STAGE_URL_PLACEHOLDERS as readonly string[]).includes(name)) {
-      throw new ProgressionConfigError(
-        path,
-        `unknown placeholder '{{ ${name} }}'; use one of ${STAGE_URL_PLACEHOLDERS.map(
-          p => `{{ ${p} }}`,
-        ).join(', ')}`,
-      );
-    }
-  }
-  // Check the shape with sample values so a typo fails at start-up.
-  readHttpUrl(
-    renderStageUrl(template, {
-      'entity.name': 'example',
-      'entity.namespace': 'default',
-      kubernetesId: 'example',
-      'stage.name': 'stage',
-      'stage.namespace': 'namespace',
-    }),
-    path,
-  );
-  return template;
-}
-
-/**
- * Fills a stage URL template. Values are entity and stage names (already
- * restricted to URL-safe characters) and are percent-encoded all the same.
- */
-export function renderStageUrl(
-  template: string,
-  values: StageUrlValues,
-): string {
-  return template.replace(PLACEHOLDER, (_, name: string) =>
-    encodeURIComponent(values[name as keyof StageUrlValues]),
-  );
-}
-
-/**
- * A stage's URL for one entity: the configured template filled in, or the
- * entity's override (`progression.backstage.io/url.<stage>`) when it keeps
- * the configured URL's origin. An override may narrow where checks go (a
- * path of its own), never widen it: one on another origin, or on a stage
- * without a configured URL, is ignored and `ignored` says why.
- */
-export function resolveStageUrl(
-  template: string | undefined,
-  values: StageUrlValues,
-  override?: string,
-): { url?: string; ignored?: string } {
-  const url = template ? renderStageUrl(template, values) : undefined;
-  if (override === undefined) return { url };
-  if (!url) {
-    return {
-      url,
-      ignored: `the stage has no configured url, so the override '${override}' is ignored`,
-    };
-  }
-  let parsed: URL;
-  try {
-    parsed = new URL(override);
-  } catch {
-    return { url, ignored: `the override '${override}' is not a URL` };
-  }
-  const configured = new URL(url);
-  if (
-    parsed.origin !== configured.origin ||
-    parsed.username ||
-    parsed.password
-  ) {
-    return {
-      url,
-      ignored: `the override '${override}' leaves the configured origin ${configured.origin}`,
-    };
-  }
-  return { url: parsed.toString().replace(/\/$/, '') };
 }
 
 function readClusters(config: Config): Map<string, ClusterConfig> {
@@ -345,81 +178,6 @@ function readApproval(stage: Config, path: string): ApprovalConfig {
   };
 }
 
-/** A check's body as sent: strings as they are, anything else as JSON. */
-function bodyText(body: unknown): string | undefined {
-  if (body === undefined) return undefined;
-  return typeof body === 'string' ? body : JSON.stringify(body);
-}
-
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
-
-function readSmokeChecks(stage: Config, path: string): SmokeCheckConfig[] {
-  const checks = stage.getOptionalConfigArray('gates.smoke.checks') ?? [];
-  return checks.map((check, i) => {
-    const checkPath = `${path}.gates.smoke.checks[${i}]`;
-    const method = (check.getOptionalString('method') ?? 'GET').toUpperCase();
-    if (!METHODS.includes(method)) {
-      throw new ProgressionConfigError(
-        `${checkPath}.method`,
-        `'${method}' is not one of ${METHODS.join(', ')}`,
-      );
-    }
-    const requestPath = check.getString('path');
-    if (!requestPath.startsWith('/') || /[\s\\]/.test(requestPath)) {
-      throw new ProgressionConfigError(
-        `${checkPath}.path`,
-        `'${requestPath}' must start with '/' and contain no spaces`,
-      );
-    }
-    const expect = check.has('expectStatus')
-      ? ([] as number[]).concat(
-          check.getOptional('expectStatus') as number | number[],
-        )
-      : [200];
-    if (!expect.every(n => Number.isInteger(n) && n >= 100 && n <= 599)) {
-      throw new ProgressionConfigError(
-        `${checkPath}.expectStatus`,
-        'must be an HTTP status code or a list of them',
-      );
-    }
-    const asserts = check.has('assert')
-      ? ([] as string[]).concat(
-          check.getOptional('assert') as string | string[],
-        )
-      : [];
-    asserts.forEach((expression, j) => {
-      try {
-        jsonata(String(expression));
-      } catch (e) {
-        throw new ProgressionConfigError(
-          `${checkPath}.assert${asserts.length > 1 ? `[${j}]` : ''}`,
-          `not a valid JSONata expression: ${(e as Error).message}`,
-        );
-      }
-    });
-    const body = check.getOptional('body');
-    const retries = check.getOptionalNumber('retries') ?? 0;
-    if (!Number.isInteger(retries) || retries < 0 || retries > 20) {
-      throw new ProgressionConfigError(
-        `${checkPath}.retries`,
-        'must be a whole number from 0 to 20',
-      );
-    }
-    return {
-      name: check.getOptionalString('name') ?? `${method} ${requestPath}`,
-      method,
-      path: requestPath,
-      body: bodyText(body),
-      headers: (check.getOptional('headers') as Record<string, string>) ?? {},
-      expectStatus: expect,
-      assert: asserts.map(String),
-      timeoutMs: readDurationMs(check, 'timeout', checkPath) ?? 5000,
-      retries,
-      retryDelayMs: readDurationMs(check, 'retryDelay', checkPath) ?? 1000,
-    };
-  });
-}
-
 function readChartQueries(config: Config, path: string): ChartQueries {
   const read = (key: keyof ChartQueries) => {
     const query = config.getOptionalString(`metrics.${key}`);
@@ -456,10 +214,64 @@ function checkPipelineName(name: string) {
   }
 }
 
+function readDeploy(
+  stage: Config,
+  path: string,
+  deployers: ProgressionExtensions['deployers'],
+): StageConfig['deploy'] {
+  const kind = stage.getOptionalString('deploy.kind') ?? DEFAULT_DEPLOY_KIND;
+  const deployer = deployers.find(d => d.kind === kind);
+  if (!deployer) {
+    throw new ProgressionConfigError(
+      `${path}.deploy.kind`,
+      `no deployer '${kind}' is installed; installed: ${deployers
+        .map(d => d.kind)
+        .join(', ')}`,
+    );
+  }
+  return {
+    kind,
+    config: deployer.readConfig?.(stage.getOptionalConfig('deploy'), {
+      path: `${path}.deploy`,
+    }),
+  };
+}
+
+/**
+ * Each installed gate's section of the stage, read by the gate itself;
+ * a section no installed gate reads is an error (a typo, or a module that
+ * is not installed).
+ */
+function readGates(
+  stage: Config,
+  path: string,
+  policy: Omit<StageConfig, 'gates'>,
+  gates: ProgressionExtensions['gates'],
+): StageConfig['gates'] {
+  const configured = stage.getOptionalConfig('gates');
+  for (const key of configured?.keys() ?? []) {
+    if (!gates.some(g => g.name === key)) {
+      throw new ProgressionConfigError(
+        `${path}.gates.${key}`,
+        `no gate '${key}' is installed; installed: ${gates
+          .map(g => g.name)
+          .join(', ')}`,
+      );
+    }
+  }
+  return Object.fromEntries(
+    gates.flatMap(gate => {
+      const config = gate.readConfig(stage, { path, policy });
+      return config === undefined ? [] : [[gate.name, config]];
+    }),
+  );
+}
+
 function readPipeline(
   name: string,
   config: Config,
   clusters: Map<string, ClusterConfig>,
+  extensions: ProgressionExtensions,
 ): PipelineConfig {
   const path = `progression.pipelines.${name}`;
   const stageConfigs = config.getOptionalConfigArray('stages') ?? [];
@@ -470,7 +282,7 @@ function readPipeline(
     );
   }
   const seen = new Set<string>();
-  const stages = stageConfigs.map((stage, i) => {
+  const stages = stageConfigs.map((stage, i): StageConfig => {
     const stagePath = `${path}.stages[${i}]`;
     const stageName = readDnsLabel(stage, 'name', stagePath);
     if (seen.has(stageName)) {
@@ -493,20 +305,7 @@ function readPipeline(
       );
     }
     const url = stage.getOptionalString('url');
-    const smoke = readSmokeChecks(stage, stagePath);
-    if (smoke.length > 0 && url === undefined) {
-      throw new ProgressionConfigError(
-        `${stagePath}.url`,
-        'the stage has smoke checks but no url to run them against',
-      );
-    }
-    if (stage.has('gates.load') && url === undefined) {
-      throw new ProgressionConfigError(
-        `${stagePath}.url`,
-        'the stage has a load test but no url to run it against',
-      );
-    }
-    return {
+    const policy = {
       name: stageName,
       title: stage.getOptionalString('title') ?? stageName,
       cluster,
@@ -521,15 +320,12 @@ function readPipeline(
       },
       rolloutTimeoutMs:
         readDurationMs(stage, 'rolloutTimeout', stagePath) ?? 10 * 60_000,
-      smoke,
-      gates: {
-        metrics: readMetricsGateConfig(stage, stagePath),
-        load: readLoadGateConfig(stage, stagePath),
-        job: readJobGateConfig(stage, stagePath),
-        isolation: readIsolationGateConfig(stage, stagePath),
-        parity: readParityGateConfig(stage, stagePath),
-      },
+      deploy: readDeploy(stage, stagePath, extensions.deployers),
       flags: readFlagsConfig(stage, config, stagePath),
+    };
+    return {
+      ...policy,
+      gates: readGates(stage, stagePath, policy, extensions.gates),
     };
   });
   return {
@@ -541,7 +337,10 @@ function readPipeline(
   };
 }
 
-function readPrometheus(config: Config): PrometheusConfig | undefined {
+/** Where metric gates and charts read from; undefined when not configured. */
+export function readPrometheusConfig(
+  config: Config,
+): PrometheusConfig | undefined {
   const prometheus = config.getOptionalConfig('progression.prometheus');
   const url = prometheus?.getOptionalString('url');
   if (!prometheus || !url) return undefined;
@@ -562,7 +361,13 @@ function readPrometheus(config: Config): PrometheusConfig | undefined {
  * {@link ProgressionConfigError} naming the bad key, so that the backend
  * refuses to start with a broken pipeline rather than failing later.
  */
-export function readProgressionConfig(config: Config): ProgressionConfig {
+export function readProgressionConfig(
+  config: Config,
+  extensions: ProgressionExtensions = {
+    gates: builtInGates(),
+    deployers: [{ kind: DEFAULT_DEPLOY_KIND }],
+  },
+): ProgressionConfig {
   const clusters = readClusters(config);
   const pipelines = new Map<string, PipelineConfig>();
   const pipelinesConfig = config.getOptionalConfig('progression.pipelines');
@@ -570,7 +375,12 @@ export function readProgressionConfig(config: Config): ProgressionConfig {
     checkPipelineName(name);
     pipelines.set(
       name,
-      readPipeline(name, pipelinesConfig!.getConfig(name), clusters),
+      readPipeline(
+        name,
+        pipelinesConfig!.getConfig(name),
+        clusters,
+        extensions,
+      ),
     );
   }
   const worker = config.getOptionalConfig('progression.worker');
@@ -598,6 +408,6 @@ export function readProgressionConfig(config: Config): ProgressionConfig {
     pipelines,
     worker: { heartbeatMs, staleMs },
     entityCacheTtlMs,
-    prometheus: readPrometheus(config),
+    prometheus: readPrometheusConfig(config),
   };
 }

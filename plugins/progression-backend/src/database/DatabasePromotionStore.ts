@@ -2,69 +2,24 @@ import { ConflictError, InputError } from '@backstage/errors';
 import { Knex } from 'knex';
 import crypto from 'node:crypto';
 import { PromotionState, TERMINAL_STATES } from '../engine/transitions';
+import {
+  Approval,
+  NewPromotion,
+  NewStep,
+  Promotion,
+  PromotionStep,
+  PromotionStore,
+  Release,
+  StageSummary,
+} from './PromotionStore';
 
-export interface Release {
-  id: string;
-  entityRef: string;
-  version: string;
-  image: string;
-  commit?: string;
-  buildUrl?: string;
-  createdBy: string;
-  createdAt: string;
-}
-
-export interface Promotion {
-  id: string;
-  /** A release moving into a stage, or an on-demand rollback to an earlier one. */
-  kind: 'promotion' | 'rollback';
-  entityRef: string;
-  pipeline: string;
-  stage: string;
-  releaseId: string;
-  state: PromotionState;
-  requestedBy: string;
-  reason?: string;
-  error?: string;
-  idempotencyKey?: string;
-  ownerId?: string;
-  heartbeatAt?: string;
-  attempt: number;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt?: string;
-}
-
-export interface PromotionStep {
-  id: number;
-  kind: string;
-  name: string;
-  status: string;
-  fromState?: string;
-  toState?: string;
-  actor?: string;
-  reason?: string;
-  evidence?: unknown;
-  startedAt: string;
-  finishedAt?: string;
-}
-
-export interface Approval {
-  approver: string;
-  decision: 'approved' | 'rejected';
-  comment?: string;
-  evidenceHash: string;
-  createdAt: string;
-}
-
-export interface NewStep {
-  kind: string;
-  name: string;
-  status: string;
-  actor?: string;
-  reason?: string;
-  evidence?: unknown;
-}
+export type {
+  Approval,
+  NewStep,
+  Promotion,
+  PromotionStep,
+  Release,
+} from './PromotionStore';
 
 /** A timestamp column as ISO 8601: PostgreSQL gives Dates, SQLite UTC text. */
 const date = (v: unknown): string | undefined => {
@@ -139,7 +94,7 @@ const activeKey = (entityRef: string, stage: string) => `${entityRef}|${stage}`;
  * updated means someone else won — the model is `claimTask` in Backstage's
  * scaffolder DatabaseTaskStore.
  */
-export class DatabasePromotionStore {
+export class DatabasePromotionStore implements PromotionStore {
   constructor(private readonly db: Knex) {}
 
   /**
@@ -237,12 +192,7 @@ export class DatabasePromotionStore {
   async stageSummaries(
     entityRef: string,
     stages: string[],
-  ): Promise<
-    Map<
-      string,
-      { last?: Promotion; active?: Promotion; lastSucceeded?: Promotion }
-    >
-  > {
+  ): Promise<Map<string, StageSummary>> {
     const summaries = new Map(
       stages.map(stage => [
         stage,
@@ -302,25 +252,13 @@ export class DatabasePromotionStore {
    * promotion; a second active promotion of the entity and stage is a
    * ConflictError naming the active one.
    */
-  async createPromotion(input: {
-    entityRef: string;
-    pipeline: string;
-    stage: string;
-    releaseId: string;
-    requestedBy: string;
-    reason?: string;
-    idempotencyKey?: string;
-    kind?: 'promotion' | 'rollback';
-  }): Promise<{ promotion: Promotion; created: boolean }> {
-    if (input.idempotencyKey) {
-      const existing = await this.db('progression_promotions')
-        .where({
-          entity_ref: input.entityRef,
-          idempotency_key: input.idempotencyKey,
-        })
-        .first();
-      if (existing) return { promotion: toPromotion(existing), created: false };
-    }
+  async createPromotion(
+    input: NewPromotion,
+  ): Promise<{ promotion: Promotion; created: boolean }> {
+    const existing =
+      input.idempotencyKey &&
+      (await this.findByIdempotencyKey(input.entityRef, input.idempotencyKey));
+    if (existing) return { promotion: existing, created: false };
     const id = crypto.randomUUID();
     try {
       await this.db.transaction(async tx => {
@@ -353,15 +291,11 @@ export class DatabasePromotionStore {
       });
     } catch (e) {
       if (!isUniqueViolation(e)) throw e;
-      if (input.idempotencyKey) {
-        const again = await this.db('progression_promotions')
-          .where({
-            entity_ref: input.entityRef,
-            idempotency_key: input.idempotencyKey,
-          })
-          .first();
-        if (again) return { promotion: toPromotion(again), created: false };
-      }
+      // Another request with the same key won the race.
+      const again =
+        input.idempotencyKey &&
+        (await this.findByIdempotencyKey(input.entityRef, input.idempotencyKey));
+      if (again) return { promotion: again, created: false };
       const active = await this.db('progression_promotions')
         .where({ active_key: activeKey(input.entityRef, input.stage) })
         .first();

@@ -1,23 +1,31 @@
 import { LoggerService } from '@backstage/backend-plugin-api';
 import { GateResult } from '@internal/backstage-plugin-progression-common';
 import {
+  DeployRecord,
+  DeployRequest,
+  DeployTarget,
+  Deployer,
+  EntityTarget,
+  GateContext,
+  GateDefinition,
+  GatePhase,
+  configuredPhases,
+} from '@internal/backstage-plugin-progression-node';
+import { resolveStageUrl } from '../config/stageUrl';
+import {
   PipelineConfig,
   ProgressionConfig,
   StageConfig,
-  resolveStageUrl,
-} from '../config/readProgressionConfig';
+} from '../config/types';
 import {
-  DatabasePromotionStore,
   Promotion,
+  PromotionStore,
   Release,
-} from '../database/DatabasePromotionStore';
-import { Gate, GateContext } from '../gates/Gate';
-import { MetricsGate } from '../gates/MetricsGate';
+} from '../database/PromotionStore';
 import { gateContext, stageLocation } from '../gates/gateContext';
-import {
-  KubernetesWorkloads,
-  StageLocation,
-} from '../kubernetes/KubernetesWorkloads';
+import { KubernetesDeployer } from '../kubernetes/KubernetesDeployer';
+import { KubernetesWorkloads } from '../kubernetes/KubernetesWorkloads';
+import { formatDuration, refusalToEnter } from './admission';
 import {
   PromotionEvent,
   PromotionState,
@@ -26,29 +34,9 @@ import {
   nextState,
 } from './transitions';
 
-/** What the engine needs to know of the promotion's entity. */
-export interface EntityTarget {
-  entityRef: string;
-  name: string;
-  namespace: string;
-  kubernetesId: string;
-  /** The container that runs the release, when the Deployment has several. */
-  container?: string;
-  /** Stage URL overrides from the entity's annotations, by stage name. */
-  urlOverrides?: Record<string, string>;
-}
+export type { EntityTarget };
 
 export type ResolveEntity = (entityRef: string) => Promise<EntityTarget>;
-
-interface DeployEvidence {
-  cluster: string;
-  namespace: string;
-  deployment: string;
-  container: string;
-  fromImage: string;
-  fromRevision: number;
-  toImage: string;
-}
 
 interface Outcome {
   event: PromotionEvent;
@@ -58,6 +46,48 @@ interface Outcome {
   reason?: string;
   evidence?: unknown;
   error?: string;
+}
+
+/**
+ * What a run of the engine knows of its promotion beyond the row: what it
+ * recorded itself (the deploy record, the gate results so far). Read from
+ * the store once when a run starts (a restart resumes from there), then
+ * kept as the engine adds steps.
+ */
+class RunMemory {
+  private loaded?: Promise<void>;
+  deployRecord?: DeployRecord;
+  results: GateResult[] = [];
+
+  constructor(
+    private readonly store: PromotionStore,
+    private readonly promotionId: string,
+  ) {}
+
+  load(): Promise<void> {
+    this.loaded ??= this.store.listSteps(this.promotionId).then(steps => {
+      this.deployRecord = steps.find(
+        s => s.kind === 'deploy' && s.name === 'patch',
+      )?.evidence as DeployRecord | undefined;
+      this.results = steps
+        .filter(s => s.kind === 'gate' && s.evidence)
+        .map(s => s.evidence as GateResult)
+        .filter(r => typeof r.gate === 'string' && typeof r.phase === 'string');
+    });
+    return this.loaded;
+  }
+}
+
+/** Everything one step works with, resolved once. */
+interface StepRun {
+  p: Promotion;
+  pipeline: PipelineConfig;
+  stage: StageConfig;
+  index: number;
+  release: Release;
+  entity: EntityTarget;
+  signal?: AbortSignal;
+  memory: RunMemory;
 }
 
 /** States the engine works on; awaiting-approval waits for people. */
@@ -73,25 +103,27 @@ export const WORKABLE_STATES: PromotionState[] = [
 const firstBlocking = (results: GateResult[]) =>
   results.find(r => r.status !== 'passed' && r.status !== 'skipped');
 
-const formatDuration = (ms: number) => {
-  const minutes = Math.ceil(ms / 60_000);
-  return minutes >= 60 ? `${Math.ceil(minutes / 60)} h` : `${minutes} min`;
-};
-
 /**
  * Runs promotions through their states: each call of `step` does the work
- * of the current state (a gate, the deploy, the wait for the rollout, a
- * rollback) and moves the promotion on with a compare-and-set. Every step
- * is safe to repeat after a crash: a deploy whose patch already reached the
- * cluster (the Deployment carries the promotion id) is not sent again.
+ * of the current state (the gates of a phase, the deploy, the wait for the
+ * rollout, a rollback) and moves the promotion on with a compare-and-set.
+ * Every step is safe to repeat after a crash: a deploy whose change already
+ * reached the stage is not made again. Gates and deployers are plug-ins:
+ * the engine knows them only by their definitions.
  */
 export class PromotionEngine {
+  private readonly deployers: Map<string, Deployer<any>>;
+
   constructor(
     private readonly options: {
-      store: DatabasePromotionStore;
+      store: PromotionStore;
+      /** The cluster access gates get. */
       workloads: KubernetesWorkloads;
       config: ProgressionConfig;
-      gates: Gate[];
+      /** The gates, in the order they run within a phase. */
+      gates: readonly GateDefinition<any>[];
+      /** How releases reach stages; the built-in `kubernetes` one by default. */
+      deployers?: readonly Deployer<any>[];
       resolveEntity: ResolveEntity;
       logger: LoggerService;
       /** Who the engine acts as in the steps it records. */
@@ -106,10 +138,20 @@ export class PromotionEngine {
         reason?: string;
       }) => void;
     },
-  ) {}
+  ) {
+    this.deployers = new Map(
+      (options.deployers ?? [new KubernetesDeployer(options.workloads)]).map(
+        d => [d.kind, d],
+      ),
+    );
+  }
 
   private get actor() {
     return this.options.actor ?? 'progression:engine';
+  }
+
+  private get store() {
+    return this.options.store;
   }
 
   private pipelineOf(p: Promotion): {
@@ -127,8 +169,22 @@ export class PromotionEngine {
     return { pipeline, stage: pipeline.stages[index], index };
   }
 
-  private location(stage: StageConfig): StageLocation {
-    return stageLocation(this.options.config, stage);
+  private deployerOf(stage: StageConfig): Deployer<any> {
+    const deployer = this.deployers.get(stage.deploy.kind);
+    if (!deployer) {
+      throw new Error(
+        `stage ${stage.name} deploys with '${stage.deploy.kind}', which is not installed`,
+      );
+    }
+    return deployer;
+  }
+
+  private target(run: StepRun): DeployTarget {
+    return {
+      entity: run.entity,
+      stage: run.stage,
+      location: stageLocation(this.options.config, run.stage),
+    };
   }
 
   private stageUrl(stage: StageConfig, entity: EntityTarget) {
@@ -160,8 +216,9 @@ export class PromotionEngine {
     promotionId: string,
     signal?: AbortSignal,
   ): Promise<PromotionState | undefined> {
+    const memory = new RunMemory(this.store, promotionId);
     for (let i = 0; i < 20; i++) {
-      const before = await this.options.store.getPromotion(promotionId);
+      const before = await this.store.getPromotion(promotionId);
       if (
         !before ||
         isTerminal(before.state) ||
@@ -169,19 +226,34 @@ export class PromotionEngine {
       ) {
         return before?.state;
       }
-      const moved = await this.step(before, signal);
-      if (!moved)
-        return (await this.options.store.getPromotion(promotionId))?.state;
+      const moved = await this.step(before, signal, memory);
+      if (!moved) return (await this.store.getPromotion(promotionId))?.state;
     }
-    return (await this.options.store.getPromotion(promotionId))?.state;
+    return (await this.store.getPromotion(promotionId))?.state;
   }
 
   /** Does the work of the promotion's current state and moves it on. */
-  async step(p: Promotion, signal?: AbortSignal): Promise<boolean> {
-    const { stage } = this.pipelineOf(p);
-    const release = await this.options.store.getRelease(p.releaseId);
+  async step(
+    p: Promotion,
+    signal?: AbortSignal,
+    memory = new RunMemory(this.store, p.id),
+  ): Promise<boolean> {
+    const { pipeline, stage, index } = this.pipelineOf(p);
+    const release = await this.store.getRelease(p.releaseId);
     if (!release)
       throw new Error(`release ${p.releaseId} of promotion ${p.id} is missing`);
+    await memory.load();
+    const run: StepRun = {
+      p,
+      pipeline,
+      stage,
+      index,
+      release,
+      // The catalog is asked once per step.
+      entity: await this.options.resolveEntity(p.entityRef),
+      signal,
+      memory,
+    };
     // An on-demand rollback is the way out of trouble: no approval, and
     // nothing to roll back to if it fails.
     const rollback = p.kind === 'rollback';
@@ -189,9 +261,9 @@ export class PromotionEngine {
       approvalRequired: !rollback && stage.approval.required,
       automaticRollback: !rollback && stage.rollback.automatic,
     };
-    const outcome = await this.work(p, release, signal);
+    const outcome = await this.work(run);
     const to = nextState(p.state, outcome.event, context);
-    const moved = await this.options.store.transition(p.id, p.state, to, {
+    const moved = await this.store.transition(p.id, p.state, to, {
       kind: outcome.kind,
       name: outcome.name,
       status: outcome.status,
@@ -214,17 +286,13 @@ export class PromotionEngine {
           p.stage
         }: ${p.state} → ${to}${outcome.reason ? ` (${outcome.reason})` : ''}`,
       );
-      if (to === 'succeeded') await this.promoteOnward(p, release);
+      if (to === 'succeeded') await this.promoteOnward(run);
     }
     return moved;
   }
 
-  private async work(
-    p: Promotion,
-    release: Release,
-    signal?: AbortSignal,
-  ): Promise<Outcome> {
-    switch (p.state) {
+  private async work(run: StepRun): Promise<Outcome> {
+    switch (run.p.state) {
       case 'pending':
         return {
           event: 'start',
@@ -233,23 +301,23 @@ export class PromotionEngine {
           status: 'passed',
         };
       case 'preflight':
-        return this.preflight(p, release);
+        return this.preflight(run);
       case 'deploying':
-        return this.deploy(p, release, signal);
+        return this.deploy(run);
       case 'verifying':
-        return this.verify(p, release, signal);
+        return this.verify(run);
       case 'rolling-back':
-        return this.rollBack(p, release, signal);
+        return this.rollBack(run);
       default:
         throw new Error(
-          `promotion ${p.id} is ${p.state}: nothing for the engine to do`,
+          `promotion ${run.p.id} is ${run.p.state}: nothing for the engine to do`,
         );
     }
   }
 
-  /** No skipping: the release passed the previous stage and soaked there. */
-  private async preflight(p: Promotion, release: Release): Promise<Outcome> {
-    const { pipeline, index } = this.pipelineOf(p);
+  /** No skipping (the pipeline's order rule), then the preflight gates. */
+  private async preflight(run: StepRun): Promise<Outcome> {
+    const { p, pipeline, index, release } = run;
     if (p.kind === 'rollback') {
       return {
         event: 'preflight-passed',
@@ -259,58 +327,23 @@ export class PromotionEngine {
         reason: `a rollback to ${release.version} skips the pipeline's order`,
       };
     }
-    if (index > 0) {
-      const previous = pipeline.stages[index - 1];
-      const passed = await this.options.store.findSucceeded(
-        p.entityRef,
-        previous.name,
-        release.id,
-      );
-      if (!passed) {
-        return {
-          event: 'preflight-failed',
-          kind: 'gate',
-          name: 'progression',
-          status: 'failed',
-          reason: `${previous.name} has not passed ${release.version} yet`,
-          error: `${previous.name} has not passed ${release.version} yet`,
-        };
-      }
-      const soakedFor =
-        Date.now() - Date.parse(passed.finishedAt ?? passed.updatedAt);
-      if (soakedFor < previous.soakMs) {
-        const reason = `${release.version} must soak in ${
-          previous.name
-        } for ${formatDuration(previous.soakMs - soakedFor)} more`;
-        return {
-          event: 'preflight-failed',
-          kind: 'gate',
-          name: 'soak',
-          status: 'failed',
-          reason,
-          error: reason,
-        };
-      }
+    const refusal = await refusalToEnter(this.store, {
+      pipeline,
+      stageIndex: index,
+      entityRef: p.entityRef,
+      release,
+    });
+    if (refusal) {
+      return {
+        event: 'preflight-failed',
+        kind: 'gate',
+        name: 'progression',
+        status: 'failed',
+        reason: refusal,
+        error: refusal,
+      };
     }
-    if (index > 0) {
-      // Soak: the release must still be healthy where it soaked, by that
-      // stage's metric checks when it has any.
-      const previous = pipeline.stages[index - 1];
-      const health = await this.soakHealth(p, release, previous);
-      if (health && health.status !== 'passed' && health.status !== 'skipped') {
-        const reason = `${release.version} is not healthy in ${previous.name}: ${health.reason}`;
-        return {
-          event: 'preflight-failed',
-          kind: 'gate',
-          name: 'soak',
-          status: health.status,
-          reason,
-          evidence: health,
-          error: reason,
-        };
-      }
-    }
-    const failed = firstBlocking(await this.runGates(p, release, 'preflight'));
+    const failed = firstBlocking(await this.runGates(run, 'preflight'));
     if (failed) {
       const reason = `${failed.gate}: ${failed.reason}`;
       return {
@@ -334,63 +367,21 @@ export class PromotionEngine {
     };
   }
 
-  /** One sample of the previous stage's metric checks, where it has any. */
-  private async soakHealth(
-    p: Promotion,
-    release: Release,
-    previous: StageConfig,
-  ): Promise<GateResult | undefined> {
-    const metrics = this.options.gates.find(
-      (g): g is MetricsGate => g instanceof MetricsGate,
-    );
-    if (!metrics || previous.soakMs === 0) return undefined;
-    const context = await this.gateContext(p, previous, release);
-    const result = await metrics.health(context);
-    if (result) {
-      await this.options.store.addStep(p.id, {
-        kind: 'gate',
-        name: 'soak',
-        status: result.status,
-        actor: this.actor,
-        reason: `${previous.name}: ${result.reason}`,
-        evidence: result,
-      });
-    }
-    return result;
-  }
-
-  private async deployEvidence(
-    p: Promotion,
-  ): Promise<DeployEvidence | undefined> {
-    const steps = await this.options.store.listSteps(p.id);
-    return steps.find(s => s.kind === 'deploy' && s.name === 'patch')
-      ?.evidence as DeployEvidence | undefined;
-  }
-
-  private async deploy(
-    p: Promotion,
-    release: Release,
-    signal?: AbortSignal,
-  ): Promise<Outcome> {
-    const { stage } = this.pipelineOf(p);
-    const entity = await this.options.resolveEntity(p.entityRef);
-    const location = this.location(stage);
-    const live = await this.options.workloads.readLive(
-      location,
-      entity.kubernetesId,
-      entity.container,
-    );
-
-    let evidence = await this.deployEvidence(p);
-    // After a crash the patch may already be there: never send it twice.
-    const alreadyPatched =
-      live.image === release.image &&
-      (p.kind === 'rollback' || live.promotionId === p.id);
-    if (!alreadyPatched && !evidence && p.kind !== 'rollback') {
-      // Jobs before the deploy (a migration): after the approval, once.
-      const failed = firstBlocking(
-        await this.runGates(p, release, 'predeploy', signal, { once: true }),
-      );
+  private async deploy(run: StepRun): Promise<Outcome> {
+    const { p, stage, release, memory, signal } = run;
+    const deployer = this.deployerOf(stage);
+    const target = this.target(run);
+    const request: DeployRequest = {
+      promotionId: p.id,
+      kind: p.kind,
+      release: { id: release.id, version: release.version, image: release.image },
+      changeCause: `Progression: ${release.version} to ${p.stage} (promotion ${p.id})`,
+      previous: memory.deployRecord,
+    };
+    const planned = await deployer.plan(target, request);
+    if (!planned.applied && !memory.deployRecord && p.kind !== 'rollback') {
+      // Gates before the deploy (a migration Job): after the approval.
+      const failed = firstBlocking(await this.runGates(run, 'predeploy'));
       if (failed) {
         const reason = `${failed.gate}: ${failed.reason}; nothing was deployed`;
         return {
@@ -403,56 +394,28 @@ export class PromotionEngine {
         };
       }
     }
-    if (!alreadyPatched) {
-      evidence = {
-        cluster: stage.cluster,
-        namespace: stage.namespace,
-        deployment: live.deployment,
-        container: live.container,
-        fromImage: evidence?.fromImage ?? live.image,
-        fromRevision: evidence?.fromRevision ?? live.revision,
-        toImage: release.image,
-      };
-      // Recorded before the patch, so that a crash in between still knows
-      // what to roll back to.
-      await this.options.store.addStep(p.id, {
+    if (!planned.applied) {
+      // Recorded before the change, so that a crash in between still
+      // knows what to roll back to.
+      memory.deployRecord = planned.record;
+      await this.store.addStep(p.id, {
         kind: 'deploy',
         name: 'patch',
         status: 'started',
         actor: this.actor,
-        reason: `${live.image} → ${release.image}`,
-        evidence,
+        reason: `${planned.record.fromImage} → ${planned.record.toImage}`,
+        evidence: planned.record,
       });
-      if (p.kind === 'rollback') {
-        // kubectl rollout undo to the revision that ran this release.
-        await this.options.workloads.rollBack(location, entity.kubernetesId, {
-          container: live.container,
-          toImage: release.image,
-        });
-      } else {
-        await this.options.workloads.setImage(
-          location,
-          live.deployment,
-          live.container,
-          release.image,
-          {
-            changeCause: `Progression: ${release.version} to ${p.stage} (promotion ${p.id})`,
-            promotionId: p.id,
-          },
-        );
-      }
+      await deployer.apply(target, planned.record, request);
     }
     const started = Date.now();
-    const rollout = await this.options.workloads.waitForRollout(
-      location,
-      live.deployment,
-      {
-        timeoutMs: stage.rolloutTimeoutMs,
-        signal,
-      },
+    const rollout = await deployer.awaitRollout(
+      target,
+      memory.deployRecord ?? planned.record,
+      { timeoutMs: stage.rolloutTimeoutMs, signal },
     );
-    const rolloutEvidence = {
-      ...evidence,
+    const evidence = {
+      ...memory.deployRecord,
       rollout: rollout.message,
       waitedMs: Date.now() - started,
     };
@@ -463,7 +426,7 @@ export class PromotionEngine {
         name: 'rollout',
         status: 'passed',
         reason: rollout.message,
-        evidence: rolloutEvidence,
+        evidence,
       };
     }
     return {
@@ -472,20 +435,14 @@ export class PromotionEngine {
       name: 'rollout',
       status: 'failed',
       reason: rollout.message,
-      evidence: rolloutEvidence,
+      evidence,
       error: rollout.message,
     };
   }
 
-  /** What a gate gets to measure `stage` for this promotion. */
-  private async gateContext(
-    p: Promotion,
-    stage: StageConfig,
-    release: Release,
-    signal?: AbortSignal,
-  ): Promise<GateContext> {
-    const { pipeline } = this.pipelineOf(p);
-    const entity = await this.options.resolveEntity(p.entityRef);
+  /** What the gates get to measure the promotion's stage. */
+  private gateContext(run: StepRun): GateContext {
+    const { p, pipeline, stage, release, entity, signal, memory } = run;
     return {
       ...gateContext({
         config: this.options.config,
@@ -502,6 +459,7 @@ export class PromotionEngine {
         image: release.image,
       },
       promotionId: p.id,
+      results: memory.results,
       baseline: (gate, check) => this.baseline(p, stage, gate, check),
     };
   }
@@ -517,11 +475,11 @@ export class PromotionEngine {
     check: string,
   ): Promise<number | undefined> {
     const { lastSucceeded } =
-      (await this.options.store.stageSummaries(p.entityRef, [stage.name])).get(
+      (await this.store.stageSummaries(p.entityRef, [stage.name])).get(
         stage.name,
       ) ?? {};
     if (!lastSucceeded || lastSucceeded.id === p.id) return undefined;
-    const steps = await this.options.store.listSteps(lastSucceeded.id);
+    const steps = await this.store.listSteps(lastSucceeded.id);
     for (const step of [...steps].reverse()) {
       if (step.kind !== 'gate' || step.name !== gate) continue;
       const checks = (step.evidence as { evidence?: { checks?: unknown } })
@@ -535,38 +493,35 @@ export class PromotionEngine {
     return undefined;
   }
 
+  /**
+   * Runs the gates the stage configures for `phase`, in order, recording
+   * each result. A gate whose effect outlasts a retry (`once`) and that
+   * already passed in this phase is not run again.
+   */
   private async runGates(
-    p: Promotion,
-    release: Release,
-    phase: GateResult['phase'],
-    signal?: AbortSignal,
-    options: { once?: boolean } = {},
+    run: StepRun,
+    phase: GatePhase,
   ): Promise<GateResult[]> {
-    const { stage } = this.pipelineOf(p);
-    const gates = this.options.gates.filter(g => g.appliesTo(stage, phase));
+    const { p, pipeline, stage, index, memory } = run;
+    const source = pipeline.stages[index - 1];
+    const gates = this.options.gates.filter(g =>
+      configuredPhases(g, stage, source).includes(phase),
+    );
     if (!gates.length) return [];
-    const context = await this.gateContext(p, stage, release, signal);
-    // A gate that already passed in this phase (before a crash) is not run
-    // again when it must run once, such as a migration Job.
-    const done = options.once
-      ? new Set(
-          (await this.options.store.listSteps(p.id))
-            .filter(
-              s =>
-                s.kind === 'gate' &&
-                (s.status === 'passed' || s.status === 'skipped') &&
-                (s.evidence as GateResult | undefined)?.phase === phase,
-            )
-            .map(s => s.name),
-        )
-      : new Set<string>();
+    const context = this.gateContext(run);
     const results: GateResult[] = [];
     for (const gate of gates) {
-      if (done.has(gate.name)) continue;
+      const done = memory.results.some(
+        r =>
+          r.gate === gate.name &&
+          r.phase === phase &&
+          (r.status === 'passed' || r.status === 'skipped'),
+      );
+      if (gate.once && done) continue;
       const result = await gate.run(context, phase);
       results.push(result);
       if (phase !== 'rollback') {
-        await this.options.store.addStep(p.id, {
+        await this.store.addStep(p.id, {
           kind: 'gate',
           name: gate.name,
           status: result.status,
@@ -574,17 +529,14 @@ export class PromotionEngine {
           reason: result.reason,
           evidence: result,
         });
+        memory.results.push(result);
       }
     }
     return results;
   }
 
-  private async verify(
-    p: Promotion,
-    release: Release,
-    signal?: AbortSignal,
-  ): Promise<Outcome> {
-    const results = await this.runGates(p, release, 'verification', signal);
+  private async verify(run: StepRun): Promise<Outcome> {
+    const results = await this.runGates(run, 'verification');
     const failed = firstBlocking(results);
     if (failed) {
       return {
@@ -608,21 +560,15 @@ export class PromotionEngine {
   }
 
   /**
-   * `kubectl rollout undo` to the image that ran before this promotion,
-   * the rollout wait, then the stage's smoke checks again.
+   * Back to what ran before this promotion (the deployer's undo), the wait
+   * for the rollout, then the stage's rollback gates (its smoke checks).
    */
-  private async rollBack(
-    p: Promotion,
-    release: Release,
-    signal?: AbortSignal,
-  ): Promise<Outcome> {
-    const { stage } = this.pipelineOf(p);
-    const entity = await this.options.resolveEntity(p.entityRef);
-    const location = this.location(stage);
+  private async rollBack(run: StepRun): Promise<Outcome> {
+    const { stage, release, memory, signal } = run;
     const started = Date.now();
-    const evidence = await this.deployEvidence(p);
-    if (!evidence) {
-      // Cancelled before the patch was sent: nothing to undo.
+    const record = memory.deployRecord;
+    if (!record) {
+      // Cancelled before the change was made: nothing to undo.
       return {
         event: 'rollback-succeeded',
         kind: 'rollback',
@@ -631,41 +577,22 @@ export class PromotionEngine {
         reason: 'nothing was deployed',
       };
     }
-    const live = await this.options.workloads.readLive(
-      location,
-      entity.kubernetesId,
-      entity.container,
-    );
-    let undo: Awaited<ReturnType<KubernetesWorkloads['rollBack']>> | undefined;
-    if (live.image !== evidence.fromImage) {
-      undo = await this.options.workloads.rollBack(
-        location,
-        entity.kubernetesId,
-        {
-          container: evidence.container,
-          toImage: evidence.fromImage,
-        },
-      );
-    }
-    const rollout = await this.options.workloads.waitForRollout(
-      location,
-      evidence.deployment,
-      {
-        timeoutMs: stage.rolloutTimeoutMs,
-        signal,
-      },
-    );
+    const deployer = this.deployerOf(stage);
+    const target = this.target(run);
+    const undo = await deployer.rollBack(target, record);
+    const rollout = await deployer.awaitRollout(target, record, {
+      timeoutMs: stage.rolloutTimeoutMs,
+      signal,
+    });
     // `kubectl rollout undo` + `kubectl rollout status`'s share of it.
     const undoAndRolloutMs = Date.now() - started;
-    const checks = rollout.done
-      ? await this.runGates(p, release, 'rollback', signal)
-      : [];
+    const checks = rollout.done ? await this.runGates(run, 'rollback') : [];
     const healthy =
       rollout.done &&
       checks.every(c => c.status === 'passed' || c.status === 'skipped');
     const result = {
       from: release.image,
-      to: evidence.fromImage,
+      to: record.fromImage,
       undo,
       rollout: rollout.message,
       checks,
@@ -673,11 +600,11 @@ export class PromotionEngine {
       durationMs: Date.now() - started,
     };
     const reason = healthy
-      ? `back on ${evidence.fromImage} in ${(
+      ? `back on ${record.fromImage} in ${(
           (Date.now() - started) /
           1000
         ).toFixed(1)} s`
-      : `rollback to ${evidence.fromImage} did not end healthy: ${
+      : `rollback to ${record.fromImage} did not end healthy: ${
           rollout.done
             ? checks.find(c => c.status !== 'passed')?.reason
             : rollout.message
@@ -699,19 +626,19 @@ export class PromotionEngine {
    */
   async expireApprovals(now = Date.now()): Promise<number> {
     let expired = 0;
-    for (const p of await this.options.store.listInState('awaiting-approval')) {
+    for (const p of await this.store.listInState('awaiting-approval')) {
       const stage = this.options.config.pipelines
         .get(p.pipeline)
         ?.stages.find(s => s.name === p.stage);
       const limit = stage?.approval.expiresAfterMs;
       if (limit === undefined) continue;
-      const steps = await this.options.store.listSteps(p.id);
+      const steps = await this.store.listSteps(p.id);
       const since =
         steps.find(s => s.toState === 'awaiting-approval')?.finishedAt ??
         p.updatedAt;
       if (now - Date.parse(since) < limit) continue;
       const reason = `no approval within ${formatDuration(limit)}`;
-      const moved = await this.options.store.transition(
+      const moved = await this.store.transition(
         p.id,
         'awaiting-approval',
         nextState('awaiting-approval', 'approval-expired', {
@@ -733,12 +660,11 @@ export class PromotionEngine {
   }
 
   /** After a success, a release flows on into a next stage that asks for it. */
-  private async promoteOnward(p: Promotion, release: Release) {
-    const { pipeline, index } = this.pipelineOf(p);
+  private async promoteOnward({ p, pipeline, index, release }: StepRun) {
     const next = pipeline.stages[index + 1];
     if (p.kind === 'rollback' || !next?.autoPromote) return;
     try {
-      await this.options.store.createPromotion({
+      await this.store.createPromotion({
         entityRef: p.entityRef,
         pipeline: p.pipeline,
         stage: next.name,

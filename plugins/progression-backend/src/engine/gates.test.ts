@@ -25,11 +25,11 @@ import {
   prometheusAvailable,
   startPrometheus,
   waitForSamples,
-} from '../testUtils/startPrometheus';
+} from '../__testUtils__/startPrometheus';
 import { PromotionEngine } from './PromotionEngine';
-import { ProgressionService } from '../service/ProgressionService';
-import { createRouter } from '../service/router';
-import { wrapServerOnIPv4 } from '../testUtils/wrapServerOnIPv4';
+import { ProgressionReadModel } from '../service/ProgressionReadModel';
+import { createTestRouter } from '../__testUtils__/createTestRouter';
+import { wrapServerOnIPv4 } from '../__testUtils__/wrapServerOnIPv4';
 import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import express from 'express';
 import request from 'supertest';
@@ -49,11 +49,16 @@ const selector =
 const ERROR_RATE = `(sum(rate(http_requests_total{${selector},status=~"5.."}[10s])) or vector(0)) / sum(rate(http_requests_total{${selector}}[10s]))`;
 
 /**
- * The REST API over `service`, for one entity of `pipeline`, every
- * response checked against the OpenAPI document.
+ * The REST API over `store` (and the cluster and Prometheus when given),
+ * for one entity of `pipeline`, every response checked against the
+ * OpenAPI document.
  */
 async function serve(
-  service: ProgressionService,
+  parts: {
+    store: DatabasePromotionStore;
+    workloads?: KubernetesWorkloads;
+    prometheus?: PrometheusClient;
+  },
   config: ProgressionConfig,
   name: string,
   pipeline: string,
@@ -68,11 +73,10 @@ async function serve(
     },
     spec: { type: 'service', owner: 'team' },
   };
-  const router = await createRouter({
-    httpAuth: mockServices.httpAuth(),
+  const router = await createTestRouter({
+    ...parts,
     catalog: catalogServiceMock({ entities: [entity] }),
     config,
-    service,
   });
   const server = await wrapServerOnIPv4(
     express().use(router).use(mockErrorHandler()),
@@ -252,18 +256,15 @@ describeWithPrometheus('promotions through metric gates', () => {
 
   it('serves the charts: request rate, error rate and p95 per stage from Prometheus, checked against the OpenAPI document', async () => {
     const { store } = await setup([]);
-    const service = new ProgressionService({
-      store,
-      config,
-      onWork: () => {},
-      prometheus: new PrometheusClient({
-        url: prometheus.url,
-        headers: {},
-        timeoutMs: 2000,
-      }),
-    });
     const { entity, server } = await serve(
-      service,
+      {
+        store,
+        prometheus: new PrometheusClient({
+          url: prometheus.url,
+          headers: {},
+          timeoutMs: 2000,
+        }),
+      },
       config,
       'payments-api',
       'standard',
@@ -307,10 +308,10 @@ describeWithPrometheus('promotions through metric gates', () => {
     );
     expect(unknown.status).toBe(404);
 
-    const without = await new ProgressionService({
+    const without = await new ProgressionReadModel({
       store,
       config,
-      onWork: () => {},
+      gates: [],
     }).metrics(entity);
     expect(without.available).toBe(false);
     expect(without.reason).toMatch(/No Prometheus is configured/);
@@ -540,14 +541,12 @@ describe('promotions through the cluster gates (job, isolation, parity) and the 
     const knex = await databases.init('SQLITE_3');
     await applyDatabaseMigrations(knex);
     const store = new DatabasePromotionStore(knex);
-    const service = new ProgressionService({
-      store,
+    const { server } = await serve(
+      { store, workloads: new KubernetesWorkloads() },
       config,
-      onWork: () => {},
-      workloads: new KubernetesWorkloads(),
-      previewGates: [new IsolationGate(), new ParityGate()],
-    });
-    const { server } = await serve(service, config, 'web-shop', 'guarded');
+      'web-shop',
+      'guarded',
+    );
     const res = await request(server).get(
       '/v1/entities/component/default/web-shop/stages/production/preview',
     );
@@ -581,13 +580,15 @@ describe('promotions through the cluster gates (job, isolation, parity) and the 
   it('serves the flag matrix with a flag on in staging and off in production marked as a difference', async () => {
     const knex = await databases.init('SQLITE_3');
     await applyDatabaseMigrations(knex);
-    const service = new ProgressionService({
-      store: new DatabasePromotionStore(knex),
+    const { server } = await serve(
+      {
+        store: new DatabasePromotionStore(knex),
+        workloads: new KubernetesWorkloads(),
+      },
       config,
-      onWork: () => {},
-      workloads: new KubernetesWorkloads(),
-    });
-    const { server } = await serve(service, config, 'web-shop', 'guarded');
+      'web-shop',
+      'guarded',
+    );
     const res = await request(server).get(
       '/v1/entities/component/default/web-shop/flags',
     );

@@ -11,6 +11,7 @@
  *                                                     rolling-back ──► rolled-back
  * ```
  */
+import { ConflictError } from '@backstage/errors';
 import {
   PROMOTION_STATES,
   PromotionState,
@@ -93,11 +94,13 @@ const TABLE: Partial<
   },
 };
 
-/** Thrown for an event the current state does not accept (a 409 at the API). */
-export class InvalidTransitionError extends Error {
+/**
+ * Thrown for an event the current state does not accept: a conflict with
+ * the promotion's state, so a 409 at the API.
+ */
+export class InvalidTransitionError extends ConflictError {
   constructor(readonly state: PromotionState, readonly event: PromotionEvent) {
     super(`a promotion that is ${state} cannot take '${event}'`);
-    this.name = 'InvalidTransitionError';
   }
 }
 

@@ -1,6 +1,9 @@
 import { Config } from '@backstage/config';
-import { ProgressionConfigError } from '../config/readHelpers';
-import type { StageLocation } from '../kubernetes/KubernetesWorkloads';
+import {
+  FlagsConfig,
+  ProgressionConfigError,
+  StageLocation,
+} from '@internal/backstage-plugin-progression-node';
 import {
   StageResources,
   describeKubeError,
@@ -8,11 +11,7 @@ import {
   isDnsSubdomain,
 } from '../kubernetes/StageResources';
 
-/** Where a stage's feature flags live (flagd JSON in a ConfigMap). */
-export interface FlagsConfig {
-  configMap: string;
-  key: string;
-}
+export type { FlagsConfig };
 
 /**
  * Reads a stage's `flags` (falling back to the pipeline's `flags`), with

@@ -5,8 +5,10 @@ import {
   V1NetworkPolicy,
   V1NetworkPolicyPeer,
 } from '@kubernetes/client-node';
-import type { StageConfig } from '../config/readProgressionConfig';
-import { ProgressionConfigError } from '../config/readHelpers';
+import {
+  ProgressionConfigError,
+  StageConfig,
+} from '@internal/backstage-plugin-progression-node';
 import {
   StageResources,
   describeKubeError,
@@ -25,6 +27,12 @@ export interface IsolationGateConfig {
  * `{ environmentLabel }`), or undefined when the stage has none or it is
  * `false`. Throws ProgressionConfigError naming the bad key.
  */
+declare module '@internal/backstage-plugin-progression-node' {
+  interface StageGateConfigs {
+    isolation?: IsolationGateConfig;
+  }
+}
+
 export function readIsolationGateConfig(
   stage: Config,
   path: string,
@@ -246,11 +254,17 @@ export function ingressViolations(
  * default and admit nothing from the other stages' namespaces (the ones on
  * the same cluster, which namespace selectors can reach).
  */
-export class IsolationGate implements Gate {
+export class IsolationGate extends Gate<IsolationGateConfig> {
   readonly name = 'isolation';
+  readonly preview = true;
 
-  appliesTo(stage: StageConfig, phase: GatePhase): boolean {
-    return Boolean(stage.gates.isolation) && phase === 'preflight';
+  readonly phases = ['preflight'] as const;
+
+  readConfig(
+    stage: Config,
+    { path }: { path: string; policy: Omit<StageConfig, 'gates'> },
+  ): IsolationGateConfig | undefined {
+    return readIsolationGateConfig(stage, path);
   }
 
   async run(context: GateContext, phase: GatePhase): Promise<GateResult> {

@@ -1,15 +1,16 @@
 import { Config } from '@backstage/config';
 import { GateResult } from '@internal/backstage-plugin-progression-common';
-import { V1Container, V1Deployment, V1Job } from '@kubernetes/client-node';
-import type { StageConfig } from '../config/readProgressionConfig';
-import { ProgressionConfigError, readDurationMs } from '../config/readHelpers';
-import type { StageLocation } from '../kubernetes/KubernetesWorkloads';
+import { V1Container, V1Deployment } from '@kubernetes/client-node';
+import {
+  ProgressionConfigError,
+  StageConfig,
+  StageJobRun,
+  readDurationMs,
+} from '@internal/backstage-plugin-progression-node';
 import {
   StageResources,
   describeKubeError,
-  isDnsLabel,
   isLabelValue,
-  jobState,
 } from '../kubernetes/StageResources';
 import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 
@@ -174,6 +175,12 @@ function readStep(
  * Reads and validates a stage's `gates.job`, or undefined when the
  * stage has none. Throws ProgressionConfigError naming the bad key.
  */
+declare module '@internal/backstage-plugin-progression-node' {
+  interface StageGateConfigs {
+    job?: JobGateConfig;
+  }
+}
+
 export function readJobGateConfig(
   stage: Config,
   path: string,
@@ -223,11 +230,8 @@ export function readJobGateConfig(
   };
 }
 
-export const JOB_PROMOTION_LABEL = 'progression.backstage.io/promotion-id';
+export { JOB_PROMOTION_LABEL } from '../kubernetes/runStageJob';
 export const JOB_ROLE_LABEL = 'progression.backstage.io/job';
-const KUBERNETES_ID_LABEL = 'backstage.io/kubernetes-id';
-const LOG_LINES = 50;
-const LOG_BYTES = 4096;
 
 export type JobRole = 'backup' | 'migration';
 
@@ -244,32 +248,7 @@ export function jobName(role: JobRole, promotionId: string): string {
 }
 
 /** What the evidence says about one Job. */
-export interface JobEvidence {
-  role: JobRole;
-  name: string;
-  namespace: string;
-  image: string;
-  command: string[];
-  args?: string[];
-  /** Env var names given to the container (configured and inherited); never values. */
-  envNames: string[];
-  /** Whether this run created the Job or found it from an earlier run. */
-  reused: boolean;
-  status: 'complete' | 'failed' | 'timeout' | 'cancelled' | 'error';
-  conditions: {
-    type: string;
-    status: string;
-    reason?: string;
-    message?: string;
-  }[];
-  durationMs?: number;
-  pod?: string;
-  exitCode?: number;
-  /** The last ~50 lines of the pod's log, at most 4 KiB. */
-  logTail?: string;
-  logError?: string;
-  error?: string;
-}
+export type JobEvidence = { role: JobRole } & StageJobRun;
 
 function seconds(ms: number) {
   if (ms < 1000) return `${Math.round(ms)} ms`;
@@ -278,8 +257,6 @@ function seconds(ms: number) {
     : `${Math.round(ms / 100) / 10} s`;
 }
 
-class JobGateError extends Error {}
-
 /**
  * Runs a stage's migration (and the backup before it, when configured) as
  * Kubernetes Jobs in the stage namespace, just before the deploy, with the
@@ -287,11 +264,18 @@ class JobGateError extends Error {}
  * promotion id, so a run after a crash finds and waits for the Job the
  * first run created instead of starting another.
  */
-export class JobGate implements Gate {
+export class JobGate extends Gate<JobGateConfig> {
   readonly name = 'job';
 
-  appliesTo(stage: StageConfig, phase: GatePhase): boolean {
-    return Boolean(stage.gates.job) && phase === 'predeploy';
+  /** A Job that ran is not run again after a restart. */
+  readonly once = true;
+  readonly phases = ['predeploy'] as const;
+
+  readConfig(
+    stage: Config,
+    { path }: { path: string; policy: Omit<StageConfig, 'gates'> },
+  ): JobGateConfig | undefined {
+    return readJobGateConfig(stage, path);
   }
 
   async run(context: GateContext, phase: GatePhase): Promise<GateResult> {
@@ -363,15 +347,27 @@ export class JobGate implements Gate {
     if (config.backup) steps.push(['backup', config.backup]);
     steps.push(['migration', config.migration]);
     for (const [role, step] of steps) {
-      const outcome = await this.runStep(
-        resources,
-        location,
+      const outcome: JobEvidence = {
         role,
-        step,
-        step.image ?? release.image,
-        { promotionId, kubernetesId: entity.kubernetesId, inherited },
-        context.signal,
-      );
+        ...(await workloads.runJob(
+          location,
+          {
+            name: jobName(role, promotionId),
+            promotionId,
+            kubernetesId: entity.kubernetesId,
+            container: role,
+            image: step.image ?? release.image,
+            command: step.command,
+            ...(step.args && { args: step.args }),
+            env: step.env,
+            labels: { [JOB_ROLE_LABEL]: role },
+            timeoutMs: step.timeoutMs,
+            backoffLimit: step.backoffLimit,
+            inherited,
+          },
+          context.signal,
+        )),
+      };
       jobs.push(outcome);
       if (outcome.status === 'complete') continue;
       const name = `${role} job ${outcome.name}`;
@@ -415,164 +411,6 @@ export class JobGate implements Gate {
       evidence,
     );
   }
-
-  private async runStep(
-    resources: StageResources,
-    location: StageLocation,
-    role: JobRole,
-    step: JobStepConfig,
-    image: string,
-    ids: {
-      promotionId: string;
-      kubernetesId: string;
-      inherited: Partial<V1Container> & {
-        serviceAccountName?: string;
-        imagePullSecrets?: { name: string }[];
-      };
-    },
-    signal?: AbortSignal,
-  ): Promise<JobEvidence> {
-    const name = jobName(role, ids.promotionId);
-    const started = Date.now();
-    const { serviceAccountName, imagePullSecrets, env, envFrom } =
-      ids.inherited;
-    const configured = Object.entries(step.env).map(([n, value]) => ({
-      name: n,
-      value,
-    }));
-    const mergedEnv = [
-      ...(env ?? []).filter(e => !configured.some(c => c.name === e.name)),
-      ...configured,
-    ];
-    const evidence: JobEvidence = {
-      role,
-      name,
-      namespace: location.namespace,
-      image,
-      command: step.command,
-      ...(step.args && { args: step.args }),
-      envNames: mergedEnv.map(e => e.name),
-      reused: false,
-      status: 'error',
-      conditions: [],
-    };
-    const labels = {
-      'app.kubernetes.io/managed-by': 'backstage-progression',
-      [KUBERNETES_ID_LABEL]: ids.kubernetesId,
-      [JOB_PROMOTION_LABEL]: ids.promotionId,
-      [JOB_ROLE_LABEL]: role,
-    };
-    const body: V1Job = {
-      metadata: { name, labels },
-      spec: {
-        backoffLimit: step.backoffLimit,
-        activeDeadlineSeconds: Math.ceil(step.timeoutMs / 1000),
-        ttlSecondsAfterFinished: 7 * 24 * 3600,
-        template: {
-          metadata: {
-            labels: {
-              [JOB_PROMOTION_LABEL]: ids.promotionId,
-              [JOB_ROLE_LABEL]: role,
-            },
-          },
-          spec: {
-            restartPolicy: 'Never',
-            ...(serviceAccountName && { serviceAccountName }),
-            ...(imagePullSecrets?.length && { imagePullSecrets }),
-            containers: [
-              {
-                name: role,
-                image,
-                // argv, as configured: no shell is involved.
-                command: step.command,
-                ...(step.args && { args: step.args }),
-                ...(mergedEnv.length && { env: mergedEnv }),
-                ...(envFrom?.length && { envFrom }),
-              },
-            ],
-          },
-        },
-      },
-    };
-    try {
-      if (!isDnsLabel(name)) {
-        throw new JobGateError(`'${name}' is not a valid Job name`);
-      }
-      const { job, created } = await resources.createJob(location, body);
-      evidence.reused = !created;
-      const owner = job.metadata?.labels?.[JOB_PROMOTION_LABEL];
-      if (!created && owner !== ids.promotionId) {
-        throw new JobGateError(
-          `a Job named ${name} already exists in namespace ${
-            location.namespace
-          } for ${
-            owner ? `promotion ${owner}` : 'something else'
-          }; delete it to run this promotion's job`,
-        );
-      }
-      if (!created) {
-        const existingImage = job.spec?.template.spec?.containers?.[0]?.image;
-        if (existingImage) evidence.image = existingImage;
-      }
-      const remaining =
-        step.timeoutMs -
-        (created ? 0 : elapsedSince(job.status?.startTime) ?? 0);
-      const waited =
-        jobState(job) !== 'running'
-          ? { job, outcome: jobState(job) }
-          : await resources.waitForJob(location, name, {
-              timeoutMs: Math.max(0, remaining),
-              signal,
-            });
-      const final = waited.job;
-      evidence.status =
-        waited.outcome === 'running' ? 'timeout' : waited.outcome;
-      evidence.conditions = (final.status?.conditions ?? []).map(c => ({
-        type: c.type,
-        status: c.status,
-        ...(c.reason && { reason: c.reason }),
-        ...(c.message && { message: c.message }),
-      }));
-      const start = Date.parse(String(final.status?.startTime ?? ''));
-      const end = Date.parse(
-        String(
-          final.status?.completionTime ??
-            final.status?.conditions?.find(
-              c => c.type === 'Failed' && c.status === 'True',
-            )?.lastTransitionTime ??
-            '',
-        ),
-      );
-      evidence.durationMs =
-        Number.isFinite(start) && Number.isFinite(end)
-          ? Math.max(0, end - start)
-          : Date.now() - started;
-      const pod = await resources.jobLastPod(location, final, {
-        container: final.spec?.template.spec?.containers?.[0]?.name,
-        lines: LOG_LINES,
-        maxBytes: LOG_BYTES,
-      });
-      if (pod) {
-        evidence.pod = pod.pod;
-        if (pod.exitCode !== undefined) evidence.exitCode = pod.exitCode;
-        evidence.logTail = pod.logTail;
-        if (pod.logError) evidence.logError = pod.logError;
-      }
-    } catch (e) {
-      evidence.status = 'error';
-      evidence.error =
-        e instanceof JobGateError
-          ? e.message
-          : `cannot run the job: ${describeKubeError(e)}`;
-      evidence.durationMs = Date.now() - started;
-    }
-    return evidence;
-  }
-}
-
-function elapsedSince(time: unknown): number | undefined {
-  const t = Date.parse(String(time ?? ''));
-  return Number.isFinite(t) ? Math.max(0, Date.now() - t) : undefined;
 }
 
 /** The parts of the stage Deployment's release container a Job inherits. */

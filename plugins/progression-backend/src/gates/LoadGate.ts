@@ -2,8 +2,11 @@ import { Config } from '@backstage/config';
 import { GateResult } from '@internal/backstage-plugin-progression-common';
 import autocannon from 'autocannon';
 import { performance } from 'node:perf_hooks';
-import { ProgressionConfigError, readDurationMs } from '../config/readHelpers';
-import { StageConfig } from '../config/readProgressionConfig';
+import {
+  ProgressionConfigError,
+  StageConfig,
+  readDurationMs,
+} from '@internal/backstage-plugin-progression-node';
 import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 import { checkUrl } from './SmokeGate';
 
@@ -128,6 +131,12 @@ function positiveDuration(
  * Reads and validates a stage's `gates.load`, or undefined when the
  * stage has none. Throws ProgressionConfigError naming the bad key.
  */
+declare module '@internal/backstage-plugin-progression-node' {
+  interface StageGateConfigs {
+    load?: LoadGateConfig;
+  }
+}
+
 export function readLoadGateConfig(
   stage: Config,
   stagePath: string,
@@ -427,11 +436,23 @@ function measure(
  * latency percentiles from every response, the error rate and the
  * throughput against the configured thresholds.
  */
-export class LoadGate implements Gate {
+export class LoadGate extends Gate<LoadGateConfig> {
   readonly name = 'load';
 
-  appliesTo(stage: StageConfig, phase: GatePhase): boolean {
-    return stage.gates.load !== undefined && phase === 'verification';
+  readonly phases = ['verification'] as const;
+
+  readConfig(
+    stage: Config,
+    { path, policy }: { path: string; policy: Omit<StageConfig, 'gates'> },
+  ): LoadGateConfig | undefined {
+    const config = readLoadGateConfig(stage, path);
+    if (config && policy.url === undefined) {
+      throw new ProgressionConfigError(
+        `${path}.url`,
+        'the stage has a load test but no url to run it against',
+      );
+    }
+    return config;
   }
 
   async run(context: GateContext, phase: GatePhase): Promise<GateResult> {

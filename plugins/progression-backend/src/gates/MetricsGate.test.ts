@@ -10,7 +10,7 @@ import {
   prometheusAvailable,
   startPrometheus,
   waitForSamples,
-} from '../testUtils/startPrometheus';
+} from '../__testUtils__/startPrometheus';
 import { GateContext } from './Gate';
 import { MetricCheckEvidence, MetricsGate } from './MetricsGate';
 
@@ -318,7 +318,7 @@ describe('readMetricsGateConfig', () => {
 
   it('reads a relative condition', () => {
     const [check] = stageWith([errorRateCheck({ condition: '<= +10%' })]).gates
-      .metrics;
+      .metrics!;
     expect(check).toMatchObject({
       comparison: '<=',
       threshold: 10,

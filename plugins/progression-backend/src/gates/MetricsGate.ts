@@ -3,8 +3,11 @@ import {
   GateResult,
   GateStatus,
 } from '@internal/backstage-plugin-progression-common';
-import type { StageConfig } from '../config/readProgressionConfig';
-import { ProgressionConfigError, readDurationMs } from '../config/readHelpers';
+import {
+  ProgressionConfigError,
+  StageConfig,
+  readDurationMs,
+} from '@internal/backstage-plugin-progression-node';
 import {
   PrometheusClient,
   PrometheusQueryError,
@@ -172,6 +175,12 @@ function readTemplate(check: Config, key: string, path: string): string {
 }
 
 /** Reads and validates a stage's `gates.metrics` list. */
+declare module '@internal/backstage-plugin-progression-node' {
+  interface StageGateConfigs {
+    metrics?: MetricCheckConfig[];
+  }
+}
+
 export function readMetricsGateConfig(
   stage: Config,
   path: string,
@@ -274,20 +283,33 @@ const describeCondition = (c: MetricCheckConfig) =>
  * errors in a row. It passes only with at least one successful sample: a
  * check that cannot measure does not pass unless `passIfUnmeasurable`.
  */
-export class MetricsGate implements Gate {
+export class MetricsGate extends Gate<MetricCheckConfig[]> {
   readonly name = 'metrics';
 
-  constructor(private readonly prometheus?: PrometheusClient) {}
+  constructor(private readonly prometheus?: PrometheusClient) {
+    super();
+  }
 
-  appliesTo(stage: StageConfig, phase: GatePhase): boolean {
-    return stage.gates.metrics.some(c => c.when === phase);
+  readonly phases = ['preflight', 'verification'] as const;
+
+  readConfig(
+    stage: Config,
+    { path }: { path: string; policy: Omit<StageConfig, 'gates'> },
+  ): MetricCheckConfig[] | undefined {
+    const checks = readMetricsGateConfig(stage, path);
+    return checks.length ? checks : undefined;
+  }
+
+  /** Each check says when it runs (`when`). */
+  phasesOf(checks: MetricCheckConfig[]): GatePhase[] {
+    return this.phases.filter(phase => checks.some(c => c.when === phase));
   }
 
   async run(context: GateContext, phase: GatePhase): Promise<GateResult> {
     return this.runChecks(
       context,
       phase,
-      context.stage.gates.metrics.filter(c => c.when === phase),
+      (context.stage.gates.metrics ?? []).filter(c => c.when === phase),
     );
   }
 
@@ -296,7 +318,7 @@ export class MetricsGate implements Gate {
    * health of a stage a release has been running in.
    */
   async health(context: GateContext): Promise<GateResult | undefined> {
-    const checks = context.stage.gates.metrics
+    const checks = (context.stage.gates.metrics ?? [])
       .filter(c => c.when === 'verification')
       .map(c => ({ ...c, count: 1, initialDelayMs: 0 }));
     if (!checks.length) return undefined;

@@ -6,8 +6,10 @@ import {
   V1Deployment,
   V1PodTemplateSpec,
 } from '@kubernetes/client-node';
-import type { StageConfig } from '../config/readProgressionConfig';
-import { ProgressionConfigError } from '../config/readHelpers';
+import {
+  ProgressionConfigError,
+  StageConfig,
+} from '@internal/backstage-plugin-progression-node';
 import {
   FlagMatrix,
   describeFlag,
@@ -29,6 +31,12 @@ export interface ParityGateConfig {}
  * stage has none or it is `false`. Throws ProgressionConfigError naming
  * the bad key.
  */
+declare module '@internal/backstage-plugin-progression-node' {
+  interface StageGateConfigs {
+    parity?: ParityGateConfig;
+  }
+}
+
 export function readParityGateConfig(
   stage: Config,
   path: string,
@@ -281,11 +289,17 @@ function sortKeys(o?: Record<string, string>) {
  * target namespace; differences in env names, resources, replicas and
  * feature flags are warnings.
  */
-export class ParityGate implements Gate {
+export class ParityGate extends Gate<ParityGateConfig> {
   readonly name = 'parity';
+  readonly preview = true;
 
-  appliesTo(stage: StageConfig, phase: GatePhase): boolean {
-    return Boolean(stage.gates.parity) && phase === 'preflight';
+  readonly phases = ['preflight'] as const;
+
+  readConfig(
+    stage: Config,
+    { path }: { path: string; policy: Omit<StageConfig, 'gates'> },
+  ): ParityGateConfig | undefined {
+    return readParityGateConfig(stage, path);
   }
 
   async run(context: GateContext, phase: GatePhase): Promise<GateResult> {

@@ -2,9 +2,36 @@ import {
   GateResult,
   SmokeCheckEvidence,
 } from '@internal/backstage-plugin-progression-common';
+import { Config } from '@backstage/config';
+import {
+  ProgressionConfigError,
+  StageConfig,
+  readDurationMs,
+} from '@internal/backstage-plugin-progression-node';
 import jsonata from 'jsonata';
-import { SmokeCheckConfig, StageConfig } from '../config/readProgressionConfig';
-import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
+import { Gate, GateContext, startGateResult } from './Gate';
+
+/** One HTTP check of a stage's smoke gate. */
+export interface SmokeCheckConfig {
+  name: string;
+  method: string;
+  path: string;
+  body?: string;
+  headers: Record<string, string>;
+  /** Acceptable HTTP statuses. */
+  expectStatus: number[];
+  /** JSONata expressions over the JSON body; each must be true. */
+  assert: string[];
+  timeoutMs: number;
+  retries: number;
+  retryDelayMs: number;
+}
+
+declare module '@internal/backstage-plugin-progression-node' {
+  interface StageGateConfigs {
+    smoke?: SmokeCheckConfig[];
+  }
+}
 
 const BODY_EXCERPT = 2048;
 // A JSONata expression may not run longer or recurse deeper than this.
@@ -109,20 +136,108 @@ async function attempt(
   return { ...result, passed: true };
 }
 
+/** A check's body as sent: strings as they are, anything else as JSON. */
+function bodyText(body: unknown): string | undefined {
+  if (body === undefined) return undefined;
+  return typeof body === 'string' ? body : JSON.stringify(body);
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+/** Reads `gates.smoke.checks`; `path` is the stage's. */
+export function readSmokeChecks(
+  stage: Config,
+  path: string,
+): SmokeCheckConfig[] {
+  const checks = stage.getOptionalConfigArray('gates.smoke.checks') ?? [];
+  return checks.map((check, i) => {
+    const checkPath = `${path}.gates.smoke.checks[${i}]`;
+    const method = (check.getOptionalString('method') ?? 'GET').toUpperCase();
+    if (!METHODS.includes(method)) {
+      throw new ProgressionConfigError(
+        `${checkPath}.method`,
+        `'${method}' is not one of ${METHODS.join(', ')}`,
+      );
+    }
+    const requestPath = check.getString('path');
+    if (!requestPath.startsWith('/') || /[\s\\]/.test(requestPath)) {
+      throw new ProgressionConfigError(
+        `${checkPath}.path`,
+        `'${requestPath}' must start with '/' and contain no spaces`,
+      );
+    }
+    const expect = check.has('expectStatus')
+      ? ([] as number[]).concat(
+          check.getOptional('expectStatus') as number | number[],
+        )
+      : [200];
+    if (!expect.every(n => Number.isInteger(n) && n >= 100 && n <= 599)) {
+      throw new ProgressionConfigError(
+        `${checkPath}.expectStatus`,
+        'must be an HTTP status code or a list of them',
+      );
+    }
+    const asserts = check.has('assert')
+      ? ([] as string[]).concat(
+          check.getOptional('assert') as string | string[],
+        )
+      : [];
+    asserts.forEach((expression, j) => {
+      try {
+        jsonata(String(expression));
+      } catch (e) {
+        throw new ProgressionConfigError(
+          `${checkPath}.assert${asserts.length > 1 ? `[${j}]` : ''}`,
+          `not a valid JSONata expression: ${(e as Error).message}`,
+        );
+      }
+    });
+    const body = check.getOptional('body');
+    const retries = check.getOptionalNumber('retries') ?? 0;
+    if (!Number.isInteger(retries) || retries < 0 || retries > 20) {
+      throw new ProgressionConfigError(
+        `${checkPath}.retries`,
+        'must be a whole number from 0 to 20',
+      );
+    }
+    return {
+      name: check.getOptionalString('name') ?? `${method} ${requestPath}`,
+      method,
+      path: requestPath,
+      body: bodyText(body),
+      headers: (check.getOptional('headers') as Record<string, string>) ?? {},
+      expectStatus: expect,
+      assert: asserts.map(String),
+      timeoutMs: readDurationMs(check, 'timeout', checkPath) ?? 5000,
+      retries,
+      retryDelayMs: readDurationMs(check, 'retryDelay', checkPath) ?? 1000,
+    };
+  });
+}
+
 /**
  * HTTP checks against the stage's own URL: method, path, body, expected
  * status, JSONata assertions (with a time and depth limit), a timeout per
  * attempt and retries. The checks run in order; all must pass.
  */
-export class SmokeGate implements Gate {
+export class SmokeGate extends Gate<SmokeCheckConfig[]> {
   readonly name = 'smoke';
-
   /** After the deploy, and again after a rollback. */
-  appliesTo(stage: StageConfig, phase: GatePhase): boolean {
-    return (
-      stage.smoke.length > 0 &&
-      (phase === 'verification' || phase === 'rollback')
-    );
+  readonly phases = ['verification', 'rollback'] as const;
+
+  readConfig(
+    stage: Config,
+    { path, policy }: { path: string; policy: Omit<StageConfig, 'gates'> },
+  ): SmokeCheckConfig[] | undefined {
+    const checks = readSmokeChecks(stage, path);
+    if (!checks.length) return undefined;
+    if (policy.url === undefined) {
+      throw new ProgressionConfigError(
+        `${path}.url`,
+        'the stage has smoke checks but no url to run them against',
+      );
+    }
+    return checks;
   }
 
   async run(
@@ -137,7 +252,7 @@ export class SmokeGate implements Gate {
       });
     }
     const checks: SmokeCheckEvidence[] = [];
-    for (const check of stage.smoke) {
+    for (const check of stage.gates.smoke ?? []) {
       const url = checkUrl(stageUrl, check.path);
       let outcome = await attempt(check, url, signal);
       let attempts = 1;

@@ -2,7 +2,7 @@ import {
   PipelineConfig,
   ProgressionConfig,
   StageConfig,
-} from '../config/readProgressionConfig';
+} from '../config/types';
 import {
   KubernetesWorkloads,
   StageLocation,

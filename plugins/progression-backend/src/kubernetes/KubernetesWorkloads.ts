@@ -12,9 +12,19 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import { ConflictError, InputError, NotFoundError } from '@backstage/errors';
-import { ClusterConfig } from '../config/readProgressionConfig';
+import {
+  ClusterConfig,
+  LiveWorkload,
+  RolloutResult,
+  StageJobRun,
+  StageJobSpec,
+  StageLocation,
+  StageWorkloads,
+} from '@internal/backstage-plugin-progression-node';
 import { clusterKubeConfig } from './clusterKubeConfig';
 import { rolloutStatus } from './rolloutStatus';
+import { runStageJob } from './runStageJob';
+import { StageResources } from './StageResources';
 import { watchOne } from './watchOne';
 
 const REVISION = 'deployment.kubernetes.io/revision';
@@ -33,38 +43,13 @@ const ANNOTATIONS_TO_SKIP = new Set([
 // A label value (k8s.io/apimachinery/pkg/util/validation IsValidLabelValue).
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
-/** Where a stage's workload lives. */
-export interface StageLocation {
-  cluster: ClusterConfig;
-  namespace: string;
-}
-
-export interface LiveWorkload {
-  deployment: string;
-  container: string;
-  image: string;
-  revision: number;
-  replicas: number;
-  readyReplicas: number;
-  updatedReplicas: number;
-  availableReplicas: number;
-  generation: number;
-  observedGeneration: number;
-  promotionId?: string;
-  changeCause?: string;
-  rollout: ReturnType<typeof rolloutStatus>;
-}
+export type { LiveWorkload, RolloutResult, StageLocation };
 
 interface InformerState {
   informer: Informer<V1Deployment> & ObjectCache<V1Deployment>;
   error?: Error;
 }
 
-export interface RolloutResult {
-  done: boolean;
-  failed: boolean;
-  message: string;
-}
 
 const sameTemplate = (a?: V1PodTemplateSpec, b?: V1PodTemplateSpec) => {
   const strip = (t?: V1PodTemplateSpec) => {
@@ -94,7 +79,7 @@ function flatKeys(
  * rollout as `kubectl rollout status` does, and roll back as `kubectl
  * rollout undo` does. Nothing else in the plugin talks to clusters.
  */
-export class KubernetesWorkloads {
+export class KubernetesWorkloads implements StageWorkloads {
   private readonly configs = new Map<string, KubeConfig>();
   private readonly informers = new Map<string, Promise<InformerState>>();
 
@@ -232,6 +217,15 @@ export class KubernetesWorkloads {
       if (state.error) throw state.error;
       return state.informer;
     });
+  }
+
+  /** Runs (or adopts, after a restart) a Job in the stage and waits for it. */
+  runJob(
+    location: StageLocation,
+    spec: StageJobSpec,
+    signal?: AbortSignal,
+  ): Promise<StageJobRun> {
+    return runStageJob(new StageResources(this), location, spec, signal);
   }
 
   /** Stops the informers. */

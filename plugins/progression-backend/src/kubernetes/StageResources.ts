@@ -11,7 +11,10 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import { InputError, NotFoundError } from '@backstage/errors';
-import { KubernetesWorkloads, StageLocation } from './KubernetesWorkloads';
+import {
+  StageLocation,
+  StageWorkloads,
+} from '@internal/backstage-plugin-progression-node';
 import { watchOne } from './watchOne';
 
 /*
@@ -178,13 +181,17 @@ export function tailOf(text: string, lines: number, maxBytes: number): string {
 
 /**
  * A stage's namespaces, NetworkPolicies, ConfigMaps, Secret keys, workload
- * pod templates and Jobs, through the cluster access of
- * {@link KubernetesWorkloads}. Every name that goes into a URL path or a
+ * pod templates and Jobs, through the cluster access gates get. Every name that goes into a URL path or a
  * selector is checked against the Kubernetes name rules first. Secret
  * values are never returned: only the names of their keys.
  */
 export class StageResources {
-  constructor(private readonly workloads: KubernetesWorkloads) {}
+  constructor(
+    private readonly workloads: Pick<
+      StageWorkloads,
+      'kubeConfig' | 'findDeployment'
+    >,
+  ) {}
 
   private core(location: StageLocation) {
     return this.workloads.kubeConfig(location.cluster).makeApiClient(CoreV1Api);

@@ -8,11 +8,16 @@ import {
   getStageUrlOverride,
 } from '@internal/backstage-plugin-progression-common';
 import {
+  GateDefinition,
+  GatePhase,
+  configuredPhases,
+} from '@internal/backstage-plugin-progression-node';
+import { resolveStageUrl } from '../config/stageUrl';
+import {
   PipelineConfig,
   ProgressionConfig,
   StageConfig,
-  resolveStageUrl,
-} from '../config/readProgressionConfig';
+} from '../config/types';
 
 /**
  * The entity's configured pipeline. Throws NotFoundError, saying what to do
@@ -44,27 +49,27 @@ export function pipelineOf(
   return pipeline;
 }
 
-/** The gates a promotion into the stage runs, in the order they run. */
+/**
+ * The gates a promotion into the stage runs, in the order they run, with
+ * when each runs: every installed gate the stage (or, for gates such as
+ * soak, the stage before it) configures, and the approval when it needs one.
+ */
 export function configuredGates(
   stage: StageConfig,
+  source: StageConfig | undefined,
+  gates: readonly GateDefinition<any>[],
 ): { gate: string; phase: string }[] {
-  const metricsAt = (phase: string) =>
-    stage.gates.metrics.some(m => m.when === phase)
-      ? [{ gate: 'metrics', phase }]
-      : [];
+  const inPhase = (phase: GatePhase) =>
+    gates
+      .filter(g => configuredPhases(g, stage, source).includes(phase))
+      .map(g => ({ gate: g.name, phase }));
   return [
-    ...(stage.gates.isolation
-      ? [{ gate: 'isolation', phase: 'preflight' }]
-      : []),
-    ...(stage.gates.parity ? [{ gate: 'parity', phase: 'preflight' }] : []),
-    ...metricsAt('preflight'),
+    ...inPhase('preflight'),
     ...(stage.approval.required
       ? [{ gate: 'approval', phase: 'approval' }]
       : []),
-    ...(stage.gates.job ? [{ gate: 'job', phase: 'predeploy' }] : []),
-    ...(stage.smoke.length ? [{ gate: 'smoke', phase: 'verification' }] : []),
-    ...metricsAt('verification'),
-    ...(stage.gates.load ? [{ gate: 'load', phase: 'verification' }] : []),
+    ...inPhase('predeploy'),
+    ...inPhase('verification'),
   ];
 }
 
@@ -101,6 +106,7 @@ export function stageUrlOf(
 export function describeEnvironments(
   entity: Entity,
   config: ProgressionConfig,
+  gates: readonly GateDefinition<any>[],
 ): EntityEnvironments {
   const entityRef = stringifyEntityRef(entity);
   const pipeline = pipelineOf(entity, config);
@@ -114,13 +120,17 @@ export function describeEnvironments(
       name: pipeline.name,
       title: pipeline.title,
       ...(pipeline.description && { description: pipeline.description }),
-      stages: pipeline.stages.map(stage => ({
+      stages: pipeline.stages.map((stage, i) => ({
         name: stage.name,
         title: stage.title,
         cluster: stage.cluster,
         namespace: stage.namespace,
         ...stageUrlOf(entity, stage),
-        configuredGates: configuredGates(stage),
+        configuredGates: configuredGates(
+          stage,
+          pipeline.stages[i - 1],
+          gates,
+        ),
       })),
     },
   };

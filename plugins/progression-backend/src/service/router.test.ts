@@ -1,7 +1,6 @@
 import {
   mockCredentials,
   mockErrorHandler,
-  mockServices,
 } from '@backstage/backend-test-utils';
 import { ConfigReader } from '@backstage/config';
 import { Entity } from '@backstage/catalog-model';
@@ -10,10 +9,8 @@ import express from 'express';
 import request from 'supertest';
 import { Server } from 'node:http';
 import { readProgressionConfig } from '../config/readProgressionConfig';
-import { wrapServerOnIPv4 } from '../testUtils/wrapServerOnIPv4';
-import { createRouter } from './router';
-import { ProgressionService } from './ProgressionService';
-import { DatabasePromotionStore } from '../database/DatabasePromotionStore';
+import { wrapServerOnIPv4 } from '../__testUtils__/wrapServerOnIPv4';
+import { createTestRouter } from '../__testUtils__/createTestRouter';
 
 const entities: Entity[] = [
   {
@@ -87,8 +84,7 @@ describe('createRouter', () => {
   let server: Server;
 
   beforeAll(async () => {
-    const router = await createRouter({
-      httpAuth: mockServices.httpAuth(),
+    const router = await createTestRouter({
       catalog: catalogServiceMock({ entities }),
       config,
     });
@@ -209,17 +205,9 @@ describe('POST /v1/validate', () => {
   let server: Server;
 
   beforeAll(async () => {
-    // The check reads only the configuration; the store is never asked.
-    const service = new ProgressionService({
-      store: {} as DatabasePromotionStore,
-      config,
-      onWork: () => {},
-    });
-    const router = await createRouter({
-      httpAuth: mockServices.httpAuth(),
+    const router = await createTestRouter({
       catalog: catalogServiceMock({ entities }),
       config,
-      service,
     });
     server = await wrapServerOnIPv4(
       express().use(router).use(mockErrorHandler()),

@@ -29,10 +29,10 @@ import {
 import express from 'express';
 import { LRUCache } from 'lru-cache';
 import { JsonObject } from '@backstage/types';
-import { ProgressionConfig } from '../config/readProgressionConfig';
+import { ProgressionConfig } from '../config/types';
 import { spec } from '../schema/openapi/generated';
-import { describeEnvironments } from './describeEnvironments';
-import { ProgressionService } from './ProgressionService';
+import { ProgressionReadModel } from './ProgressionReadModel';
+import { PromotionCommands } from './PromotionCommands';
 
 /** The largest request body accepted (larger is a 413). */
 const MAX_BODY = '64kb';
@@ -44,13 +44,14 @@ export interface RouterOptions {
    * external-access token limited to this plugin cannot reach the catalog
    * on its own); users read it with their own credentials.
    */
-  auth?: AuthService;
+  auth: AuthService;
   catalog: CatalogService;
   config: ProgressionConfig;
-  permissions?: PermissionsService;
-  auditor?: AuditorService;
-  service?: ProgressionService;
-  userInfo?: UserInfoService;
+  permissions: PermissionsService;
+  auditor: AuditorService;
+  reads: ProgressionReadModel;
+  commands: PromotionCommands;
+  userInfo: UserInfoService;
 }
 
 const principalRef = (credentials: BackstageCredentials): string => {
@@ -79,7 +80,8 @@ export async function createRouter(
     config,
     permissions,
     auditor,
-    service,
+    reads,
+    commands,
     userInfo,
   } = options;
   const router = createValidatedOpenApiRouter(spec);
@@ -93,7 +95,7 @@ export async function createRouter(
     // works. Users read the catalog as themselves.
     const entity = await catalog.getEntityByRef(ref, {
       credentials:
-        auth && (credentials.principal as { type?: string }).type === 'service'
+        (credentials.principal as { type?: string }).type === 'service'
           ? await auth.getOwnServiceCredentials()
           : credentials,
     });
@@ -143,8 +145,6 @@ export async function createRouter(
     permission: ResourcePermission<'catalog-entity'>,
     entityRef: string,
   ) => {
-    if (!permissions)
-      throw new NotAllowedError('Permissions are not available');
     const [decision] = await permissions.authorize(
       [{ permission, resourceRef: entityRef }],
       { credentials },
@@ -171,7 +171,7 @@ export async function createRouter(
     },
     fn: () => Promise<T>,
   ): Promise<T> => {
-    const event = await auditor?.createEvent({
+    const event = await auditor.createEvent({
       eventId,
       severityLevel: 'medium',
       request: req,
@@ -180,20 +180,15 @@ export async function createRouter(
     try {
       await authorize(guard.credentials, guard.permission, guard.entityRef);
       const result = await fn();
-      await event?.success();
+      await event.success();
       return result;
     } catch (error) {
-      await event?.fail({ error: error as Error });
+      await event.fail({ error: error as Error });
       throw error;
     } finally {
       // What the environments read reuses of this entity is stale now.
-      service?.invalidate(guard.entityRef);
+      reads.invalidate(guard.entityRef);
     }
-  };
-
-  const needService = () => {
-    if (!service) throw new NotFoundError('Promotions are not available');
-    return service;
   };
 
   /** A promotion, if the caller may see its entity (404 otherwise). */
@@ -201,7 +196,7 @@ export async function createRouter(
     id: string,
     credentials: BackstageCredentials,
   ) => {
-    const promotion = await needService().getPromotion(id);
+    const promotion = await reads.getPromotion(id);
     await entityOf(parseEntityRef(promotion.entityRef), credentials).catch(
       () => {
         throw new NotFoundError(`No promotion ${id}`);
@@ -214,11 +209,7 @@ export async function createRouter(
     '/v1/entities/:kind/:namespace/:name/environments',
     async (req, res) => {
       const entity = await readEntity(req, req.params);
-      res.json(
-        service
-          ? await service.environments(entity)
-          : describeEnvironments(entity, config),
-      );
+      res.json(await reads.environments(entity));
     },
   );
 
@@ -240,7 +231,7 @@ export async function createRouter(
       );
     }
     res.json(
-      needService().validateEntity({
+      reads.validateEntity({
         apiVersion: 'backstage.io/v1alpha1',
         kind: 'Component',
         ...entity,
@@ -252,7 +243,7 @@ export async function createRouter(
     '/v1/entities/:kind/:namespace/:name/stages/:stage/preview',
     async (req, res) => {
       const entity = await readEntity(req, req.params);
-      const preview = await needService().previewPromotion(
+      const preview = await reads.previewPromotion(
         entity,
         req.params.stage,
       );
@@ -262,7 +253,7 @@ export async function createRouter(
 
   router.get('/v1/entities/:kind/:namespace/:name/flags', async (req, res) => {
     const entity = await readEntity(req, req.params);
-    res.json(await needService().flags(entity));
+    res.json(await reads.flags(entity));
   });
 
   router.get(
@@ -270,7 +261,7 @@ export async function createRouter(
     async (req, res) => {
       const entity = await readEntity(req, req.params);
       res.json(
-        await needService().metrics(entity, {
+        await reads.metrics(entity, {
           stage: req.query.stage,
           range: req.query.range,
         }),
@@ -282,7 +273,7 @@ export async function createRouter(
     '/v1/entities/:kind/:namespace/:name/releases',
     async (req, res) => {
       const entity = await readEntity(req, req.params);
-      res.json({ items: await needService().listReleases(entity) });
+      res.json({ items: await reads.listReleases(entity) });
     },
   );
 
@@ -302,7 +293,7 @@ export async function createRouter(
           entityRef,
         },
         async () => {
-          return needService().registerRelease(
+          return commands.registerRelease(
             entity,
             req.body,
             principalRef(credentials),
@@ -319,7 +310,7 @@ export async function createRouter(
       const entity = await readEntity(req, req.params);
       const { stage, status, limit, cursor } = req.query;
       res.json(
-        await needService().listPromotions(entity, {
+        await reads.listPromotions(entity, {
           stage,
           state: status,
           limit: limit === undefined ? undefined : Number(limit),
@@ -346,7 +337,7 @@ export async function createRouter(
           entityRef,
         },
         async () => {
-          return needService().requestPromotion(
+          return commands.requestPromotion(
             entity,
             req.body,
             principalRef(credentials),
@@ -379,7 +370,7 @@ export async function createRouter(
           entityRef,
         },
         async () => {
-          return needService().requestRollback(
+          return commands.requestRollback(
             entity,
             req.body,
             principalRef(credentials),
@@ -394,7 +385,7 @@ export async function createRouter(
   router.get('/v1/promotions/:id', async (req, res) => {
     const credentials = await callerOf(req);
     const promotion = await visiblePromotion(req.params.id, credentials);
-    res.json(await needService().promotionDetails(promotion));
+    res.json(await reads.promotionDetails(promotion));
   });
 
   router.post('/v1/promotions/:id/approvals', async (req, res) => {
@@ -416,10 +407,8 @@ export async function createRouter(
         entityRef: promotion.entityRef,
       },
       async () => {
-        if (!userInfo)
-          throw new NotAllowedError('User information is not available');
         const info = await userInfo.getUserInfo(credentials);
-        return needService().decide(promotion, req.body, info);
+        return commands.decide(promotion, req.body, info);
       },
     );
     res.status(201).json(result);
@@ -442,7 +431,7 @@ export async function createRouter(
         entityRef: promotion.entityRef,
       },
       async () => {
-        return needService().cancel(promotion, principalRef(credentials));
+        return commands.cancel(promotion, principalRef(credentials));
       },
     );
     res.status(202).json(result);

@@ -1,0 +1,44 @@
+/*
+ * The shapes of the progression config section, read by
+ * readProgressionConfig.ts. A leaf: it imports no reader, so gates and the
+ * cluster code can use these types without importing each other.
+ */
+import type {
+  ClusterConfig,
+  StageConfig,
+} from '@internal/backstage-plugin-progression-node';
+import type { PrometheusConfig } from '../prometheus/PrometheusClient';
+
+export type {
+  ApprovalConfig,
+  ClusterConfig,
+  FlagsConfig,
+  StageConfig,
+  StageLocation,
+} from '@internal/backstage-plugin-progression-node';
+
+/** The PromQL templates of the Environments tab's charts. */
+export interface ChartQueries {
+  requestRate: string;
+  errorRate: string;
+  p95: string;
+}
+
+export interface PipelineConfig {
+  name: string;
+  title: string;
+  description?: string;
+  stages: StageConfig[];
+  /** The charts' queries; placeholders as in metric gates, except version. */
+  charts: ChartQueries;
+}
+
+export interface ProgressionConfig {
+  clusters: Map<string, ClusterConfig>;
+  pipelines: Map<string, PipelineConfig>;
+  worker: { heartbeatMs: number; staleMs: number };
+  /** How long the read routes reuse a reader's catalog lookup of an entity. */
+  entityCacheTtlMs: number;
+  /** Where metric gates and charts read from; absent when not configured. */
+  prometheus?: PrometheusConfig;
+}

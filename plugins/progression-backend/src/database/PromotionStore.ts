@@ -1,0 +1,182 @@
+import { PromotionState } from '../engine/transitions';
+
+/*
+ * What Progression keeps: releases, promotions with their steps and
+ * approvals. The engine, the commands and the read model depend on this
+ * interface; DatabasePromotionStore implements it with knex.
+ */
+
+export interface Release {
+  id: string;
+  entityRef: string;
+  version: string;
+  image: string;
+  commit?: string;
+  buildUrl?: string;
+  createdBy: string;
+  createdAt: string;
+}
+
+export interface Promotion {
+  id: string;
+  /** A release moving into a stage, or an on-demand rollback to an earlier one. */
+  kind: 'promotion' | 'rollback';
+  entityRef: string;
+  pipeline: string;
+  stage: string;
+  releaseId: string;
+  state: PromotionState;
+  requestedBy: string;
+  reason?: string;
+  error?: string;
+  idempotencyKey?: string;
+  ownerId?: string;
+  heartbeatAt?: string;
+  attempt: number;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+}
+
+export interface PromotionStep {
+  id: number;
+  kind: string;
+  name: string;
+  status: string;
+  fromState?: string;
+  toState?: string;
+  actor?: string;
+  reason?: string;
+  evidence?: unknown;
+  startedAt: string;
+  finishedAt?: string;
+}
+
+export interface Approval {
+  approver: string;
+  decision: 'approved' | 'rejected';
+  comment?: string;
+  evidenceHash: string;
+  createdAt: string;
+}
+
+export interface NewStep {
+  kind: string;
+  name: string;
+  status: string;
+  actor?: string;
+  reason?: string;
+  evidence?: unknown;
+}
+
+/** The newest, the active and the last successful promotion of a stage. */
+export interface StageSummary {
+  last?: Promotion;
+  active?: Promotion;
+  lastSucceeded?: Promotion;
+}
+
+export interface NewPromotion {
+  entityRef: string;
+  pipeline: string;
+  stage: string;
+  releaseId: string;
+  requestedBy: string;
+  reason?: string;
+  idempotencyKey?: string;
+  kind?: 'promotion' | 'rollback';
+}
+
+/**
+ * The promotion store. Every state change is a compare-and-set: false (or
+ * undefined) means someone else changed the row first.
+ */
+export interface PromotionStore {
+  /**
+   * Registers a release; the same version with the same image again returns
+   * the existing one, another image is a ConflictError.
+   */
+  registerRelease(
+    input: Omit<Release, 'id' | 'createdAt'>,
+  ): Promise<{ release: Release; created: boolean }>;
+  getRelease(id: string): Promise<Release | undefined>;
+  findRelease(entityRef: string, version: string): Promise<Release | undefined>;
+  getReleases(ids: string[]): Promise<Map<string, Release>>;
+  findReleaseByImage(
+    entityRef: string,
+    image: string,
+  ): Promise<Release | undefined>;
+  /** The entity's releases, newest first. */
+  listReleases(entityRef: string, limit?: number): Promise<Release[]>;
+
+  /**
+   * Creates a pending promotion. The same idempotency key returns the same
+   * promotion; a second active promotion of the entity and stage is a
+   * ConflictError naming the active one.
+   */
+  createPromotion(
+    input: NewPromotion,
+  ): Promise<{ promotion: Promotion; created: boolean }>;
+  findByIdempotencyKey(
+    entityRef: string,
+    key: string,
+  ): Promise<Promotion | undefined>;
+  getPromotion(id: string): Promise<Promotion | undefined>;
+  /** Promotions of an entity, newest first; the cursor is opaque. */
+  listPromotions(
+    entityRef: string,
+    options?: {
+      stage?: string;
+      state?: PromotionState;
+      limit?: number;
+      cursor?: string;
+    },
+  ): Promise<{ items: Promotion[]; nextCursor?: string }>;
+  listInState(state: PromotionState, limit?: number): Promise<Promotion[]>;
+  stageSummaries(
+    entityRef: string,
+    stages: string[],
+  ): Promise<Map<string, StageSummary>>;
+  /** The release's successful promotion into the stage, if any. */
+  findSucceeded(
+    entityRef: string,
+    stage: string,
+    releaseId: string,
+  ): Promise<Promotion | undefined>;
+
+  /**
+   * Moves a promotion from `from` to `to` and records the step, in one
+   * transaction; false when it was not in `from` anymore.
+   */
+  transition(
+    id: string,
+    from: PromotionState,
+    to: PromotionState,
+    step: NewStep & { error?: string },
+  ): Promise<boolean>;
+  addStep(promotionId: string, step: NewStep): Promise<void>;
+  listSteps(promotionId: string): Promise<PromotionStep[]>;
+  /** The gate steps of several promotions, oldest first, without evidence. */
+  listGateSteps(
+    promotionIds: string[],
+  ): Promise<(Omit<PromotionStep, 'evidence'> & { promotionId: string })[]>;
+
+  addApproval(
+    promotionId: string,
+    approval: Omit<Approval, 'createdAt'>,
+  ): Promise<void>;
+  listApprovals(promotionId: string): Promise<Approval[]>;
+
+  /**
+   * Claims one promotion in `states` that nobody works on (or whose worker
+   * stopped heartbeating before `staleBefore`).
+   */
+  claim(
+    ownerId: string,
+    states: PromotionState[],
+    staleBefore: Date,
+  ): Promise<Promotion | undefined>;
+  /** Renews a claim; false when the promotion is not this owner's anymore. */
+  heartbeat(id: string, ownerId: string): Promise<boolean>;
+  unclaim(id: string, ownerId: string): Promise<void>;
+}

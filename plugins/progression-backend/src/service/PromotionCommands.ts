@@ -1,0 +1,359 @@
+import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
+import {
+  ConflictError,
+  InputError,
+  NotAllowedError,
+  NotFoundError,
+} from '@backstage/errors';
+import {
+  PromotionDto,
+  ReleaseDto,
+} from '@internal/backstage-plugin-progression-common';
+import { Deployer } from '@internal/backstage-plugin-progression-node';
+import { entityTarget } from '../catalog/entityTarget';
+import { PipelineConfig, ProgressionConfig } from '../config/types';
+import { Promotion, PromotionStore, Release } from '../database/PromotionStore';
+import { refusalToEnter } from '../engine/admission';
+import { evidenceHash } from '../engine/evidenceHash';
+import { nextState } from '../engine/transitions';
+import { stageLocation } from '../gates/gateContext';
+import { pipelineOf } from './describeEnvironments';
+import { promotionDto, releaseDto } from './dto';
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What the REST API changes: registering releases, requesting promotions
+ * and rollbacks, approving, rejecting and cancelling. Every state change
+ * goes through the transition table; the pipeline's order rule is the one
+ * the engine's preflight applies.
+ */
+export class PromotionCommands {
+  private readonly deployers: Map<string, Deployer<any>>;
+
+  constructor(
+    private readonly options: {
+      store: PromotionStore;
+      config: ProgressionConfig;
+      /** How releases reach stages: a rollback reads what runs now. */
+      deployers: readonly Deployer<any>[];
+      /** Called when a promotion may have work to do. */
+      onWork: () => void;
+    },
+  ) {
+    this.deployers = new Map(options.deployers.map(d => [d.kind, d]));
+  }
+
+  private get store() {
+    return this.options.store;
+  }
+
+  private pipelineOf(entity: Entity): PipelineConfig {
+    return pipelineOf(entity, this.options.config);
+  }
+
+  /** The stage's position in the pipeline; 404 naming the stages otherwise. */
+  private stageIndex(pipeline: PipelineConfig, name: string): number {
+    const index = pipeline.stages.findIndex(s => s.name === name);
+    if (index === -1) {
+      throw new NotFoundError(
+        `Pipeline ${
+          pipeline.name
+        } has no stage '${name}'; stages: ${pipeline.stages
+          .map(s => s.name)
+          .join(', ')}`,
+      );
+    }
+    return index;
+  }
+
+  /** What a request with the same idempotency key created before, if any. */
+  private async repeated(
+    entityRef: string,
+    idempotencyKey?: string,
+  ): Promise<PromotionDto | undefined> {
+    if (!idempotencyKey) return undefined;
+    const again = await this.store.findByIdempotencyKey(
+      entityRef,
+      idempotencyKey,
+    );
+    return again ? promotionDto(this.store, again) : undefined;
+  }
+
+  /**
+   * Registers a release; with autoPromote on the first stage its promotion
+   * starts (once: the release id is its idempotency key).
+   */
+  async registerRelease(
+    entity: Entity,
+    input: { version: string; image: string; commit?: string; url?: string },
+    actor: string,
+  ): Promise<{
+    release: ReleaseDto;
+    created: boolean;
+    promotion?: PromotionDto;
+  }> {
+    const pipeline = this.pipelineOf(entity);
+    const entityRef = stringifyEntityRef(entity);
+    if (input.url !== undefined && !isHttpUrl(input.url)) {
+      throw new InputError(
+        `url must be an http or https URL, got '${input.url}'`,
+      );
+    }
+    const { release, created } = await this.store.registerRelease({
+      entityRef,
+      version: input.version,
+      image: input.image,
+      commit: input.commit,
+      buildUrl: input.url,
+      createdBy: actor,
+    });
+    let promotion: PromotionDto | undefined;
+    const first = pipeline.stages[0];
+    if (first.autoPromote) {
+      const result = await this.store.createPromotion({
+        entityRef,
+        pipeline: pipeline.name,
+        stage: first.name,
+        releaseId: release.id,
+        requestedBy: actor,
+        reason: `autoPromote of release ${release.version}`,
+        idempotencyKey: `release:${release.id}`,
+      });
+      promotion = await promotionDto(this.store, result.promotion, release);
+      this.options.onWork();
+    }
+    return { release: releaseDto(release), created, promotion };
+  }
+
+  /**
+   * Requests a promotion. 404 for an unknown stage or version; 409 when
+   * the release has not passed (and soaked in) the previous stage, or the
+   * stage is busy.
+   */
+  async requestPromotion(
+    entity: Entity,
+    input: { stage: string; version?: string; reason?: string },
+    actor: string,
+    idempotencyKey?: string,
+  ): Promise<PromotionDto> {
+    const pipeline = this.pipelineOf(entity);
+    const entityRef = stringifyEntityRef(entity);
+    const index = this.stageIndex(pipeline, input.stage);
+    const again = await this.repeated(entityRef, idempotencyKey);
+    if (again) return again;
+    const release = input.version
+      ? await this.store.findRelease(entityRef, input.version)
+      : (await this.store.listReleases(entityRef, 1))[0];
+    if (!release) {
+      throw new NotFoundError(
+        input.version
+          ? `${entityRef} has no release ${input.version}; register it first`
+          : `${entityRef} has no releases yet; register one first`,
+      );
+    }
+    const refusal = await refusalToEnter(this.store, {
+      pipeline,
+      stageIndex: index,
+      entityRef,
+      release,
+    });
+    if (refusal) throw new ConflictError(refusal);
+    const { promotion } = await this.store.createPromotion({
+      entityRef,
+      pipeline: pipeline.name,
+      stage: input.stage,
+      releaseId: release.id,
+      requestedBy: actor,
+      reason: input.reason,
+      idempotencyKey,
+    });
+    this.options.onWork();
+    return promotionDto(this.store, promotion, release);
+  }
+
+  /**
+   * Requests an on-demand rollback of a stage to an earlier release: the
+   * named one, or the one that ran there before what runs now. It skips the
+   * pipeline's order and approvals; 409 while the stage is busy (cancel the
+   * active promotion instead: that rolls back too).
+   */
+  async requestRollback(
+    entity: Entity,
+    input: { stage: string; toVersion?: string; reason?: string },
+    actor: string,
+    idempotencyKey?: string,
+  ): Promise<PromotionDto> {
+    const pipeline = this.pipelineOf(entity);
+    const entityRef = stringifyEntityRef(entity);
+    const stage = pipeline.stages[this.stageIndex(pipeline, input.stage)];
+    const again = await this.repeated(entityRef, idempotencyKey);
+    if (again) return again;
+    let target: Release | undefined;
+    if (input.toVersion) {
+      target = await this.store.findRelease(entityRef, input.toVersion);
+      if (!target)
+        throw new NotFoundError(
+          `${entityRef} has no release ${input.toVersion}`,
+        );
+    } else {
+      // What runs there now, from the deployer's cache: one stage, no more.
+      const liveImage = (
+        await this.deployers.get(stage.deploy.kind)?.describeLive(
+          {
+            entity: entityTarget(entity, this.options.config),
+            stage,
+            location: stageLocation(this.options.config, stage),
+          },
+          { cached: true },
+        )
+      )?.image;
+      const succeeded = (
+        await this.store.listPromotions(entityRef, {
+          stage: stage.name,
+          state: 'succeeded',
+          limit: 100,
+        })
+      ).items;
+      for (const p of succeeded) {
+        const r = await this.store.getRelease(p.releaseId);
+        if (r && r.image !== liveImage) {
+          target = r;
+          break;
+        }
+      }
+      if (!target) {
+        throw new NotFoundError(
+          `No earlier release of ${entityRef} ran in ${stage.name}; name one with toVersion`,
+        );
+      }
+    }
+    const { promotion } = await this.store.createPromotion({
+      entityRef,
+      pipeline: pipeline.name,
+      stage: stage.name,
+      releaseId: target.id,
+      requestedBy: actor,
+      reason: input.reason ?? `roll back ${stage.name} to ${target.version}`,
+      idempotencyKey,
+      kind: 'rollback',
+    });
+    this.options.onWork();
+    return promotionDto(this.store, promotion, target);
+  }
+
+  /**
+   * An approver's decision. Only members of the stage's approvers may
+   * decide, the requester only where the pipeline allows it; a rejection
+   * ends the promotion, enough approvals (for the current evidence) let it
+   * deploy.
+   */
+  async decide(
+    p: Promotion,
+    input: { decision: 'approve' | 'reject'; comment?: string },
+    approver: { userEntityRef: string; ownershipEntityRefs: string[] },
+  ): Promise<PromotionDto> {
+    // 409 unless the promotion awaits approval.
+    const to = nextState(
+      p.state,
+      input.decision === 'approve' ? 'approved' : 'rejected',
+      { approvalRequired: true, automaticRollback: true },
+    );
+    const pipeline = this.options.config.pipelines.get(p.pipeline);
+    const stage = pipeline?.stages.find(s => s.name === p.stage);
+    if (!stage)
+      throw new NotFoundError(
+        `Stage ${p.pipeline}/${p.stage} is no longer configured`,
+      );
+    const allowed = stage.approval.approvers.map(r =>
+      r.toLocaleLowerCase('en-US'),
+    );
+    const mine = approver.ownershipEntityRefs.map(r =>
+      r.toLocaleLowerCase('en-US'),
+    );
+    if (!allowed.some(r => mine.includes(r))) {
+      throw new NotAllowedError(
+        `${approver.userEntityRef} may not approve promotions to ${
+          p.stage
+        }; approvers: ${stage.approval.approvers.join(', ')}`,
+      );
+    }
+    if (
+      approver.userEntityRef === p.requestedBy &&
+      !stage.approval.allowSelfApproval
+    ) {
+      throw new NotAllowedError(
+        `${approver.userEntityRef} requested this promotion and may not approve it too`,
+      );
+    }
+    const hash = await evidenceHash(this.store, p);
+    await this.store.addApproval(p.id, {
+      approver: approver.userEntityRef,
+      decision: input.decision === 'approve' ? 'approved' : 'rejected',
+      comment: input.comment,
+      evidenceHash: hash,
+    });
+    if (input.decision === 'reject') {
+      await this.store.transition(p.id, 'awaiting-approval', to, {
+        kind: 'approval',
+        name: 'rejected',
+        status: 'failed',
+        actor: approver.userEntityRef,
+        reason: input.comment ?? `rejected by ${approver.userEntityRef}`,
+        error: `rejected by ${approver.userEntityRef}${
+          input.comment ? `: ${input.comment}` : ''
+        }`,
+      });
+    } else {
+      const approvals = (await this.store.listApprovals(p.id)).filter(
+        a => a.decision === 'approved' && a.evidenceHash === hash,
+      );
+      const approvers = new Set(approvals.map(a => a.approver));
+      if (approvers.size >= stage.approval.minApprovals) {
+        await this.store.transition(p.id, 'awaiting-approval', to, {
+          kind: 'approval',
+          name: 'approved',
+          status: 'passed',
+          actor: approver.userEntityRef,
+          reason: `approved by ${[...approvers].join(', ')}`,
+          evidence: { approvers: [...approvers], evidenceHash: hash },
+        });
+        this.options.onWork();
+      }
+    }
+    return promotionDto(this.store, (await this.store.getPromotion(p.id))!);
+  }
+
+  /**
+   * Before the deploy a cancel stops the promotion; after it, it rolls
+   * back (the transition table decides; 409 where it does not allow it).
+   */
+  async cancel(p: Promotion, actor: string): Promise<PromotionDto> {
+    const to = nextState(p.state, 'cancel', {
+      approvalRequired: false,
+      automaticRollback: true,
+    });
+    const moved = await this.store.transition(p.id, p.state, to, {
+      kind: 'transition',
+      name: 'cancel',
+      status: 'passed',
+      actor,
+      reason: `cancelled by ${actor}`,
+      error: `cancelled by ${actor}`,
+    });
+    if (!moved) {
+      throw new ConflictError(
+        `Promotion ${p.id} moved on while it was being cancelled; try again`,
+      );
+    }
+    this.options.onWork();
+    return promotionDto(this.store, (await this.store.getPromotion(p.id))!);
+  }
+}

@@ -1,0 +1,136 @@
+import { Config } from '@backstage/config';
+import {
+  EntityTarget,
+  ReleaseRef,
+  StageConfig,
+  StageLocation,
+} from './stage';
+
+/**
+ * How a rollout stands, in `kubectl rollout status`'s words.
+ *
+ * @public
+ */
+export interface RolloutResult {
+  done: boolean;
+  failed: boolean;
+  message: string;
+}
+
+/**
+ * What runs in a stage now.
+ *
+ * @public
+ */
+export interface LiveWorkload {
+  deployment: string;
+  container: string;
+  image: string;
+  revision: number;
+  replicas: number;
+  readyReplicas: number;
+  updatedReplicas: number;
+  availableReplicas: number;
+  generation: number;
+  observedGeneration: number;
+  /** The promotion that last deployed it, when Progression did. */
+  promotionId?: string;
+  changeCause?: string;
+  /** Done, failed (its progress deadline passed), or still rolling out. */
+  rollout: { done: boolean; failed?: boolean; message: string };
+}
+
+/**
+ * The entity's workload in one stage: what a deployer acts on.
+ *
+ * @public
+ */
+export interface DeployTarget {
+  entity: EntityTarget;
+  stage: StageConfig;
+  location: StageLocation;
+}
+
+/**
+ * What a deploy is about to change, recorded before it changes anything:
+ * enough to tell after a restart whether the change already happened, and
+ * to undo it. A deployer may add its own fields (commits, revisions).
+ *
+ * @public
+ */
+export interface DeployRecord {
+  cluster: string;
+  namespace: string;
+  deployment: string;
+  container: string;
+  fromImage: string;
+  fromRevision: number;
+  toImage: string;
+  [detail: string]: unknown;
+}
+
+/**
+ * One deploy of a promotion.
+ *
+ * @public
+ */
+export interface DeployRequest {
+  promotionId: string;
+  /** A promotion moves forward; an on-demand rollback goes back to `release`. */
+  kind: 'promotion' | 'rollback';
+  release: ReleaseRef;
+  /** Why, in words, for the workload's history. */
+  changeCause: string;
+  /** What an earlier attempt of this promotion recorded, if it got that far. */
+  previous?: DeployRecord;
+}
+
+/**
+ * How a release reaches a stage and leaves it, registered through
+ * `progressionDeployersExtensionPoint`; a stage picks one with
+ * `deploy.kind`. The engine records `plan`'s record before it calls
+ * `apply`, so that a crash in between still knows what to undo, and calls
+ * nothing twice that already reached the stage.
+ *
+ * @public
+ */
+export interface Deployer<TConfig = unknown> {
+  /** The value of `deploy.kind` that selects it. */
+  readonly kind: string;
+  /**
+   * Reads and validates the stage's `deploy` section (undefined when the
+   * stage has none); throws a ProgressionConfigError naming the bad key.
+   */
+  readConfig?(deploy: Config | undefined, options: { path: string }): TConfig;
+  /** What runs in the stage now; `cached` reads may come from a watch cache (undefined when not known yet). */
+  describeLive(
+    target: DeployTarget,
+    options?: { cached?: boolean },
+  ): Promise<LiveWorkload | undefined>;
+  /**
+   * Reads what runs and says what the deploy will change; `applied` when
+   * the stage already runs this promotion's release (a restart after the
+   * change was made).
+   */
+  plan(
+    target: DeployTarget,
+    request: DeployRequest,
+  ): Promise<{ record: DeployRecord; applied: boolean }>;
+  /** Makes the change the record describes. */
+  apply(
+    target: DeployTarget,
+    record: DeployRecord,
+    request: DeployRequest,
+  ): Promise<void>;
+  /** Waits until the change is live and healthy, failed, or `timeoutMs` passed. */
+  awaitRollout(
+    target: DeployTarget,
+    record: DeployRecord,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<RolloutResult>;
+  /**
+   * Puts back what ran before the record's change (`fromImage`), and says
+   * what it did as evidence (undefined when the stage already runs it).
+   */
+  rollBack(target: DeployTarget, record: DeployRecord): Promise<unknown>;
+}

@@ -1,0 +1,12 @@
+/**
+ * What a backend module needs to extend Progression: the gate and deployer
+ * interfaces and the extension points that take them.
+ *
+ * @packageDocumentation
+ */
+
+export * from './stage';
+export * from './gates';
+export * from './deployers';
+export * from './extensions';
+export * from './readConfig';

@@ -1,0 +1,133 @@
+/**
+ * A cluster that stages can deploy to, as configured.
+ *
+ * @public
+ */
+export interface ClusterConfig {
+  name: string;
+  url: string;
+  authProvider: 'serviceAccount';
+  serviceAccountToken?: string;
+  caData?: string;
+  skipTLSVerify: boolean;
+  /** Where it was configured, for error messages. */
+  source: 'progression.clusters' | 'kubernetes.clusterLocatorMethods';
+}
+
+/**
+ * Where a stage's workload runs.
+ *
+ * @public
+ */
+export interface StageLocation {
+  cluster: ClusterConfig;
+  namespace: string;
+}
+
+/**
+ * Who may approve a promotion into a stage, and how many must.
+ *
+ * @public
+ */
+export interface ApprovalConfig {
+  required: boolean;
+  /** User and group entity refs whose members may approve. */
+  approvers: string[];
+  minApprovals: number;
+  allowSelfApproval: boolean;
+  expiresAfterMs?: number;
+}
+
+/**
+ * Where a stage's feature flags live (flagd JSON in a ConfigMap).
+ *
+ * @public
+ */
+export interface FlagsConfig {
+  configMap: string;
+  key: string;
+}
+
+/**
+ * Each gate's section of a stage, as the gate's own definition read it,
+ * by gate name; a gate that is not configured has no entry. A gate module
+ * types its entry by declaration merging:
+ *
+ * ```ts
+ * declare module '@internal/backstage-plugin-progression-node' {
+ *   interface StageGateConfigs {
+ *     webhook?: WebhookGateConfig;
+ *   }
+ * }
+ * ```
+ *
+ * @public
+ */
+export interface StageGateConfigs {
+  [gate: string]: unknown;
+}
+
+/**
+ * How a stage's releases reach it: the deployer `kind` and that deployer's
+ * section (`deploy`), as the deployer read it.
+ *
+ * @public
+ */
+export interface StageDeployConfig {
+  kind: string;
+  config: unknown;
+}
+
+/**
+ * One stage of a pipeline, as Progression read it from app-config.
+ *
+ * @public
+ */
+export interface StageConfig {
+  name: string;
+  title: string;
+  cluster: string;
+  namespace: string;
+  /** The URL template, placeholders not yet filled in. */
+  url?: string;
+  /** Releases flow into this stage without a click once the previous one passed. */
+  autoPromote: boolean;
+  approval: ApprovalConfig;
+  /** How long a release must stay healthy here before it may move on. */
+  soakMs: number;
+  rollback: { automatic: boolean };
+  /** How long a rollout may take before the deploy fails. */
+  rolloutTimeoutMs: number;
+  deploy: StageDeployConfig;
+  gates: StageGateConfigs;
+  /** Where the stage's feature flags are read from. */
+  flags: FlagsConfig;
+}
+
+/**
+ * What Progression knows of the entity whose release moves.
+ *
+ * @public
+ */
+export interface EntityTarget {
+  entityRef: string;
+  name: string;
+  namespace: string;
+  /** The `backstage.io/kubernetes-id` label value of its workload. */
+  kubernetesId: string;
+  /** The container that runs the release, when the workload has several. */
+  container?: string;
+  /** Stage URL overrides from the entity's annotations, by stage name. */
+  urlOverrides?: Record<string, string>;
+}
+
+/**
+ * The release a promotion moves (for a rollback: the one it goes back to).
+ *
+ * @public
+ */
+export interface ReleaseRef {
+  id: string;
+  version: string;
+  image: string;
+}
