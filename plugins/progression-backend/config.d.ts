@@ -126,6 +126,13 @@ export interface Config {
           };
           /** How long a rollout may take before the deploy fails. Default '10m'. */
           rolloutTimeout?: string | HumanDuration;
+          /**
+           * How releases reach this stage: an installed deployer's kind and
+           * its own keys. Default: the built-in 'kubernetes' deployer.
+           */
+          deploy?: {
+            kind?: string;
+          };
           /** Where this stage's flagd flags live; overrides the pipeline's. */
           flags?: {
             /** Default 'feature-flags'. */

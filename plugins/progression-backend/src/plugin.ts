@@ -84,7 +84,10 @@ export const progressionPlugin = createBackendPlugin({
           prometheusConfig && new PrometheusClient(prometheusConfig);
         const workloads = new KubernetesWorkloads();
         const gates = [...builtInGates({ prometheus }), ...moduleGates];
-        const deployers = [new KubernetesDeployer(workloads), ...moduleDeployers];
+        const deployers = [
+          new KubernetesDeployer(workloads),
+          ...moduleDeployers,
+        ];
         // Throws, naming the bad key, so the backend refuses to start.
         const progressionConfig = readProgressionConfig(config, {
           gates,

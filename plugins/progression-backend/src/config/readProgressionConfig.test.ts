@@ -338,6 +338,18 @@ describe('stage policy and smoke checks', () => {
       'progression.pipelines.p.stages[0].url',
       'no url to run them against',
     ],
+    [
+      // A typo, or a gate whose module is not installed, must not be
+      // silently ignored: the stage would run without it.
+      { gates: { smok: { checks: [{ path: '/x' }] } } },
+      'progression.pipelines.p.stages[0].gates.smok',
+      "no gate 'smok' is installed; installed: soak, isolation, parity, job, smoke, metrics, load",
+    ],
+    [
+      { deploy: { kind: 'argocd' } },
+      'progression.pipelines.p.stages[0].deploy.kind',
+      "no deployer 'argocd' is installed; installed: kubernetes",
+    ],
   ])('refuses %j, naming the key', (extra, key, problem) => {
     const error = errorOf(() => read(stage(extra)));
     expect(error.key).toBe(key);

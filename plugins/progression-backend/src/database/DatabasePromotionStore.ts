@@ -294,7 +294,10 @@ export class DatabasePromotionStore implements PromotionStore {
       // Another request with the same key won the race.
       const again =
         input.idempotencyKey &&
-        (await this.findByIdempotencyKey(input.entityRef, input.idempotencyKey));
+        (await this.findByIdempotencyKey(
+          input.entityRef,
+          input.idempotencyKey,
+        ));
       if (again) return { promotion: again, created: false };
       const active = await this.db('progression_promotions')
         .where({ active_key: activeKey(input.entityRef, input.stage) })

@@ -17,11 +17,7 @@ import {
   ProgressionConfig,
   StageConfig,
 } from '../config/types';
-import {
-  Promotion,
-  PromotionStore,
-  Release,
-} from '../database/PromotionStore';
+import { Promotion, PromotionStore, Release } from '../database/PromotionStore';
 import { gateContext, stageLocation } from '../gates/gateContext';
 import { KubernetesDeployer } from '../kubernetes/KubernetesDeployer';
 import { KubernetesWorkloads } from '../kubernetes/KubernetesWorkloads';
@@ -374,7 +370,11 @@ export class PromotionEngine {
     const request: DeployRequest = {
       promotionId: p.id,
       kind: p.kind,
-      release: { id: release.id, version: release.version, image: release.image },
+      release: {
+        id: release.id,
+        version: release.version,
+        image: release.image,
+      },
       changeCause: `Progression: ${release.version} to ${p.stage} (promotion ${p.id})`,
       previous: memory.deployRecord,
     };

@@ -15,6 +15,13 @@ import {
   isLabelKey,
 } from '../kubernetes/StageResources';
 import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
+import type {
+  IsolationEvidence,
+  IsolationViolation,
+  OtherNamespace,
+} from '@internal/backstage-plugin-progression-common';
+
+export type { IsolationEvidence, IsolationViolation, OtherNamespace };
 
 /** The `gates.isolation` section of a stage. */
 export interface IsolationGateConfig {
@@ -127,42 +134,6 @@ export function isDefaultDenyIngress(p: V1NetworkPolicy): boolean {
     policyTypes(p).includes('Ingress') &&
     (p.spec?.ingress ?? []).length === 0
   );
-}
-
-/** A namespace of another stage, as the gate saw it. */
-export interface OtherNamespace {
-  stage: string;
-  cluster: string;
-  namespace: string;
-  labels?: Record<string, string>;
-  /** Why its labels are not known, or why it is not checked. */
-  note?: string;
-}
-
-export interface IsolationViolation {
-  policy: string;
-  rule: number;
-  /** The peer as written in the policy; absent for a rule without `from`. */
-  peer?: V1NetworkPolicyPeer;
-  /** What the rule admits, in words. */
-  admits: string;
-  /** The other stage's namespace it admits, when it is one. */
-  namespace?: string;
-  stage?: string;
-  description: string;
-}
-
-export interface IsolationEvidence {
-  cluster: string;
-  namespace: string;
-  labels: Record<string, string>;
-  environmentLabel: string;
-  environment?: string;
-  policiesChecked: string[];
-  defaultDeny: string | null;
-  otherStages: OtherNamespace[];
-  violations: IsolationViolation[];
-  warnings: string[];
 }
 
 function describeLabels(

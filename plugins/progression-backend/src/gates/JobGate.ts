@@ -4,7 +4,6 @@ import { V1Container, V1Deployment } from '@kubernetes/client-node';
 import {
   ProgressionConfigError,
   StageConfig,
-  StageJobRun,
   readDurationMs,
 } from '@internal/backstage-plugin-progression-node';
 import {
@@ -13,6 +12,12 @@ import {
   isLabelValue,
 } from '../kubernetes/StageResources';
 import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
+import type {
+  JobEvidence,
+  JobRole,
+} from '@internal/backstage-plugin-progression-common';
+
+export type { JobEvidence, JobRole };
 
 /** One Job of `gates.job`: the migration, or the backup before it. */
 export interface JobStepConfig {
@@ -233,8 +238,6 @@ export function readJobGateConfig(
 export { JOB_PROMOTION_LABEL } from '../kubernetes/runStageJob';
 export const JOB_ROLE_LABEL = 'progression.backstage.io/job';
 
-export type JobRole = 'backup' | 'migration';
-
 /** A Job's deterministic name: `progression-<migrate|backup>-<first 8 of the promotion id>`. */
 export function jobName(role: JobRole, promotionId: string): string {
   const suffix = promotionId
@@ -246,9 +249,6 @@ export function jobName(role: JobRole, promotionId: string): string {
   }`;
   return name;
 }
-
-/** What the evidence says about one Job. */
-export type JobEvidence = { role: JobRole } & StageJobRun;
 
 function seconds(ms: number) {
   if (ms < 1000) return `${Math.round(ms)} ms`;

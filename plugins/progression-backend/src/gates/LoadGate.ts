@@ -9,6 +9,9 @@ import {
 } from '@internal/backstage-plugin-progression-node';
 import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 import { checkUrl } from './SmokeGate';
+import type { LoadGateEvidence } from '@internal/backstage-plugin-progression-common';
+
+export type { LoadGateEvidence };
 
 /** The `gates.load` section of a stage. */
 export interface LoadGateConfig {
@@ -36,41 +39,6 @@ export interface LoadGateConfig {
     /** Responses per second. */
     minThroughput?: number;
   };
-}
-
-/** What a load gate measured, as evidence. */
-export interface LoadGateEvidence {
-  target: {
-    url: string;
-    method: string;
-    connections: number;
-    durationMs?: number;
-    requests?: number;
-    rate?: number;
-  };
-  measured?: {
-    /** Requests that ended: with a response or with an error. */
-    requests: number;
-    responses: number;
-    /** Requests without a response: refused connections, resets, timeouts. */
-    errors: number;
-    timeouts: number;
-    /** Responses with a status other than 2xx. */
-    non2xx: number;
-    /** The share of requests that failed or answered neither 2xx nor 3xx. */
-    errorRate: number;
-    /** Responses per second over the run. */
-    throughput: number;
-    elapsedMs: number;
-    latencyMs: { p50: number; p95: number; p99: number; max: number };
-    statusCodes: Record<string, number>;
-    /** The most frequent error messages with their counts (at most 5). */
-    errorMessages?: Record<string, number>;
-  };
-  thresholds: LoadGateConfig['thresholds'];
-  violations: string[];
-  /** Set when the run was cut short by the signal. */
-  cancelled?: boolean;
 }
 
 export const LOAD_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];

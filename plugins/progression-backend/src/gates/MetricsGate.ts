@@ -19,11 +19,15 @@ import {
   renderQuery,
 } from '../prometheus/promql';
 import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
+import type {
+  MetricCheckEvidence,
+  MetricSample,
+  MetricUnit,
+} from '@internal/backstage-plugin-progression-common';
+
+export type { MetricCheckEvidence, MetricSample, MetricUnit };
 
 export type Comparison = '<' | '<=' | '>' | '>=';
-
-/** How a measured value is shown to people. */
-export type MetricUnit = 'ratio' | 'seconds' | 'ms' | 'rps' | 'none';
 
 /** One metric check of a stage's `gates.metrics`. */
 export interface MetricCheckConfig {
@@ -52,30 +56,6 @@ export interface MetricCheckConfig {
 }
 
 type SampleStatus = 'successful' | 'failed' | 'inconclusive' | 'error';
-
-export interface MetricSample {
-  time: string;
-  value?: number;
-  status: SampleStatus;
-  note?: string;
-  traffic?: number;
-}
-
-export interface MetricCheckEvidence {
-  name: string;
-  query: string;
-  condition: string;
-  threshold: number;
-  baseline?: number;
-  unit: MetricUnit;
-  minTraffic?: { query: string; min: number };
-  samples: MetricSample[];
-  /** The median of the values measured, the baseline of later releases. */
-  value?: number;
-  status: GateStatus;
-  reason: string;
-  warnings?: string[];
-}
 
 const COMPARISONS: Comparison[] = ['<=', '>=', '<', '>'];
 const NO_DATA_STATUS: Record<MetricCheckConfig['noData'], SampleStatus> = {

@@ -10,17 +10,25 @@ import {
   ProgressionConfigError,
   StageConfig,
 } from '@internal/backstage-plugin-progression-node';
-import {
-  FlagMatrix,
-  describeFlag,
-  flagMatrix,
-  readStageFlags,
-} from '../flags/readFlags';
+import { describeFlag, flagMatrix, readStageFlags } from '../flags/readFlags';
 import {
   StageResources,
   describeKubeError,
 } from '../kubernetes/StageResources';
 import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
+import type {
+  ParityEvidence,
+  ParityWarning,
+  ReferenceCheck,
+  ResourceReference,
+} from '@internal/backstage-plugin-progression-common';
+
+export type {
+  ParityEvidence,
+  ParityWarning,
+  ReferenceCheck,
+  ResourceReference,
+};
 
 /** The `gates.parity` section of a stage (`true` or `{}`). */
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
@@ -59,16 +67,6 @@ export function readParityGateConfig(
     );
   }
   return {};
-}
-
-/** A Secret or ConfigMap a pod template needs, and the keys it needs. */
-export interface ResourceReference {
-  kind: 'Secret' | 'ConfigMap';
-  name: string;
-  /** Keys named by the references (empty when the whole object is used). */
-  keys: string[];
-  /** Where it is referenced, e.g. `container api env DB_PASSWORD`. */
-  usedBy: string[];
 }
 
 /**
@@ -177,25 +175,6 @@ export function podTemplateReferences(
     add('Secret', s.name, [], 'imagePullSecrets');
   }
   return [...refs.values()];
-}
-
-export interface ReferenceCheck extends ResourceReference {
-  exists: boolean;
-  missingKeys: string[];
-}
-
-export interface ParityWarning {
-  kind: 'env' | 'resources' | 'replicas' | 'containers' | 'flag' | 'flags';
-  message: string;
-}
-
-export interface ParityEvidence {
-  source: { stage: string; namespace: string; deployment?: string };
-  target: { stage: string; namespace: string; deployment?: string };
-  references: ReferenceCheck[];
-  failures: string[];
-  warnings: ParityWarning[];
-  flags?: FlagMatrix;
 }
 
 const code = (s: string) => `\`${s}\``;

@@ -29,7 +29,11 @@ export class KubernetesDeployer implements Deployer {
           entity.kubernetesId,
           entity.container,
         )
-      : this.workloads.readLive(location, entity.kubernetesId, entity.container);
+      : this.workloads.readLive(
+          location,
+          entity.kubernetesId,
+          entity.container,
+        );
   }
 
   async plan(
@@ -51,7 +55,8 @@ export class KubernetesDeployer implements Deployer {
       // After a crash the patch may already be there: never send it twice.
       applied:
         live.image === release.image &&
-        (request.kind === 'rollback' || live.promotionId === request.promotionId),
+        (request.kind === 'rollback' ||
+          live.promotionId === request.promotionId),
     };
   }
 

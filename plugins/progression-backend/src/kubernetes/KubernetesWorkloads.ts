@@ -50,7 +50,6 @@ interface InformerState {
   error?: Error;
 }
 
-
 const sameTemplate = (a?: V1PodTemplateSpec, b?: V1PodTemplateSpec) => {
   const strip = (t?: V1PodTemplateSpec) => {
     const c = JSON.parse(JSON.stringify(t ?? {}));

@@ -553,7 +553,9 @@ export class ProgressionReadModel {
       options,
     );
     return strip({
-      items: await Promise.all(page.items.map(p => promotionDto(this.store, p))),
+      items: await Promise.all(
+        page.items.map(p => promotionDto(this.store, p)),
+      ),
       nextCursor: page.nextCursor,
     });
   }

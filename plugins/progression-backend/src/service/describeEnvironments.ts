@@ -126,11 +126,7 @@ export function describeEnvironments(
         cluster: stage.cluster,
         namespace: stage.namespace,
         ...stageUrlOf(entity, stage),
-        configuredGates: configuredGates(
-          stage,
-          pipeline.stages[i - 1],
-          gates,
-        ),
+        configuredGates: configuredGates(stage, pipeline.stages[i - 1], gates),
       })),
     },
   };

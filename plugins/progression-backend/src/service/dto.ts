@@ -2,17 +2,11 @@ import {
   PromotionDto,
   ReleaseDto,
 } from '@internal/backstage-plugin-progression-common';
-import {
-  Promotion,
-  PromotionStore,
-  Release,
-} from '../database/PromotionStore';
+import { Promotion, PromotionStore, Release } from '../database/PromotionStore';
 
 /** The object without its undefined fields, as the API answers. */
 export const strip = <T extends object>(o: T): T =>
-  Object.fromEntries(
-    Object.entries(o).filter(([, v]) => v !== undefined),
-  ) as T;
+  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
 export function releaseDto(r: Release): ReleaseDto {
   return strip({

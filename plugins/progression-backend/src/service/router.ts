@@ -243,10 +243,7 @@ export async function createRouter(
     '/v1/entities/:kind/:namespace/:name/stages/:stage/preview',
     async (req, res) => {
       const entity = await readEntity(req, req.params);
-      const preview = await reads.previewPromotion(
-        entity,
-        req.params.stage,
-      );
+      const preview = await reads.previewPromotion(entity, req.params.stage);
       res.json({ ...preview, results: preview.results.map(r => ({ ...r })) });
     },
   );
