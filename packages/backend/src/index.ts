@@ -46,5 +46,12 @@ backend.add(import('@backstage/plugin-signals-backend'));
 
 // progression: pipelines, promotions, gates and rollbacks
 backend.add(import('@internal/backstage-plugin-progression-backend'));
+// gates from modules, added through Progression's extension point
+backend.add(
+  import('@internal/backstage-plugin-progression-backend-module-test-job'),
+);
+backend.add(
+  import('@internal/backstage-plugin-progression-backend-module-webhook'),
+);
 
 backend.start();

@@ -25,7 +25,7 @@ import { execFile, fork } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readProgressionConfig } from '../src/config/readProgressionConfig';
+import { readTestConfig } from '../src/__testUtils__/readTestConfig';
 import { LoadGate, LoadGateEvidence } from '../src/gates/LoadGate';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
@@ -173,7 +173,7 @@ async function runGate(
   stageUrl: string,
   options: { rate?: number; durationS?: number } = {},
 ): Promise<Figures & { status: string; reason: string }> {
-  const stage = readProgressionConfig(
+  const stage = readTestConfig(
     new ConfigReader({
       progression: {
         clusters: [{ name: 'local', url: 'http://127.0.0.1:1' }],

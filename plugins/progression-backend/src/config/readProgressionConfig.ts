@@ -7,10 +7,10 @@ import {
   StageConfig,
   readDurationMs,
 } from '@internal/backstage-plugin-progression-node';
-import { readFlagsConfig } from '../flags/readFlags';
+import { isDnsLabel } from '../kubernetes/names';
+import { readFlagsConfig } from './readFlagsConfig';
 import { PrometheusConfig } from '../prometheus/PrometheusClient';
 import { checkQueryTemplate } from '../prometheus/promql';
-import { builtInGates } from '../gates/builtInGates';
 import { readHttpUrl, readStageUrl } from './stageUrl';
 import {
   ApprovalConfig,
@@ -57,12 +57,9 @@ export const DEFAULT_CHART_QUERIES: ChartQueries = {
   p95: `histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{${CHART_SELECTOR}}[1m])))`,
 };
 
-// RFC 1123 label, the rule for namespace and stage names.
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
 function readDnsLabel(config: Config, key: string, path: string): string {
   const value = config.getString(key);
-  if (value.length > 63 || !DNS_LABEL.test(value)) {
+  if (!isDnsLabel(value)) {
     throw new ProgressionConfigError(
       `${path}.${key}`,
       `'${value}' is not a valid name: use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit`,
@@ -206,7 +203,7 @@ function readChartQueries(config: Config, path: string): ChartQueries {
 }
 
 function checkPipelineName(name: string) {
-  if (!DNS_LABEL.test(name) || name.length > 63) {
+  if (!isDnsLabel(name)) {
     throw new ProgressionConfigError(
       `progression.pipelines.${name}`,
       `'${name}' is not a valid pipeline name: use lowercase letters, digits and '-'`,
@@ -363,10 +360,7 @@ export function readPrometheusConfig(
  */
 export function readProgressionConfig(
   config: Config,
-  extensions: ProgressionExtensions = {
-    gates: builtInGates(),
-    deployers: [{ kind: DEFAULT_DEPLOY_KIND }],
-  },
+  extensions: ProgressionExtensions,
 ): ProgressionConfig {
   const clusters = readClusters(config);
   const pipelines = new Map<string, PipelineConfig>();

@@ -1,7 +1,10 @@
 import { ConflictError, InputError } from '@backstage/errors';
 import { Knex } from 'knex';
 import crypto from 'node:crypto';
-import { PromotionState, TERMINAL_STATES } from '../engine/transitions';
+import {
+  PromotionState,
+  TERMINAL_PROMOTION_STATES,
+} from '@internal/backstage-plugin-progression-common';
 import {
   Approval,
   NewPromotion,
@@ -416,7 +419,7 @@ export class DatabasePromotionStore implements PromotionStore {
     to: PromotionState,
     step: NewStep & { error?: string },
   ): Promise<boolean> {
-    const terminal = TERMINAL_STATES.has(to);
+    const terminal = TERMINAL_PROMOTION_STATES.includes(to);
     return this.db.transaction(async tx => {
       const updated = await tx('progression_promotions')
         .where({ id, state: from })

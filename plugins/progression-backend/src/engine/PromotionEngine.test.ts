@@ -5,10 +5,8 @@ import {
 } from '@backstage/backend-test-utils';
 import { ConfigReader } from '@backstage/config';
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
-import {
-  ProgressionConfig,
-  readProgressionConfig,
-} from '../config/readProgressionConfig';
+import { ProgressionConfig } from '../config/readProgressionConfig';
+import { readTestConfig } from '../__testUtils__/readTestConfig';
 import { DatabasePromotionStore } from '../database/DatabasePromotionStore';
 import { applyDatabaseMigrations } from '../database/migrations';
 import { SmokeGate } from '../gates/SmokeGate';
@@ -44,7 +42,7 @@ beforeAll(async () => {
       { path: '/api/version', assert: '$exists(version)' },
     ],
   };
-  config = readProgressionConfig(
+  config = readTestConfig(
     new ConfigReader({
       progression: {
         clusters: [

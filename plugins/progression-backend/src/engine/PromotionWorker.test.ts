@@ -5,10 +5,8 @@ import {
 } from '@backstage/backend-test-utils';
 import { ConfigReader } from '@backstage/config';
 import { KubeSimulator } from '@internal/kube-simulator';
-import {
-  ProgressionConfig,
-  readProgressionConfig,
-} from '../config/readProgressionConfig';
+import { ProgressionConfig } from '../config/readProgressionConfig';
+import { readTestConfig } from '../__testUtils__/readTestConfig';
 import { DatabasePromotionStore } from '../database/DatabasePromotionStore';
 import { applyDatabaseMigrations } from '../database/migrations';
 import { KubernetesWorkloads } from '../kubernetes/KubernetesWorkloads';
@@ -62,7 +60,7 @@ beforeAll(async () => {
       patches.set(name, (patches.get(name) ?? 0) + 1);
     images.set(name, image);
   });
-  config = readProgressionConfig(
+  config = readTestConfig(
     new ConfigReader({
       progression: {
         clusters: [

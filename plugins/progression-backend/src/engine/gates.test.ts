@@ -6,10 +6,8 @@ import {
 import { ConfigReader } from '@backstage/config';
 import { GateResult } from '@internal/backstage-plugin-progression-common';
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
-import {
-  ProgressionConfig,
-  readProgressionConfig,
-} from '../config/readProgressionConfig';
+import { ProgressionConfig } from '../config/readProgressionConfig';
+import { readTestConfig } from '../__testUtils__/readTestConfig';
 import { DatabasePromotionStore } from '../database/DatabasePromotionStore';
 import { applyDatabaseMigrations } from '../database/migrations';
 import { Gate } from '../gates/Gate';
@@ -100,7 +98,7 @@ describeWithPrometheus('promotions through metric gates', () => {
     );
     const url = (ns: string) =>
       `${demo.servers.find(s => s.namespace === ns)!.url}/{{ kubernetesId }}`;
-    config = readProgressionConfig(
+    config = readTestConfig(
       new ConfigReader({
         progression: {
           clusters: [
@@ -344,7 +342,7 @@ describe('promotions through the cluster gates (job, isolation, parity) and the 
       anyPorts: true,
       trafficIntervalMs: 60_000,
     });
-    config = readProgressionConfig(
+    config = readTestConfig(
       new ConfigReader({
         progression: {
           clusters: [

@@ -3,8 +3,8 @@ import { KubeSimulator, installDemo } from '@internal/kube-simulator';
 import {
   ClusterConfig,
   ProgressionConfigError,
-  readProgressionConfig,
 } from '../config/readProgressionConfig';
+import { readTestConfig } from '../__testUtils__/readTestConfig';
 import { KubernetesWorkloads } from '../kubernetes/KubernetesWorkloads';
 import { StageResources } from '../kubernetes/StageResources';
 import {
@@ -21,7 +21,7 @@ const clusters = [
 ];
 
 function stagesOf(pipeline: object) {
-  return readProgressionConfig(
+  return readTestConfig(
     new ConfigReader({
       progression: { clusters, pipelines: { standard: pipeline } },
     }),

@@ -3,8 +3,8 @@ import { KubeSimulator, installDemo } from '@internal/kube-simulator';
 import {
   ProgressionConfigError,
   StageConfig,
-  readProgressionConfig,
 } from '../config/readProgressionConfig';
+import { readTestConfig } from '../__testUtils__/readTestConfig';
 import {
   KubernetesWorkloads,
   StageLocation,
@@ -31,7 +31,7 @@ const workloads = new KubernetesWorkloads();
 const gate = new IsolationGate();
 
 function read(progression: object) {
-  return readProgressionConfig(new ConfigReader({ progression }));
+  return readTestConfig(new ConfigReader({ progression }));
 }
 
 function errorOf(fn: () => unknown): ProgressionConfigError {

@@ -4,9 +4,9 @@ import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import {
   ProgressionConfigError,
-  readProgressionConfig,
   StageConfig,
 } from '../config/readProgressionConfig';
+import { readTestConfig } from '../__testUtils__/readTestConfig';
 import { LoadGate, LoadGateEvidence, percentile } from './LoadGate';
 
 /*
@@ -23,7 +23,7 @@ let productionUrl: string;
 const gate = new LoadGate();
 
 function readStage(load: any): StageConfig {
-  return readProgressionConfig(
+  return readTestConfig(
     new ConfigReader({
       progression: {
         clusters: [{ name: 'local', url: 'http://127.0.0.1:1' }],

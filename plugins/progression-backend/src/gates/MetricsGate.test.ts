@@ -1,9 +1,7 @@
 import { ConfigReader } from '@backstage/config';
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
-import {
-  StageConfig,
-  readProgressionConfig,
-} from '../config/readProgressionConfig';
+import { StageConfig } from '../config/readProgressionConfig';
+import { readTestConfig } from '../__testUtils__/readTestConfig';
 import { PrometheusClient } from '../prometheus/PrometheusClient';
 import {
   TestPrometheus,
@@ -38,7 +36,7 @@ const errorRateCheck = (extra: object = {}) => ({
 });
 
 function stageWith(metrics: object[]): StageConfig {
-  return readProgressionConfig(
+  return readTestConfig(
     new ConfigReader({
       progression: {
         clusters: [{ name: 'local', url: 'http://127.0.0.1:1' }],

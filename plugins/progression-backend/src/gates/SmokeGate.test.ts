@@ -2,10 +2,8 @@ import { KubeSimulator, installDemo } from '@internal/kube-simulator';
 import { ConfigReader } from '@backstage/config';
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
-import {
-  readProgressionConfig,
-  StageConfig,
-} from '../config/readProgressionConfig';
+import { StageConfig } from '../config/readProgressionConfig';
+import { readTestConfig } from '../__testUtils__/readTestConfig';
 import { SmokeGate } from './SmokeGate';
 
 /*
@@ -20,7 +18,7 @@ let stagingUrl: string;
 const gate = new SmokeGate();
 
 function stageWith(checks: object[]): StageConfig {
-  return readProgressionConfig(
+  return readTestConfig(
     new ConfigReader({
       progression: {
         clusters: [{ name: 'local', url: 'http://127.0.0.1:1' }],

@@ -22,6 +22,7 @@ import {
   StageWorkloads,
 } from '@internal/backstage-plugin-progression-node';
 import { clusterKubeConfig } from './clusterKubeConfig';
+import { isLabelValue } from './names';
 import { rolloutStatus } from './rolloutStatus';
 import { runStageJob } from './runStageJob';
 import { StageResources } from './StageResources';
@@ -40,8 +41,6 @@ const ANNOTATIONS_TO_SKIP = new Set([
   'deployment.kubernetes.io/max-replicas',
   'deprecated.deployment.rollback.to',
 ]);
-// A label value (k8s.io/apimachinery/pkg/util/validation IsValidLabelValue).
-const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 export type { LiveWorkload, RolloutResult, StageLocation };
 
@@ -101,7 +100,7 @@ export class KubernetesWorkloads implements StageWorkloads {
     stage: StageLocation,
     kubernetesId: string,
   ): Promise<V1Deployment> {
-    if (kubernetesId.length > 63 || !LABEL_VALUE.test(kubernetesId)) {
+    if (!isLabelValue(kubernetesId)) {
       throw new InputError(
         `'${kubernetesId}' is not a valid backstage.io/kubernetes-id label value`,
       );

@@ -1,5 +1,5 @@
 import { KubeConfig } from '@kubernetes/client-node';
-import { ClusterConfig } from '../config/types';
+import { ClusterConfig } from '@internal/backstage-plugin-progression-node';
 
 /** One KubeConfig per configured cluster, service-account token auth. */
 export function clusterKubeConfig(cluster: ClusterConfig): KubeConfig {

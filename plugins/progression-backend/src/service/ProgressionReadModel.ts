@@ -42,6 +42,7 @@ import { readStageFlags, flagMatrix } from '../flags/readFlags';
 import { gateContext, stageLocation } from '../gates/gateContext';
 import { KubernetesDeployer } from '../kubernetes/KubernetesDeployer';
 import { KubernetesWorkloads } from '../kubernetes/KubernetesWorkloads';
+import { isLabelValue } from '../kubernetes/names';
 import { StageResources } from '../kubernetes/StageResources';
 import { PrometheusClient } from '../prometheus/PrometheusClient';
 import { renderQuery } from '../prometheus/promql';
@@ -93,9 +94,6 @@ interface StageHistory {
   /** The version of a live image, looked up once per image. */
   byImage: Map<string, Promise<string | undefined>>;
 }
-
-// A Kubernetes label value (IsValidLabelValue).
-const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 
 /**
  * What the REST API reads: an entity's environments with their live state,
@@ -150,7 +148,7 @@ export class ProgressionReadModel {
         `the entity has no ${KUBERNETES_ID_ANNOTATION} annotation, so its workload is found by the label ${KUBERNETES_ID_ANNOTATION}=${kubernetesId} (the entity name)`,
       );
     }
-    if (kubernetesId.length > 63 || !LABEL_VALUE.test(kubernetesId)) {
+    if (!isLabelValue(kubernetesId)) {
       problems.push(
         `'${kubernetesId}' is not a valid Kubernetes label value for ${KUBERNETES_ID_ANNOTATION}: use at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit`,
       );

@@ -8,7 +8,7 @@ import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import express from 'express';
 import request from 'supertest';
 import { Server } from 'node:http';
-import { readProgressionConfig } from '../config/readProgressionConfig';
+import { readTestConfig } from '../__testUtils__/readTestConfig';
 import { wrapServerOnIPv4 } from '../__testUtils__/wrapServerOnIPv4';
 import { createTestRouter } from '../__testUtils__/createTestRouter';
 
@@ -57,7 +57,7 @@ const entities: Entity[] = [
   },
 ];
 
-const config = readProgressionConfig(
+const config = readTestConfig(
   new ConfigReader({
     progression: {
       clusters: [{ name: 'local', url: 'http://127.0.0.1:6443' }],
