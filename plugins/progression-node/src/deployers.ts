@@ -1,10 +1,5 @@
 import { Config } from '@backstage/config';
-import {
-  EntityTarget,
-  ReleaseRef,
-  StageConfig,
-  StageLocation,
-} from './stage';
+import { EntityTarget, ReleaseRef, StageConfig, StageLocation } from './stage';
 
 /**
  * How a rollout stands, in `kubectl rollout status`'s words.

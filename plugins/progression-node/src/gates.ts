@@ -1,12 +1,7 @@
 import { Config } from '@backstage/config';
 import { GateResult } from '@internal/backstage-plugin-progression-common';
 import { KubeConfig, V1Deployment } from '@kubernetes/client-node';
-import {
-  EntityTarget,
-  ReleaseRef,
-  StageConfig,
-  StageLocation,
-} from './stage';
+import { EntityTarget, ReleaseRef, StageConfig, StageLocation } from './stage';
 
 /**
  * When a gate runs, relative to the deploy: before the approval
