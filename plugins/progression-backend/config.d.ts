@@ -127,6 +127,11 @@ export interface Config {
           /** How long a rollout may take before the deploy fails. Default '10m'. */
           rolloutTimeout?: string | HumanDuration;
           /**
+           * How long a new pod may stay unready (failing its readiness probe)
+           * before the deploy fails without waiting for rolloutTimeout. Default '60s'.
+           */
+          readyTimeout?: string | HumanDuration;
+          /**
            * How releases reach this stage: an installed deployer's kind and
            * its own keys. Default: the built-in 'kubernetes' deployer.
            */

@@ -40,6 +40,7 @@ const policy: Omit<StageConfig, 'gates'> = {
   soakMs: 0,
   rollback: { automatic: true },
   rolloutTimeoutMs: 600_000,
+  readyTimeoutMs: 60_000,
   deploy: { kind: 'kubernetes', config: undefined },
   flags: { configMap: 'feature-flags', key: 'flags.json' },
 };

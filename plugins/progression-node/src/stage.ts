@@ -98,6 +98,11 @@ export interface StageConfig {
   rollback: { automatic: boolean };
   /** How long a rollout may take before the deploy fails. */
   rolloutTimeoutMs: number;
+  /**
+   * How long a new pod may stay unready (its readiness probe failing)
+   * before the rollout is failed without waiting for `rolloutTimeoutMs`.
+   */
+  readyTimeoutMs: number;
   deploy: StageDeployConfig;
   gates: StageGateConfigs;
   /** Where the stage's feature flags are read from. */

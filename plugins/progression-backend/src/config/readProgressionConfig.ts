@@ -317,6 +317,7 @@ function readPipeline(
       },
       rolloutTimeoutMs:
         readDurationMs(stage, 'rolloutTimeout', stagePath) ?? 10 * 60_000,
+      readyTimeoutMs: readDurationMs(stage, 'readyTimeout', stagePath) ?? 60_000,
       deploy: readDeploy(stage, stagePath, extensions.deployers),
       flags: readFlagsConfig(stage, config, stagePath),
     };
