@@ -32,6 +32,26 @@ export interface Config {
       heartbeatInterval?: string | HumanDuration;
       /** A claim not renewed for this long is taken over by another replica. Default '1m'. */
       staleAfter?: string | HumanDuration;
+      /**
+       * How a step that failed on an error that may heal (a cluster or a
+       * catalog that does not answer) is tried again: after initialDelay
+       * (default '1s'), doubling up to maxDelay (default '1m'), until the
+       * step has failed for budget (default '5m'); then the promotion fails
+       * (before the deploy) or rolls back (after it).
+       */
+      retry?: {
+        initialDelay?: string | HumanDuration;
+        maxDelay?: string | HumanDuration;
+        budget?: string | HumanDuration;
+      };
+      /** A step that runs longer is stopped and counts as a failed attempt. Default '1h'. */
+      stepTimeout?: string | HumanDuration;
+      /**
+       * This replica's name, stable across its restarts, so that a restarted
+       * replica takes back the promotions it held at once. Default: the host
+       * name and backend.listen.port.
+       */
+      replicaId?: string;
     };
 
     /**

@@ -3,6 +3,7 @@ import {
   createBackendPlugin,
 } from '@backstage/backend-plugin-api';
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
+import os from 'node:os';
 import { signalsServiceRef } from '@backstage/plugin-signals-node';
 import { progressionPermissions } from '@internal/backstage-plugin-progression-common';
 import {
@@ -131,6 +132,13 @@ export const progressionPlugin = createBackendPlugin({
           logger,
           heartbeatMs: progressionConfig.worker.heartbeatMs,
           staleMs: progressionConfig.worker.staleMs,
+          // Stable across restarts: the host and the port this backend
+          // listens on tell replicas on one host apart.
+          replicaId:
+            progressionConfig.worker.replicaId ??
+            `${os.hostname()}:${
+              config.getOptionalNumber('backend.listen.port') ?? 7007
+            }`,
         });
         // Every replica runs its own worker; the store's claims make each
         // promotion run on one of them.

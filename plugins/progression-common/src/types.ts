@@ -46,6 +46,7 @@ export type {
  * @public
  */
 export const PROMOTION_STATES = [
+  'queued',
   'pending',
   'preflight',
   'awaiting-approval',
@@ -57,6 +58,7 @@ export const PROMOTION_STATES = [
   'cancelled',
   'rolling-back',
   'rolled-back',
+  'skipped',
 ] as const satisfies readonly PromotionState[];
 
 /**
@@ -70,4 +72,5 @@ export const TERMINAL_PROMOTION_STATES: readonly PromotionState[] = [
   'rejected',
   'cancelled',
   'rolled-back',
+  'skipped',
 ];

@@ -317,7 +317,8 @@ function readPipeline(
       },
       rolloutTimeoutMs:
         readDurationMs(stage, 'rolloutTimeout', stagePath) ?? 10 * 60_000,
-      readyTimeoutMs: readDurationMs(stage, 'readyTimeout', stagePath) ?? 60_000,
+      readyTimeoutMs:
+        readDurationMs(stage, 'readyTimeout', stagePath) ?? 60_000,
       deploy: readDeploy(stage, stagePath, extensions.deployers),
       flags: readFlagsConfig(stage, config, stagePath),
     };
@@ -354,6 +355,49 @@ export function readPrometheusConfig(
   };
 }
 
+function readWorker(config: Config): ProgressionConfig['worker'] {
+  const path = 'progression.worker';
+  const worker = config.getOptionalConfig(path);
+  const duration = (key: string, fallback: number, at = path) => {
+    const section = at === path ? worker : config.getOptionalConfig(at);
+    return (section && readDurationMs(section, key, at)) ?? fallback;
+  };
+  const heartbeatMs = duration('heartbeatInterval', 10_000);
+  const staleMs = duration('staleAfter', 60_000);
+  if (staleMs <= heartbeatMs) {
+    throw new ProgressionConfigError(
+      `${path}.staleAfter`,
+      'must be longer than heartbeatInterval, or live workers lose their promotions',
+    );
+  }
+  const retryPath = `${path}.retry`;
+  const retry = {
+    initialDelayMs: duration('initialDelay', 1000, retryPath),
+    maxDelayMs: duration('maxDelay', 60_000, retryPath),
+    budgetMs: duration('budget', 5 * 60_000, retryPath),
+  };
+  if (retry.maxDelayMs < retry.initialDelayMs || retry.initialDelayMs <= 0) {
+    throw new ProgressionConfigError(
+      `${retryPath}.maxDelay`,
+      'must be at least initialDelay, and initialDelay more than 0',
+    );
+  }
+  const replicaId = worker?.getOptionalString('replicaId');
+  if (replicaId !== undefined && !/^[\w.:-]{1,100}$/.test(replicaId)) {
+    throw new ProgressionConfigError(
+      `${path}.replicaId`,
+      "use at most 100 letters, digits, '.', ':', '_' and '-'",
+    );
+  }
+  return {
+    heartbeatMs,
+    staleMs,
+    retry,
+    stepTimeoutMs: duration('stepTimeout', 60 * 60_000),
+    replicaId,
+  };
+}
+
 /**
  * Reads and validates the `progression` section. Throws a
  * {@link ProgressionConfigError} naming the bad key, so that the backend
@@ -378,20 +422,7 @@ export function readProgressionConfig(
       ),
     );
   }
-  const worker = config.getOptionalConfig('progression.worker');
-  const heartbeatMs =
-    (worker &&
-      readDurationMs(worker, 'heartbeatInterval', 'progression.worker')) ??
-    10_000;
-  const staleMs =
-    (worker && readDurationMs(worker, 'staleAfter', 'progression.worker')) ??
-    60_000;
-  if (staleMs <= heartbeatMs) {
-    throw new ProgressionConfigError(
-      'progression.worker.staleAfter',
-      'must be longer than heartbeatInterval, or live workers lose their promotions',
-    );
-  }
+  const worker = readWorker(config);
   const entityCacheTtlMs =
     readDurationMs(
       config.getOptionalConfig('progression') ?? config,
@@ -401,7 +432,7 @@ export function readProgressionConfig(
   return {
     clusters,
     pipelines,
-    worker: { heartbeatMs, staleMs },
+    worker,
     entityCacheTtlMs,
     prometheus: readPrometheusConfig(config),
   };

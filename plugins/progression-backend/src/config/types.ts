@@ -36,7 +36,16 @@ export interface PipelineConfig {
 export interface ProgressionConfig {
   clusters: Map<string, ClusterConfig>;
   pipelines: Map<string, PipelineConfig>;
-  worker: { heartbeatMs: number; staleMs: number };
+  worker: {
+    heartbeatMs: number;
+    staleMs: number;
+    /** How a step that failed is retried: capped exponential backoff within a budget. */
+    retry: { initialDelayMs: number; maxDelayMs: number; budgetMs: number };
+    /** A step that runs longer is stopped and counts as a failed attempt. */
+    stepTimeoutMs: number;
+    /** This replica's name across restarts (its orphaned claims are its own). */
+    replicaId?: string;
+  };
   /** How long the read routes reuse a reader's catalog lookup of an entity. */
   entityCacheTtlMs: number;
   /** Where metric gates and charts read from; absent when not configured. */

@@ -1,4 +1,4 @@
-import { ConflictError, InputError } from '@backstage/errors';
+import { ConflictError, CustomErrorBase, InputError } from '@backstage/errors';
 import { Knex } from 'knex';
 import crypto from 'node:crypto';
 import {
@@ -65,6 +65,7 @@ function toPromotion(row: any): Promotion {
     idempotencyKey: row.idempotency_key ?? undefined,
     ownerId: row.owner_id ?? undefined,
     heartbeatAt: date(row.heartbeat_at),
+    retryAt: date(row.retry_at),
     attempt: Number(row.attempt),
     createdAt: date(row.created_at)!,
     updatedAt: date(row.updated_at)!,
@@ -86,6 +87,37 @@ function toStep(row: any): PromotionStep {
     startedAt: date(row.started_at)!,
     finishedAt: date(row.finished_at),
   };
+}
+
+/** A step row; `from`/`to` when it records a transition. */
+function stepRow(
+  promotionId: string,
+  step: NewStep,
+  at: { from?: PromotionState; to?: PromotionState; now: Knex.Raw },
+) {
+  return {
+    promotion_id: promotionId,
+    kind: step.kind,
+    name: step.name,
+    status: step.status,
+    from_state: at.from ?? null,
+    to_state: at.to ?? null,
+    actor: step.actor ?? null,
+    reason: step.reason ?? null,
+    evidence:
+      step.evidence === undefined ? null : JSON.stringify(step.evidence),
+    finished_at: at.now,
+  };
+}
+
+/**
+ * The same idempotency key with a different request: 422, as the IETF
+ * Idempotency-Key draft says.
+ */
+export class IdempotencyKeyReusedError extends CustomErrorBase {
+  name = 'IdempotencyKeyReusedError' as const;
+  /** Read by Backstage's error handler. */
+  statusCode = 422;
 }
 
 /** The slot that makes a promotion the only active one of its entity and stage. */
@@ -209,10 +241,12 @@ export class DatabasePromotionStore implements PromotionStore {
     if (!stages.length) return summaries;
     // created_at alone orders a stage's promotions: one is active at a
     // time, so two never start in the same millisecond.
+    // A promotion that waits (or never started) is not a stage's last.
     const newest = (stage: string, which: string, state?: string) =>
       this.db.select(this.db.raw('? as which', [which]), '*').from(
         this.db('progression_promotions')
           .where({ entity_ref: entityRef, stage, ...(state && { state }) })
+          .whereNotIn('state', ['queued', 'skipped'])
           .orderBy('created_at', 'desc')
           .limit(1)
           .as(`t_${which}_${stages.indexOf(stage)}`),
@@ -251,56 +285,65 @@ export class DatabasePromotionStore implements PromotionStore {
   }
 
   /**
-   * Creates a pending promotion. The same idempotency key returns the same
-   * promotion; a second active promotion of the entity and stage is a
-   * ConflictError naming the active one.
+   * Creates a promotion. The same idempotency key (in the same scope)
+   * returns the same promotion, and an IdempotencyKeyReusedError when it
+   * came with another request. A second active promotion of the entity and
+   * stage is a ConflictError naming the active one, unless `whenBusy` is
+   * `queue`: then it waits `queued` until the stage is free.
    */
   async createPromotion(
     input: NewPromotion,
   ): Promise<{ promotion: Promotion; created: boolean }> {
-    const existing =
-      input.idempotencyKey &&
-      (await this.findByIdempotencyKey(input.entityRef, input.idempotencyKey));
+    const existing = await this.repeated(input);
     if (existing) return { promotion: existing, created: false };
     const id = crypto.randomUUID();
+    const row = (state: 'pending' | 'queued') => ({
+      id,
+      entity_ref: input.entityRef,
+      pipeline: input.pipeline,
+      stage: input.stage,
+      release_id: input.releaseId,
+      kind: input.kind ?? 'promotion',
+      state,
+      // Milliseconds (SQLite's CURRENT_TIMESTAMP has whole seconds), so
+      // that the newest promotion sorts first.
+      created_at: new Date().toISOString(),
+      active_key:
+        state === 'pending' ? activeKey(input.entityRef, input.stage) : null,
+      idempotency_key: input.idempotencyKey ?? null,
+      idempotency_scope: input.idempotencyKey
+        ? input.idempotencyScope ?? 'internal'
+        : null,
+      request_hash: input.requestHash ?? null,
+      requested_by: input.requestedBy,
+      reason: input.reason ?? null,
+    });
+    const requested = (tx: Knex, state: PromotionState) =>
+      tx('progression_promotion_steps').insert({
+        promotion_id: id,
+        kind: 'transition',
+        name: 'requested',
+        status: 'passed',
+        to_state: state,
+        actor: input.requestedBy,
+        reason: input.reason ?? null,
+        finished_at: tx.fn.now(),
+      });
     try {
       await this.db.transaction(async tx => {
-        await tx('progression_promotions').insert({
-          id,
-          entity_ref: input.entityRef,
-          pipeline: input.pipeline,
-          stage: input.stage,
-          release_id: input.releaseId,
-          kind: input.kind ?? 'promotion',
-          state: 'pending',
-          // Milliseconds (SQLite's CURRENT_TIMESTAMP has whole seconds), so
-          // that the newest promotion sorts first.
-          created_at: new Date().toISOString(),
-          active_key: activeKey(input.entityRef, input.stage),
-          idempotency_key: input.idempotencyKey ?? null,
-          requested_by: input.requestedBy,
-          reason: input.reason ?? null,
-        });
-        await tx('progression_promotion_steps').insert({
-          promotion_id: id,
-          kind: 'transition',
-          name: 'requested',
-          status: 'passed',
-          to_state: 'pending',
-          actor: input.requestedBy,
-          reason: input.reason ?? null,
-          finished_at: tx.fn.now(),
-        });
+        if (input.whenBusy === 'queue') {
+          await tx('progression_promotions').insert(row('queued'));
+          await requested(tx, 'queued');
+          await this.activateNext(tx, input.entityRef, input.stage);
+        } else {
+          await tx('progression_promotions').insert(row('pending'));
+          await requested(tx, 'pending');
+        }
       });
     } catch (e) {
       if (!isUniqueViolation(e)) throw e;
       // Another request with the same key won the race.
-      const again =
-        input.idempotencyKey &&
-        (await this.findByIdempotencyKey(
-          input.entityRef,
-          input.idempotencyKey,
-        ));
+      const again = await this.repeated(input);
       if (again) return { promotion: again, created: false };
       const active = await this.db('progression_promotions')
         .where({ active_key: activeKey(input.entityRef, input.stage) })
@@ -314,12 +357,130 @@ export class DatabasePromotionStore implements PromotionStore {
     return { promotion: (await this.getPromotion(id))!, created: true };
   }
 
+  /** What an earlier request with the same idempotency key created. */
+  private async repeated(input: NewPromotion): Promise<Promotion | undefined> {
+    if (!input.idempotencyKey) return undefined;
+    const row = await this.db('progression_promotions')
+      .where({
+        entity_ref: input.entityRef,
+        idempotency_scope: input.idempotencyScope ?? 'internal',
+        idempotency_key: input.idempotencyKey,
+      })
+      .first();
+    if (!row) return undefined;
+    if (
+      input.requestHash &&
+      row.request_hash &&
+      row.request_hash !== input.requestHash
+    ) {
+      throw new IdempotencyKeyReusedError(
+        `Idempotency-Key '${input.idempotencyKey}' was used for a different request (promotion ${row.id}); use a new key for a new request`,
+      );
+    }
+    return toPromotion(row);
+  }
+
+  /**
+   * When the stage of the entity is free, the newest promotion waiting for
+   * it starts (pending) and the older ones waiting end `skipped`: a newer
+   * release supersedes them. In the caller's transaction; a concurrent
+   * activation that won is left alone.
+   */
+  private async activateNext(tx: Knex, entityRef: string, stage: string) {
+    const key = activeKey(entityRef, stage);
+    if (await tx('progression_promotions').where({ active_key: key }).first()) {
+      return;
+    }
+    const [newest, ...older] = await tx('progression_promotions')
+      .where({ entity_ref: entityRef, stage, state: 'queued' })
+      .orderBy([
+        { column: 'created_at', order: 'desc' },
+        { column: 'id', order: 'desc' },
+      ]);
+    if (!newest) return;
+    try {
+      // A savepoint: on PostgreSQL a unique violation would otherwise abort
+      // the caller's whole transaction.
+      await tx.transaction(async sp => {
+        const moved = await sp('progression_promotions')
+          .where({ id: newest.id, state: 'queued' })
+          .update({
+            state: 'pending',
+            active_key: key,
+            updated_at: sp.fn.now(),
+          });
+        if (moved !== 1) return;
+        await sp('progression_promotion_steps').insert({
+          promotion_id: newest.id,
+          kind: 'transition',
+          name: 'dequeued',
+          status: 'passed',
+          from_state: 'queued',
+          to_state: 'pending',
+          reason: `${stage} is free`,
+          finished_at: sp.fn.now(),
+        });
+        for (const old of older) {
+          const skipped = await sp('progression_promotions')
+            .where({ id: old.id, state: 'queued' })
+            .update({
+              state: 'skipped',
+              updated_at: sp.fn.now(),
+              finished_at: sp.fn.now(),
+              error: `superseded by a newer release (promotion ${newest.id})`,
+            });
+          if (skipped !== 1) continue;
+          await sp('progression_promotion_steps').insert({
+            promotion_id: old.id,
+            kind: 'transition',
+            name: 'superseded',
+            status: 'skipped',
+            from_state: 'queued',
+            to_state: 'skipped',
+            reason: `a newer release took its place (promotion ${newest.id})`,
+            finished_at: sp.fn.now(),
+          });
+        }
+      });
+    } catch (e) {
+      if (!isUniqueViolation(e)) throw e;
+    }
+  }
+
+  /**
+   * Starts what waits for a stage that is free: a safety net for a queued
+   * promotion whose stage freed while it was being queued.
+   */
+  async activateQueued(): Promise<number> {
+    const waiting = await this.db('progression_promotions')
+      .distinct('entity_ref', 'stage')
+      .where({ state: 'queued' })
+      .limit(1000);
+    let activated = 0;
+    for (const { entity_ref: entityRef, stage } of waiting) {
+      await this.db.transaction(async tx => {
+        const before = await tx('progression_promotions')
+          .where({ active_key: activeKey(entityRef, stage) })
+          .first();
+        if (before) return;
+        await this.activateNext(tx, entityRef, stage);
+        activated++;
+      });
+    }
+    return activated;
+  }
+
   async findByIdempotencyKey(
     entityRef: string,
     key: string,
+    scope = 'internal',
   ): Promise<Promotion | undefined> {
     const row = await this.db('progression_promotions')
-      .where({ entity_ref: entityRef, idempotency_key: key })
+      .where({
+        entity_ref: entityRef,
+        idempotency_scope: scope,
+        idempotency_key: key,
+      })
       .first();
     return row ? toPromotion(row) : undefined;
   }
@@ -411,21 +572,30 @@ export class DatabasePromotionStore implements PromotionStore {
   /**
    * Moves a promotion from `from` to `to` and records the step, in one
    * transaction. Returns false when the promotion was not in `from`
-   * anymore: someone else moved it first.
+   * anymore (someone else moved it first) or, with `ownerId`, when that
+   * worker no longer holds it: a worker that lost its claim writes nothing.
+   * An ended promotion frees its stage for the newest one waiting; a
+   * promotion to `enqueue` (auto-promotion onward) is written in the same
+   * transaction, so a crash cannot lose it.
    */
   async transition(
     id: string,
     from: PromotionState,
     to: PromotionState,
     step: NewStep & { error?: string },
+    options: { ownerId?: string; enqueue?: NewPromotion } = {},
   ): Promise<boolean> {
     const terminal = TERMINAL_PROMOTION_STATES.includes(to);
-    return this.db.transaction(async tx => {
+    const moved = await this.db.transaction(async tx => {
       const updated = await tx('progression_promotions')
         .where({ id, state: from })
+        .andWhere(q =>
+          options.ownerId ? q.where({ owner_id: options.ownerId }) : q,
+        )
         .update({
           state: to,
           updated_at: tx.fn.now(),
+          retry_at: null,
           ...(terminal && {
             active_key: null,
             finished_at: tx.fn.now(),
@@ -434,35 +604,120 @@ export class DatabasePromotionStore implements PromotionStore {
           ...(step.error !== undefined && { error: step.error }),
         });
       if (updated !== 1) return false;
-      await tx('progression_promotion_steps').insert({
-        promotion_id: id,
-        kind: step.kind,
-        name: step.name,
-        status: step.status,
-        from_state: from,
-        to_state: to,
-        actor: step.actor ?? null,
-        reason: step.reason ?? null,
-        evidence:
-          step.evidence === undefined ? null : JSON.stringify(step.evidence),
-        finished_at: tx.fn.now(),
-      });
+      await tx('progression_promotion_steps').insert(
+        stepRow(id, step, { from, to, now: tx.fn.now() }),
+      );
+      if (terminal) {
+        const row = await tx('progression_promotions').where({ id }).first();
+        await this.activateNext(tx, row.entity_ref, row.stage);
+      }
+      if (options.enqueue) {
+        await this.enqueueIn(tx, options.enqueue);
+      }
+      return true;
+    });
+    return moved;
+  }
+
+  /** Queues a promotion inside a transaction, once per idempotency key. */
+  private async enqueueIn(tx: Knex, input: NewPromotion) {
+    if (input.idempotencyKey) {
+      const again = await tx('progression_promotions')
+        .where({
+          entity_ref: input.entityRef,
+          idempotency_scope: input.idempotencyScope ?? 'internal',
+          idempotency_key: input.idempotencyKey,
+        })
+        .first();
+      if (again) return;
+    }
+    const id = crypto.randomUUID();
+    await tx('progression_promotions').insert({
+      id,
+      entity_ref: input.entityRef,
+      pipeline: input.pipeline,
+      stage: input.stage,
+      release_id: input.releaseId,
+      kind: input.kind ?? 'promotion',
+      state: 'queued',
+      created_at: new Date().toISOString(),
+      active_key: null,
+      idempotency_key: input.idempotencyKey ?? null,
+      idempotency_scope: input.idempotencyKey
+        ? input.idempotencyScope ?? 'internal'
+        : null,
+      requested_by: input.requestedBy,
+      reason: input.reason ?? null,
+    });
+    await tx('progression_promotion_steps').insert(
+      stepRow(
+        id,
+        {
+          kind: 'transition',
+          name: 'requested',
+          status: 'passed',
+          actor: input.requestedBy,
+          reason: input.reason,
+        },
+        { to: 'queued', now: tx.fn.now() },
+      ),
+    );
+    await this.activateNext(tx, input.entityRef, input.stage);
+  }
+
+  /**
+   * Puts a promotion whose step failed aside until `retryAt`, recording the
+   * error; false when `ownerId` no longer holds it.
+   */
+  async deferPromotion(
+    id: string,
+    ownerId: string | undefined,
+    retryAt: Date,
+    step: NewStep,
+  ): Promise<boolean> {
+    return this.db.transaction(async tx => {
+      const updated = await tx('progression_promotions')
+        .where({ id })
+        .andWhere(q => (ownerId ? q.where({ owner_id: ownerId }) : q))
+        .update({ retry_at: retryAt.toISOString() });
+      if (updated !== 1) return false;
+      await tx('progression_promotion_steps').insert(
+        stepRow(id, step, { now: tx.fn.now() }),
+      );
       return true;
     });
   }
 
-  /** Records a step (a gate result, a deploy patch, …) without a state change. */
-  async addStep(promotionId: string, step: NewStep): Promise<void> {
-    await this.db('progression_promotion_steps').insert({
-      promotion_id: promotionId,
-      kind: step.kind,
-      name: step.name,
-      status: step.status,
-      actor: step.actor ?? null,
-      reason: step.reason ?? null,
-      evidence:
-        step.evidence === undefined ? null : JSON.stringify(step.evidence),
-      finished_at: this.db.fn.now(),
+  /**
+   * Records a step (a gate result, a deploy patch, …) without a state
+   * change. With `fence`, only while the promotion is still in that state
+   * and held by that owner: false otherwise, and nothing is written.
+   */
+  async addStep(
+    promotionId: string,
+    step: NewStep,
+    fence?: { state: PromotionState; ownerId?: string },
+  ): Promise<boolean> {
+    if (!fence) {
+      await this.db('progression_promotion_steps').insert(
+        stepRow(promotionId, step, { now: this.db.fn.now() }),
+      );
+      return true;
+    }
+    return this.db.transaction(async tx => {
+      // Taking the row (an update of nothing) orders this write after any
+      // concurrent state change of the promotion.
+      const held = await tx('progression_promotions')
+        .where({ id: promotionId, state: fence.state })
+        .andWhere(q =>
+          fence.ownerId ? q.where({ owner_id: fence.ownerId }) : q,
+        )
+        .update({ updated_at: tx.fn.now() });
+      if (held !== 1) return false;
+      await tx('progression_promotion_steps').insert(
+        stepRow(promotionId, step, { now: tx.fn.now() }),
+      );
+      return true;
     });
   }
 
@@ -476,6 +731,7 @@ export class DatabasePromotionStore implements PromotionStore {
     states: PromotionState[],
     staleBefore: Date,
   ): Promise<Promotion | undefined> {
+    const now = new Date().toISOString();
     const candidates = await this.db('progression_promotions')
       .whereIn('state', states)
       .andWhere(q =>
@@ -483,6 +739,7 @@ export class DatabasePromotionStore implements PromotionStore {
           .whereNull('owner_id')
           .orWhere('heartbeat_at', '<', this.at(staleBefore)),
       )
+      .andWhere(q => q.whereNull('retry_at').orWhere('retry_at', '<=', now))
       .orderBy('updated_at')
       .limit(10);
     for (const row of candidates) {
@@ -577,6 +834,28 @@ export class DatabasePromotionStore implements PromotionStore {
       .where({ id, owner_id: ownerId })
       .update({ heartbeat_at: this.db.fn.now() });
     return updated === 1;
+  }
+
+  /**
+   * Frees the claims a replica's earlier run left behind (it was killed
+   * before it could give them up): owners that start with `prefix` other
+   * than `current`. Returns how many.
+   */
+  async releaseClaims(prefix: string, current: string): Promise<number> {
+    return this.db('progression_promotions')
+      .where('owner_id', '>=', prefix)
+      .andWhere('owner_id', '<', `${prefix}\uffff`)
+      .andWhereNot({ owner_id: current })
+      .update({ owner_id: null, heartbeat_at: null });
+  }
+
+  /** The states of some promotions now, by id. */
+  async statesOf(ids: string[]): Promise<Map<string, PromotionState>> {
+    if (!ids.length) return new Map();
+    const rows = await this.db('progression_promotions')
+      .select('id', 'state')
+      .whereIn('id', ids);
+    return new Map(rows.map(r => [r.id, r.state]));
   }
 
   /** Gives the promotion up, for example while it waits for an approval. */

@@ -32,6 +32,8 @@ export interface Promotion {
   idempotencyKey?: string;
   ownerId?: string;
   heartbeatAt?: string;
+  /** Not before: when a step that failed is tried again. */
+  retryAt?: string;
   attempt: number;
   createdAt: string;
   updatedAt: string;
@@ -84,6 +86,18 @@ export interface NewPromotion {
   requestedBy: string;
   reason?: string;
   idempotencyKey?: string;
+  /**
+   * Whose key it is: the caller and route for a request, `internal` (the
+   * default) for Progression's own, so the two never collide.
+   */
+  idempotencyScope?: string;
+  /** The request's hash: the same key with another request is refused. */
+  requestHash?: string;
+  /**
+   * A busy stage refuses (`conflict`, the default) or the promotion waits
+   * `queued` until it is free (`queue`: releases that flow by themselves).
+   */
+  whenBusy?: 'conflict' | 'queue';
   kind?: 'promotion' | 'rollback';
 }
 
@@ -120,7 +134,10 @@ export interface PromotionStore {
   findByIdempotencyKey(
     entityRef: string,
     key: string,
+    scope?: string,
   ): Promise<Promotion | undefined>;
+  /** Starts what waits for a stage that is free; how many started. */
+  activateQueued(): Promise<number>;
   getPromotion(id: string): Promise<Promotion | undefined>;
   /** Promotions of an entity, newest first; the cursor is opaque. */
   listPromotions(
@@ -153,8 +170,21 @@ export interface PromotionStore {
     from: PromotionState,
     to: PromotionState,
     step: NewStep & { error?: string },
+    options?: { ownerId?: string; enqueue?: NewPromotion },
   ): Promise<boolean>;
-  addStep(promotionId: string, step: NewStep): Promise<void>;
+  /** Records a step; with a fence, only while the promotion is in that state (and claim). */
+  addStep(
+    promotionId: string,
+    step: NewStep,
+    fence?: { state: PromotionState; ownerId?: string },
+  ): Promise<boolean>;
+  /** Puts a promotion aside until `retryAt`, recording why. */
+  deferPromotion(
+    id: string,
+    ownerId: string | undefined,
+    retryAt: Date,
+    step: NewStep,
+  ): Promise<boolean>;
   listSteps(promotionId: string): Promise<PromotionStep[]>;
   /** The gate steps of several promotions, oldest first, without evidence. */
   listGateSteps(
@@ -179,4 +209,7 @@ export interface PromotionStore {
   /** Renews a claim; false when the promotion is not this owner's anymore. */
   heartbeat(id: string, ownerId: string): Promise<boolean>;
   unclaim(id: string, ownerId: string): Promise<void>;
+  /** Frees claims of owners that start with `prefix`, except `current`. */
+  releaseClaims(prefix: string, current: string): Promise<number>;
+  statesOf(ids: string[]): Promise<Map<string, PromotionState>>;
 }

@@ -1,4 +1,5 @@
 import { LoggerService } from '@backstage/backend-plugin-api';
+import { NotFoundError } from '@backstage/errors';
 import { GateResult } from '@internal/backstage-plugin-progression-common';
 import {
   DeployRecord,
@@ -17,11 +18,18 @@ import {
   ProgressionConfig,
   StageConfig,
 } from '../config/types';
-import { Promotion, PromotionStore, Release } from '../database/PromotionStore';
+import {
+  NewStep,
+  Promotion,
+  PromotionStore,
+  Release,
+} from '../database/PromotionStore';
 import { gateContext, stageLocation } from '../gates/gateContext';
 import { KubernetesDeployer } from '../kubernetes/KubernetesDeployer';
 import { KubernetesWorkloads } from '../kubernetes/KubernetesWorkloads';
+import { describeKubeError } from '../kubernetes/StageResources';
 import { formatDuration, refusalToEnter } from './admission';
+import { StepInterrupted, StepTimeoutError, cannotHeal } from './failures';
 import {
   PromotionEvent,
   PromotionState,
@@ -54,6 +62,8 @@ class RunMemory {
   private loaded?: Promise<void>;
   deployRecord?: DeployRecord;
   results: GateResult[] = [];
+  /** The failed attempts of the current state's step: how many, since when. */
+  failures = { count: 0, since: 0 };
 
   constructor(
     private readonly store: PromotionStore,
@@ -69,6 +79,15 @@ class RunMemory {
         .filter(s => s.kind === 'gate' && s.evidence)
         .map(s => s.evidence as GateResult)
         .filter(r => typeof r.gate === 'string' && typeof r.phase === 'string');
+      for (const step of steps) {
+        if (step.toState) this.failures = { count: 0, since: 0 };
+        else if (step.kind === 'error') {
+          this.failures = {
+            count: this.failures.count + 1,
+            since: this.failures.since || Date.parse(step.startedAt),
+          };
+        }
+      }
     });
     return this.loaded;
   }
@@ -84,6 +103,8 @@ interface StepRun {
   entity: EntityTarget;
   signal?: AbortSignal;
   memory: RunMemory;
+  /** The worker's claim: its writes are fenced by it. */
+  ownerId?: string;
 }
 
 /** States the engine works on; awaiting-approval waits for people. */
@@ -124,6 +145,8 @@ export class PromotionEngine {
       logger: LoggerService;
       /** Who the engine acts as in the steps it records. */
       actor?: string;
+      /** How often a running step checks that its promotion was not moved (a cancel). */
+      watchIntervalMs?: number;
       /** Told of every state change, for live progress in the frontend. */
       onTransition?: (change: {
         promotionId: string;
@@ -158,7 +181,7 @@ export class PromotionEngine {
     const pipeline = this.options.config.pipelines.get(p.pipeline);
     const index = pipeline?.stages.findIndex(s => s.name === p.stage) ?? -1;
     if (!pipeline || index === -1) {
-      throw new Error(
+      throw new NotFoundError(
         `promotion ${p.id} names stage ${p.pipeline}/${p.stage}, which is no longer configured`,
       );
     }
@@ -168,7 +191,7 @@ export class PromotionEngine {
   private deployerOf(stage: StageConfig): Deployer<any> {
     const deployer = this.deployers.get(stage.deploy.kind);
     if (!deployer) {
-      throw new Error(
+      throw new NotFoundError(
         `stage ${stage.name} deploys with '${stage.deploy.kind}', which is not installed`,
       );
     }
@@ -204,13 +227,16 @@ export class PromotionEngine {
   }
 
   /**
-   * Runs the promotion until it ends or waits for people. Returns its state
-   * then; false from a compare-and-set (another worker moved it) ends the
-   * run quietly.
+   * Runs the promotion until it ends, waits for people, or waits to try a
+   * failed step again. Returns its state then. A step interrupted by
+   * someone else's change (a cancel) goes on with the new state; one
+   * interrupted by `signal` (shutdown, a lost claim) throws StepInterrupted
+   * with nothing recorded. `ownerId` fences every write by the claim.
    */
   async run(
     promotionId: string,
     signal?: AbortSignal,
+    ownerId?: string,
   ): Promise<PromotionState | undefined> {
     const memory = new RunMemory(this.store, promotionId);
     for (let i = 0; i < 20; i++) {
@@ -218,28 +244,114 @@ export class PromotionEngine {
       if (
         !before ||
         isTerminal(before.state) ||
-        !WORKABLE_STATES.includes(before.state)
+        !WORKABLE_STATES.includes(before.state) ||
+        (ownerId && before.ownerId !== ownerId)
       ) {
         return before?.state;
       }
-      const moved = await this.step(before, signal, memory);
+      let moved: boolean;
+      try {
+        moved = await this.step(before, signal, memory, ownerId);
+      } catch (e) {
+        if (e instanceof StepInterrupted && !signal?.aborted) continue;
+        throw e;
+      }
       if (!moved) return (await this.store.getPromotion(promotionId))?.state;
     }
     return (await this.store.getPromotion(promotionId))?.state;
   }
 
-  /** Does the work of the promotion's current state and moves it on. */
+  /**
+   * Does the work of the promotion's current state and moves it on. An
+   * error that cannot heal fails the step at once; another is tried again
+   * later (false: not moved) until the retry budget is spent, then fails
+   * it. While the step runs its state is watched: when someone else moves
+   * the promotion, the step is stopped (StepInterrupted).
+   */
   async step(
     p: Promotion,
     signal?: AbortSignal,
     memory = new RunMemory(this.store, p.id),
+    ownerId?: string,
   ): Promise<boolean> {
+    await memory.load();
+    const stop = new AbortController();
+    const stepSignal = signal
+      ? AbortSignal.any([signal, stop.signal])
+      : stop.signal;
+    const watch = setInterval(() => {
+      this.store.getPromotion(p.id).then(
+        now => {
+          if (
+            !now ||
+            now.state !== p.state ||
+            (ownerId && now.ownerId !== ownerId)
+          ) {
+            stop.abort(new StepInterrupted(`promotion ${p.id} moved on`));
+          }
+        },
+        () => undefined,
+      );
+    }, this.options.watchIntervalMs ?? 1000);
+    const timeout = setTimeout(
+      () =>
+        stop.abort(
+          new StepTimeoutError(
+            `the ${p.state} step ran longer than ${formatDuration(
+              this.options.config.worker.stepTimeoutMs,
+            )}`,
+          ),
+        ),
+      this.options.config.worker.stepTimeoutMs,
+    );
+    let run: StepRun | undefined;
+    let outcome: Outcome | undefined;
+    try {
+      const aborted = new Promise<never>((_, reject) => {
+        const fail = () => reject(stepSignal.reason);
+        if (stepSignal.aborted) fail();
+        stepSignal.addEventListener('abort', fail, { once: true });
+      });
+      aborted.catch(() => undefined);
+      // A call that ignores the signal cannot hold the step: it is raced.
+      run = await Promise.race([
+        this.prepare(p, stepSignal, memory, ownerId),
+        aborted,
+      ]);
+      outcome = await Promise.race([this.work(run), aborted]);
+      if (stepSignal.aborted) throw stepSignal.reason;
+    } catch (e) {
+      const reason = stepSignal.reason;
+      if (stepSignal.aborted && !(reason instanceof StepTimeoutError)) {
+        throw reason instanceof StepInterrupted
+          ? reason
+          : new StepInterrupted(`promotion ${p.id} was interrupted`);
+      }
+      if (e instanceof StepInterrupted) throw e;
+      outcome = await this.afterError(p, memory, ownerId, e);
+      if (!outcome) return false;
+    } finally {
+      clearInterval(watch);
+      clearTimeout(timeout);
+    }
+    return this.move(p, run, memory, ownerId, outcome);
+  }
+
+  /** Everything the step works with: the stage, release and entity, read once. */
+  private async prepare(
+    p: Promotion,
+    signal: AbortSignal,
+    memory: RunMemory,
+    ownerId?: string,
+  ): Promise<StepRun> {
     const { pipeline, stage, index } = this.pipelineOf(p);
     const release = await this.store.getRelease(p.releaseId);
-    if (!release)
-      throw new Error(`release ${p.releaseId} of promotion ${p.id} is missing`);
-    await memory.load();
-    const run: StepRun = {
+    if (!release) {
+      throw new NotFoundError(
+        `release ${p.releaseId} of promotion ${p.id} is missing`,
+      );
+    }
+    return {
       p,
       pipeline,
       stage,
@@ -249,26 +361,116 @@ export class PromotionEngine {
       entity: await this.options.resolveEntity(p.entityRef),
       signal,
       memory,
+      ownerId,
     };
+  }
+
+  /**
+   * After a step's error: undefined when it will be tried again (recorded,
+   * with when), or the outcome that ends the step: at once for an error
+   * that cannot heal, else when the retry budget is spent.
+   */
+  private async afterError(
+    p: Promotion,
+    memory: RunMemory,
+    ownerId: string | undefined,
+    e: unknown,
+  ): Promise<Outcome | undefined> {
+    const { retry } = this.options.config.worker;
+    const reason = describeKubeError(e);
+    const now = Date.now();
+    const attempts = memory.failures.count + 1;
+    const since = memory.failures.since || now;
+    const spent = now - since >= retry.budgetMs;
+    if (cannotHeal(e) || spent) {
+      const why = spent
+        ? `${reason} (still failing after ${attempts} attempts in ${formatDuration(
+            now - since,
+          )})`
+        : reason;
+      this.options.logger.warn(`promotion ${p.id}: ${why}; it ends here`);
+      return this.failure(p, memory, why);
+    }
+    const delay = Math.min(
+      retry.maxDelayMs,
+      retry.initialDelayMs * 2 ** (attempts - 1),
+    );
+    const retryAt = new Date(now + delay);
+    const deferred = await this.store.deferPromotion(p.id, ownerId, retryAt, {
+      kind: 'error',
+      name: p.state,
+      status: 'error',
+      actor: this.actor,
+      reason,
+      evidence: { attempt: attempts, retryAt: retryAt.toISOString() },
+    });
+    if (!deferred) throw new StepInterrupted(`promotion ${p.id} was lost`);
+    memory.failures = { count: attempts, since };
+    this.options.logger.warn(
+      `promotion ${p.id} ${
+        p.state
+      }: ${reason}; attempt ${attempts}, trying again in ${formatDuration(
+        delay,
+      )}`,
+    );
+    return undefined;
+  }
+
+  /** The outcome of a step that cannot go on: fail before the deploy, roll back after it. */
+  private failure(p: Promotion, memory: RunMemory, reason: string): Outcome {
+    const events: Partial<Record<PromotionState, PromotionEvent>> = {
+      pending: 'preflight-failed',
+      preflight: 'preflight-failed',
+      deploying: memory.deployRecord ? 'deploy-failed' : 'predeploy-failed',
+      verifying: 'verify-failed',
+      'rolling-back': 'rollback-failed',
+    };
+    return {
+      event: events[p.state] ?? 'preflight-failed',
+      kind: 'error',
+      name: p.state,
+      status: 'failed',
+      reason,
+      error: reason,
+    };
+  }
+
+  /** Records the outcome and moves the promotion on (fenced by the claim). */
+  private async move(
+    p: Promotion,
+    run: StepRun | undefined,
+    memory: RunMemory,
+    ownerId: string | undefined,
+    outcome: Outcome,
+  ): Promise<boolean> {
     // An on-demand rollback is the way out of trouble: no approval, and
-    // nothing to roll back to if it fails.
+    // nothing to roll back to if it fails. A stage that is no longer
+    // configured has nothing to roll back with either.
     const rollback = p.kind === 'rollback';
     const context: TransitionContext = {
-      approvalRequired: !rollback && stage.approval.required,
-      automaticRollback: !rollback && stage.rollback.automatic,
+      approvalRequired: !rollback && Boolean(run?.stage.approval.required),
+      automaticRollback:
+        !rollback && Boolean(run?.stage.rollback.automatic ?? false),
     };
-    const outcome = await this.work(run);
     const to = nextState(p.state, outcome.event, context);
-    const moved = await this.store.transition(p.id, p.state, to, {
-      kind: outcome.kind,
-      name: outcome.name,
-      status: outcome.status,
-      reason: outcome.reason,
-      evidence: outcome.evidence,
-      actor: this.actor,
-      error: outcome.error,
-    });
+    const enqueue = to === 'succeeded' && run ? this.onward(run) : undefined;
+    const moved = await this.store.transition(
+      p.id,
+      p.state,
+      to,
+      {
+        kind: outcome.kind,
+        name: outcome.name,
+        status: outcome.status,
+        reason: outcome.reason,
+        evidence: outcome.evidence,
+        actor: this.actor,
+        error: outcome.error,
+      },
+      { ownerId, enqueue },
+    );
     if (moved) {
+      memory.failures = { count: 0, since: 0 };
       this.options.onTransition?.({
         promotionId: p.id,
         entityRef: p.entityRef,
@@ -278,11 +480,12 @@ export class PromotionEngine {
         reason: outcome.reason,
       });
       this.options.logger.info(
-        `promotion ${p.id} of ${p.entityRef} ${release.version} to ${
-          p.stage
-        }: ${p.state} → ${to}${outcome.reason ? ` (${outcome.reason})` : ''}`,
+        `promotion ${p.id} of ${p.entityRef} ${
+          run?.release.version ?? p.releaseId
+        } to ${p.stage}: ${p.state} → ${to}${
+          outcome.reason ? ` (${outcome.reason})` : ''
+        }`,
       );
-      if (to === 'succeeded') await this.promoteOnward(run);
     }
     return moved;
   }
@@ -396,9 +599,10 @@ export class PromotionEngine {
     }
     if (!planned.applied) {
       // Recorded before the change, so that a crash in between still
-      // knows what to roll back to.
-      memory.deployRecord = planned.record;
-      await this.store.addStep(p.id, {
+      // knows what to roll back to; and only while this worker still holds
+      // the deploying promotion, so a cancel before it means no change.
+      if (signal?.aborted) throw signal.reason;
+      await this.record(run, {
         kind: 'deploy',
         name: 'patch',
         status: 'started',
@@ -406,6 +610,7 @@ export class PromotionEngine {
         reason: `${planned.record.fromImage} → ${planned.record.toImage}`,
         evidence: planned.record,
       });
+      memory.deployRecord = planned.record;
       await deployer.apply(target, planned.record, request);
     }
     const started = Date.now();
@@ -494,6 +699,20 @@ export class PromotionEngine {
   }
 
   /**
+   * Records a step of the running state, only while this worker holds the
+   * promotion in that state: one that lost it writes nothing and stops.
+   */
+  private async record(run: StepRun, step: NewStep) {
+    const held = await this.store.addStep(run.p.id, step, {
+      state: run.p.state,
+      ownerId: run.ownerId,
+    });
+    if (!held) {
+      throw new StepInterrupted(`promotion ${run.p.id} moved on`);
+    }
+  }
+
+  /**
    * Runs the gates the stage configures for `phase`, in order, recording
    * each result. A gate whose effect outlasts a retry (`once`) and that
    * already passed in this phase is not run again.
@@ -502,7 +721,7 @@ export class PromotionEngine {
     run: StepRun,
     phase: GatePhase,
   ): Promise<GateResult[]> {
-    const { p, pipeline, stage, index, memory } = run;
+    const { pipeline, stage, index, memory } = run;
     const source = pipeline.stages[index - 1];
     const gates = this.options.gates.filter(g =>
       configuredPhases(g, stage, source).includes(phase),
@@ -519,9 +738,11 @@ export class PromotionEngine {
       );
       if (gate.once && done) continue;
       const result = await gate.run(context, phase);
+      // What a gate says once it was stopped is not a measurement.
+      if (run.signal?.aborted) throw run.signal.reason;
       results.push(result);
       if (phase !== 'rollback') {
-        await this.store.addStep(p.id, {
+        await this.record(run, {
           kind: 'gate',
           name: gate.name,
           status: result.status,
@@ -659,26 +880,22 @@ export class PromotionEngine {
     return expired;
   }
 
-  /** After a success, a release flows on into a next stage that asks for it. */
-  private async promoteOnward({ p, pipeline, index, release }: StepRun) {
+  /**
+   * After a success, a release flows on into a next stage that asks for
+   * it: queued in the same transaction as the success, so a crash cannot
+   * lose it, and started when that stage is free.
+   */
+  private onward({ p, pipeline, index, release }: StepRun) {
     const next = pipeline.stages[index + 1];
-    if (p.kind === 'rollback' || !next?.autoPromote) return;
-    try {
-      await this.store.createPromotion({
-        entityRef: p.entityRef,
-        pipeline: p.pipeline,
-        stage: next.name,
-        releaseId: release.id,
-        requestedBy: p.requestedBy,
-        reason: `autoPromote after ${p.stage} passed ${release.version}`,
-        idempotencyKey: `auto:${p.id}`,
-      });
-    } catch (e) {
-      this.options.logger.warn(
-        `could not auto-promote ${release.version} of ${p.entityRef} to ${
-          next.name
-        }: ${(e as Error).message}`,
-      );
-    }
+    if (p.kind === 'rollback' || !next?.autoPromote) return undefined;
+    return {
+      entityRef: p.entityRef,
+      pipeline: p.pipeline,
+      stage: next.name,
+      releaseId: release.id,
+      requestedBy: p.requestedBy,
+      reason: `autoPromote after ${p.stage} passed ${release.version}`,
+      idempotencyKey: `auto:${p.id}`,
+    };
   }
 }

@@ -106,7 +106,7 @@ function replica(
     store,
     engine,
     logger: mockServices.logger.mock(),
-    ownerId: name,
+    replicaId: name,
     heartbeatMs: 50,
     staleMs,
   });

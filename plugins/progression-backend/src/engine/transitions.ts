@@ -4,7 +4,7 @@
  * over data, tested without a database or a cluster.
  *
  * ```
- * pending ──► preflight ──► awaiting-approval ──► deploying ──► verifying ──► succeeded
+ * queued ──► pending ──► preflight ──► awaiting-approval ──► deploying ──► verifying ──► succeeded
  *    │            │                │                  │             │
  *    └────────────┴── failed / rejected / cancelled ◄─┴─────────────┤
  *                                                                   ▼
@@ -31,12 +31,15 @@ export function isTerminal(state: PromotionState): boolean {
 }
 
 export type PromotionEvent =
+  | 'dequeue'
+  | 'supersede'
   | 'start'
   | 'preflight-passed'
   | 'preflight-failed'
   | 'approved'
   | 'rejected'
   | 'approval-expired'
+  | 'evidence-changed'
   | 'deployed'
   | 'deploy-failed'
   | 'predeploy-failed'
@@ -59,6 +62,13 @@ type Rule = (context: TransitionContext) => PromotionState;
 const TABLE: Partial<
   Record<PromotionState, Partial<Record<PromotionEvent, Rule>>>
 > = {
+  // A release that flows in by itself waits for a busy stage; the newest
+  // waiting one starts when it frees, the older ones are superseded.
+  queued: {
+    dequeue: () => 'pending',
+    supersede: () => 'skipped',
+    cancel: () => 'cancelled',
+  },
   pending: {
     start: () => 'preflight',
     cancel: () => 'cancelled',
@@ -77,6 +87,9 @@ const TABLE: Partial<
   },
   deploying: {
     deployed: () => 'verifying',
+    // The read-only gates ran again just before the deploy and said
+    // something else than what was approved: the approvals are void.
+    'evidence-changed': () => 'awaiting-approval',
     // A Job before the deploy (a migration) failed: nothing was deployed.
     'predeploy-failed': () => 'failed',
     // The workload may already run part of the new release: undo it.

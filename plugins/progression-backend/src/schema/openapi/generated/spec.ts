@@ -474,8 +474,9 @@ export const spec = {
       PromotionState: {
         type: 'string',
         description:
-          "A state of a promotion (see the backend's transition table).",
+          "A state of a promotion (see the backend's transition table). A release that flows into a busy stage by itself waits `queued`; when the stage frees, the newest one waiting is promoted and the older ones end `skipped`.",
         enum: [
+          'queued',
           'pending',
           'preflight',
           'awaiting-approval',
@@ -487,6 +488,7 @@ export const spec = {
           'cancelled',
           'rolling-back',
           'rolled-back',
+          'skipped',
         ],
       },
       Promotion: {

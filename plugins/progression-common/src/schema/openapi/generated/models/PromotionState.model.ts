@@ -4,11 +4,12 @@
 // ******************************************************************
 // Regenerate: yarn workspace @internal/backstage-plugin-progression-backend generate:openapi
 /**
- * A state of a promotion (see the backend's transition table).
+ * A state of a promotion (see the backend's transition table). A release that flows into a busy stage by itself waits `queued`; when the stage frees, the newest one waiting is promoted and the older ones end `skipped`.
  *
  * @public
  */
 export type PromotionState =
+  | 'queued'
   | 'pending'
   | 'preflight'
   | 'awaiting-approval'
@@ -19,4 +20,5 @@ export type PromotionState =
   | 'rejected'
   | 'cancelled'
   | 'rolling-back'
-  | 'rolled-back';
+  | 'rolled-back'
+  | 'skipped';
