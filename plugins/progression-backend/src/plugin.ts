@@ -61,7 +61,6 @@ export const progressionPlugin = createBackendPlugin({
         auth: coreServices.auth,
         scheduler: coreServices.scheduler,
         lifecycle: coreServices.lifecycle,
-        userInfo: coreServices.userInfo,
         signals: signalsServiceRef,
       },
       async init({
@@ -77,7 +76,6 @@ export const progressionPlugin = createBackendPlugin({
         auth,
         scheduler,
         lifecycle,
-        userInfo,
         signals,
       }) {
         const prometheusConfig = readPrometheusConfig(config);
@@ -162,19 +160,20 @@ export const progressionPlugin = createBackendPlugin({
         );
         httpRouter.use(
           await createRouter({
+            logger,
             httpAuth,
             auth,
             catalog,
             config: progressionConfig,
             permissions,
             auditor,
-            userInfo,
             reads,
             commands: new PromotionCommands({
               store,
               config: progressionConfig,
               deployers,
               onWork: () => worker.kick(),
+              memberships: user => entities.memberships(user),
             }),
           }),
         );

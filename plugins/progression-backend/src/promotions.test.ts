@@ -124,35 +124,31 @@ async function backend(
   const { server } = await startTestBackend({
     features: [
       progressionPlugin,
-      catalogServiceMock.factory({ entities: [entity] }),
+      // Olivia and Omar are release managers: approvers' groups are read
+      // from the catalog when they decide.
+      catalogServiceMock.factory({
+        entities: [entity, releaseManager('olivia'), releaseManager('omar')],
+      }),
       mockServices.rootConfig.factory({ data: { progression } }),
       mockServices.permissions.factory({
         result: options.permission ?? AuthorizeResult.ALLOW,
       }),
       auditor,
-      // Olivia and Omar are release managers.
-      createServiceFactory({
-        service: coreServices.userInfo,
-        deps: {},
-        factory: () => ({
-          getUserInfo: async (credentials: any) => {
-            const userEntityRef = credentials.principal.userEntityRef as string;
-            const groups = [
-              'user:default/olivia',
-              'user:default/omar',
-            ].includes(userEntityRef)
-              ? ['group:default/release-managers']
-              : [];
-            return {
-              userEntityRef,
-              ownershipEntityRefs: [userEntityRef, ...groups],
-            };
-          },
-        }),
-      }),
     ],
   });
   return { server, auditEvents };
+}
+
+function releaseManager(name: string) {
+  return {
+    apiVersion: 'backstage.io/v1alpha1',
+    kind: 'User',
+    metadata: { name, namespace: 'default' },
+    spec: { memberOf: ['release-managers'] },
+    relations: [
+      { type: 'memberOf', targetRef: 'group:default/release-managers' },
+    ],
+  };
 }
 
 async function waitForState(server: any, id: string, states: string[]) {

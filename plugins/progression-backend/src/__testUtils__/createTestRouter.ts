@@ -55,19 +55,20 @@ export async function createTestRouter(options: {
     prometheus: options.prometheus,
   });
   return createRouter({
+    logger: mockServices.logger.mock(),
     httpAuth: mockServices.httpAuth(),
     auth: mockServices.auth(),
     catalog: options.catalog,
     config: options.config,
     permissions: mockServices.permissions(),
     auditor: mockServices.auditor.mock(),
-    userInfo: mockServices.userInfo(),
     reads,
     commands: new PromotionCommands({
       store,
       config: options.config,
       deployers,
       onWork: options.onWork ?? (() => {}),
+      memberships: async user => [user],
     }),
   });
 }

@@ -294,7 +294,7 @@ export class DatabasePromotionStore implements PromotionStore {
   async createPromotion(
     input: NewPromotion,
   ): Promise<{ promotion: Promotion; created: boolean }> {
-    const existing = await this.repeated(input);
+    const existing = await this.findRepeated(input);
     if (existing) return { promotion: existing, created: false };
     const id = crypto.randomUUID();
     const row = (state: 'pending' | 'queued') => ({
@@ -343,7 +343,7 @@ export class DatabasePromotionStore implements PromotionStore {
     } catch (e) {
       if (!isUniqueViolation(e)) throw e;
       // Another request with the same key won the race.
-      const again = await this.repeated(input);
+      const again = await this.findRepeated(input);
       if (again) return { promotion: again, created: false };
       const active = await this.db('progression_promotions')
         .where({ active_key: activeKey(input.entityRef, input.stage) })
@@ -357,8 +357,16 @@ export class DatabasePromotionStore implements PromotionStore {
     return { promotion: (await this.getPromotion(id))!, created: true };
   }
 
-  /** What an earlier request with the same idempotency key created. */
-  private async repeated(input: NewPromotion): Promise<Promotion | undefined> {
+  /**
+   * What an earlier request with the same idempotency key (in the same
+   * scope) created; IdempotencyKeyReusedError when that was another request.
+   */
+  async findRepeated(
+    input: Pick<
+      NewPromotion,
+      'entityRef' | 'idempotencyKey' | 'idempotencyScope' | 'requestHash'
+    >,
+  ): Promise<Promotion | undefined> {
     if (!input.idempotencyKey) return undefined;
     const row = await this.db('progression_promotions')
       .where({
@@ -470,21 +478,6 @@ export class DatabasePromotionStore implements PromotionStore {
     return activated;
   }
 
-  async findByIdempotencyKey(
-    entityRef: string,
-    key: string,
-    scope = 'internal',
-  ): Promise<Promotion | undefined> {
-    const row = await this.db('progression_promotions')
-      .where({
-        entity_ref: entityRef,
-        idempotency_scope: scope,
-        idempotency_key: key,
-      })
-      .first();
-    return row ? toPromotion(row) : undefined;
-  }
-
   async getPromotion(id: string): Promise<Promotion | undefined> {
     const row = await this.db('progression_promotions').where({ id }).first();
     return row ? toPromotion(row) : undefined;
@@ -545,8 +538,11 @@ export class DatabasePromotionStore implements PromotionStore {
     const offset = options.cursor
       ? Number(Buffer.from(options.cursor, 'base64url').toString('utf8'))
       : 0;
-    if (!Number.isInteger(offset) || offset < 0) {
-      throw new InputError('Invalid cursor');
+    // A cursor is one this store gave out: a small whole number.
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > 1e9) {
+      throw new InputError(
+        'Invalid cursor: use the nextCursor of the previous page',
+      );
     }
     const query = this.db('progression_promotions').where({
       entity_ref: entityRef,
@@ -781,6 +777,44 @@ export class DatabasePromotionStore implements PromotionStore {
       .orderBy('finished_at', 'desc')
       .first();
     return row ? toPromotion(row) : undefined;
+  }
+
+  /**
+   * The newest promotion of a release into a stage that started (queued
+   * and skipped ones never did), whatever its outcome.
+   */
+  async findLatest(
+    entityRef: string,
+    stage: string,
+    releaseId: string,
+  ): Promise<Promotion | undefined> {
+    const row = await this.db('progression_promotions')
+      .where({ entity_ref: entityRef, stage, release_id: releaseId })
+      .whereNotIn('state', ['queued', 'skipped'])
+      .orderBy([
+        { column: 'created_at', order: 'desc' },
+        { column: 'id', order: 'desc' },
+      ])
+      .first();
+    return row ? toPromotion(row) : undefined;
+  }
+
+  /**
+   * The on-demand rollbacks that succeeded in a stage after `since` (ISO
+   * time), newest first: they took the stage off what ran before.
+   */
+  async findRollbacksSince(
+    entityRef: string,
+    stage: string,
+    since: string,
+  ): Promise<Promotion[]> {
+    const rows = await this.db('progression_promotions')
+      .where({ entity_ref: entityRef, stage, kind: 'rollback' })
+      .andWhere({ state: 'succeeded' })
+      .andWhere('finished_at', '>', this.at(new Date(since)))
+      .orderBy('finished_at', 'desc')
+      .limit(10);
+    return rows.map(toPromotion);
   }
 
   /** Records an approver's decision; each approver decides once. */

@@ -131,10 +131,16 @@ export interface PromotionStore {
   createPromotion(
     input: NewPromotion,
   ): Promise<{ promotion: Promotion; created: boolean }>;
-  findByIdempotencyKey(
-    entityRef: string,
-    key: string,
-    scope?: string,
+  /**
+   * What an earlier request with the same idempotency key (in the same
+   * scope) created; an IdempotencyKeyReusedError (422) when that was
+   * another request.
+   */
+  findRepeated(
+    input: Pick<
+      NewPromotion,
+      'entityRef' | 'idempotencyKey' | 'idempotencyScope' | 'requestHash'
+    >,
   ): Promise<Promotion | undefined>;
   /** Starts what waits for a stage that is free; how many started. */
   activateQueued(): Promise<number>;
@@ -154,6 +160,18 @@ export interface PromotionStore {
     entityRef: string,
     stages: string[],
   ): Promise<Map<string, StageSummary>>;
+  /** The newest promotion of a release into a stage that started, whatever its outcome. */
+  findLatest(
+    entityRef: string,
+    stage: string,
+    releaseId: string,
+  ): Promise<Promotion | undefined>;
+  /** On-demand rollbacks that succeeded in a stage after `since`, newest first. */
+  findRollbacksSince(
+    entityRef: string,
+    stage: string,
+    since: string,
+  ): Promise<Promotion[]>;
   /** The release's successful promotion into the stage, if any. */
   findSucceeded(
     entityRef: string,

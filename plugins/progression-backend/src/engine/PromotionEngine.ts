@@ -1,5 +1,6 @@
 import { LoggerService } from '@backstage/backend-plugin-api';
 import { NotFoundError } from '@backstage/errors';
+import stableStringify from 'fast-json-stable-stringify';
 import { GateResult } from '@internal/backstage-plugin-progression-common';
 import {
   DeployRecord,
@@ -29,6 +30,12 @@ import { KubernetesDeployer } from '../kubernetes/KubernetesDeployer';
 import { KubernetesWorkloads } from '../kubernetes/KubernetesWorkloads';
 import { describeKubeError } from '../kubernetes/StageResources';
 import { formatDuration, refusalToEnter } from './admission';
+import {
+  DeployTargetEvidence,
+  preflightResults,
+  recordedTarget,
+  verdict,
+} from './evidenceHash';
 import { StepInterrupted, StepTimeoutError, cannotHeal } from './failures';
 import {
   PromotionEvent,
@@ -563,6 +570,8 @@ export class PromotionEngine {
         index > 0
           ? `${pipeline.stages[index - 1].name} passed ${release.version}`
           : `${p.stage} is the first stage`,
+      // What an approver approves includes where it goes.
+      evidence: { target: this.targetEvidence(run) },
     };
   }
 
@@ -581,6 +590,23 @@ export class PromotionEngine {
       changeCause: `Progression: ${release.version} to ${p.stage} (promotion ${p.id})`,
       previous: memory.deployRecord,
     };
+    if (
+      stage.approval.required &&
+      p.kind !== 'rollback' &&
+      !memory.deployRecord
+    ) {
+      const changed = await this.recheck(run);
+      if (changed) {
+        return {
+          event: 'evidence-changed',
+          kind: 'transition',
+          name: 'recheck',
+          status: 'failed',
+          reason: `${changed}; the approvals no longer count, approve again`,
+          evidence: { target: this.targetEvidence(run) },
+        };
+      }
+    }
     const planned = await deployer.plan(target, request);
     if (!planned.applied && !memory.deployRecord && p.kind !== 'rollback') {
       // Gates before the deploy (a migration Job): after the approval.
@@ -643,6 +669,43 @@ export class PromotionEngine {
       evidence,
       error: rollout.message,
     };
+  }
+
+  /** Where this promotion deploys: what an approval is bound to. */
+  private targetEvidence({ stage, entity }: StepRun): DeployTargetEvidence {
+    return {
+      cluster: stage.cluster,
+      namespace: stage.namespace,
+      kubernetesId: entity.kubernetesId,
+      ...(entity.container && { container: entity.container }),
+    };
+  }
+
+  /**
+   * Just before an approved deploy: the target is still the approved one,
+   * and the cheap read-only gates (isolation, parity) still say what the
+   * approvers saw. Undefined when nothing changed, else what did.
+   */
+  private async recheck(run: StepRun): Promise<string | undefined> {
+    const steps = await this.store.listSteps(run.p.id);
+    const approved = preflightResults(steps);
+    const target = this.targetEvidence(run);
+    const recorded = recordedTarget(steps);
+    if (recorded && stableStringify(recorded) !== stableStringify(target)) {
+      return `the target moved since the approval (${recorded.namespace}/${recorded.kubernetesId} → ${target.namespace}/${target.kubernetesId})`;
+    }
+    const results = await this.runGates(run, 'preflight', g =>
+      Boolean(g.preview),
+    );
+    const changed = results.filter(r => {
+      const before = approved.get(r.gate);
+      return !before || verdict(before) !== verdict(r);
+    });
+    return changed.length
+      ? `${changed
+          .map(r => `${r.gate} now says: ${r.reason}`)
+          .join('; ')} (it said otherwise when approved)`
+      : undefined;
   }
 
   /** What the gates get to measure the promotion's stage. */
@@ -720,11 +783,12 @@ export class PromotionEngine {
   private async runGates(
     run: StepRun,
     phase: GatePhase,
+    only: (gate: GateDefinition<any>) => boolean = () => true,
   ): Promise<GateResult[]> {
     const { pipeline, stage, index, memory } = run;
     const source = pipeline.stages[index - 1];
-    const gates = this.options.gates.filter(g =>
-      configuredPhases(g, stage, source).includes(phase),
+    const gates = this.options.gates.filter(
+      g => only(g) && configuredPhases(g, stage, source).includes(phase),
     );
     if (!gates.length) return [];
     const context = this.gateContext(run);
@@ -854,9 +918,10 @@ export class PromotionEngine {
       const limit = stage?.approval.expiresAfterMs;
       if (limit === undefined) continue;
       const steps = await this.store.listSteps(p.id);
+      // Since it last began to wait (evidence that changed starts it again).
       const since =
-        steps.find(s => s.toState === 'awaiting-approval')?.finishedAt ??
-        p.updatedAt;
+        [...steps].reverse().find(s => s.toState === 'awaiting-approval')
+          ?.finishedAt ?? p.updatedAt;
       if (now - Date.parse(since) < limit) continue;
       const reason = `no approval within ${formatDuration(limit)}`;
       const moved = await this.store.transition(

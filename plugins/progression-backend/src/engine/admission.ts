@@ -1,5 +1,6 @@
 import { PipelineConfig } from '../config/types';
 import { PromotionStore, Release } from '../database/PromotionStore';
+import { isTerminal } from './transitions';
 
 /** A duration in the words a refusal uses. */
 export function formatDuration(ms: number): string {
@@ -28,12 +29,27 @@ export async function refusalToEnter(
   const { pipeline, stageIndex, entityRef, release } = input;
   if (stageIndex === 0) return undefined;
   const previous = pipeline.stages[stageIndex - 1];
-  const passed = await store.findSucceeded(
+  // The outcome counts, not only history: the release's newest promotion
+  // into the previous stage must have succeeded, and it must still be what
+  // that stage runs (not rolled back out of it since).
+  const latest = await store.findLatest(entityRef, previous.name, release.id);
+  if (!latest) return `${previous.name} has not passed ${release.version} yet`;
+  if (latest.state !== 'succeeded') {
+    // Ended rolled back or failed there: it has not passed, whatever an
+    // earlier promotion of it did.
+    return isTerminal(latest.state)
+      ? `${previous.name} has not passed ${release.version} yet`
+      : `${previous.name} has not passed ${release.version} yet: it is still being promoted there (promotion ${latest.id}, ${latest.state})`;
+  }
+  const passed = latest;
+  const [rolledBack] = await store.findRollbacksSince(
     entityRef,
     previous.name,
-    release.id,
+    passed.finishedAt ?? passed.updatedAt,
   );
-  if (!passed) return `${previous.name} has not passed ${release.version} yet`;
+  if (rolledBack && rolledBack.releaseId !== release.id) {
+    return `${previous.name} was rolled back from ${release.version} (promotion ${rolledBack.id}); promote it there again first`;
+  }
   const soakedFor =
     (input.now ?? Date.now()) -
     Date.parse(passed.finishedAt ?? passed.updatedAt);

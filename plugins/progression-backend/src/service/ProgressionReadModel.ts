@@ -46,6 +46,7 @@ import { isLabelValue } from '../kubernetes/names';
 import { StageResources } from '../kubernetes/StageResources';
 import { PrometheusClient } from '../prometheus/PrometheusClient';
 import { renderQuery } from '../prometheus/promql';
+import { withTimeout } from '../util/withTimeout';
 import {
   describeEnvironments,
   pipelineOf,
@@ -60,26 +61,6 @@ const CHART_RANGES: Record<string, number> = {
   '6h': 21_600,
   '24h': 86_400,
 };
-
-function withTimeout<T>(
-  p: Promise<T>,
-  ms: number,
-  message: string,
-): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(message)), ms);
-    p.then(
-      v => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      e => {
-        clearTimeout(t);
-        reject(e);
-      },
-    );
-  });
-}
 
 interface StageHistory {
   summaries: Map<

@@ -20,6 +20,15 @@ import { stageLocation } from '../gates/gateContext';
 import { pipelineOf } from './describeEnvironments';
 import { promotionDto, releaseDto } from './dto';
 
+/** A request's idempotency key, whose it is, and what it asked. */
+export interface Idempotency {
+  key: string;
+  /** The caller and the route: the same key elsewhere is another key. */
+  scope: string;
+  /** A hash of the request: the same key with another request is a 422. */
+  requestHash: string;
+}
+
 function isHttpUrl(value: string): boolean {
   try {
     const url = new URL(value);
@@ -46,6 +55,8 @@ export class PromotionCommands {
       deployers: readonly Deployer<any>[];
       /** Called when a promotion may have work to do. */
       onWork: () => void;
+      /** The user and the groups they belong to, read when asked. */
+      memberships: (userEntityRef: string) => Promise<string[]>;
     },
   ) {
     this.deployers = new Map(options.deployers.map(d => [d.kind, d]));
@@ -74,22 +85,38 @@ export class PromotionCommands {
     return index;
   }
 
-  /** What a request with the same idempotency key created before, if any. */
+  /**
+   * What a request with the same idempotency key created before, if any
+   * (422 when the key came with another request).
+   */
   private async repeated(
     entityRef: string,
-    idempotencyKey?: string,
+    idempotency?: Idempotency,
   ): Promise<PromotionDto | undefined> {
-    if (!idempotencyKey) return undefined;
-    const again = await this.store.findByIdempotencyKey(
+    if (!idempotency) return undefined;
+    const again = await this.store.findRepeated({
       entityRef,
-      idempotencyKey,
-    );
+      idempotencyKey: idempotency.key,
+      idempotencyScope: idempotency.scope,
+      requestHash: idempotency.requestHash,
+    });
     return again ? promotionDto(this.store, again) : undefined;
+  }
+
+  private static keyOf(idempotency?: Idempotency) {
+    return (
+      idempotency && {
+        idempotencyKey: idempotency.key,
+        idempotencyScope: idempotency.scope,
+        requestHash: idempotency.requestHash,
+      }
+    );
   }
 
   /**
    * Registers a release; with autoPromote on the first stage its promotion
-   * starts (once: the release id is its idempotency key).
+   * starts (once: the release id is its idempotency key), or waits queued
+   * while the stage is busy: a registered release is never refused for it.
    */
   async registerRelease(
     entity: Entity,
@@ -126,6 +153,7 @@ export class PromotionCommands {
         requestedBy: actor,
         reason: `autoPromote of release ${release.version}`,
         idempotencyKey: `release:${release.id}`,
+        whenBusy: 'queue',
       });
       promotion = await promotionDto(this.store, result.promotion, release);
       this.options.onWork();
@@ -142,12 +170,12 @@ export class PromotionCommands {
     entity: Entity,
     input: { stage: string; version?: string; reason?: string },
     actor: string,
-    idempotencyKey?: string,
+    idempotency?: Idempotency,
   ): Promise<PromotionDto> {
     const pipeline = this.pipelineOf(entity);
     const entityRef = stringifyEntityRef(entity);
     const index = this.stageIndex(pipeline, input.stage);
-    const again = await this.repeated(entityRef, idempotencyKey);
+    const again = await this.repeated(entityRef, idempotency);
     if (again) return again;
     const release = input.version
       ? await this.store.findRelease(entityRef, input.version)
@@ -173,7 +201,7 @@ export class PromotionCommands {
       releaseId: release.id,
       requestedBy: actor,
       reason: input.reason,
-      idempotencyKey,
+      ...PromotionCommands.keyOf(idempotency),
     });
     this.options.onWork();
     return promotionDto(this.store, promotion, release);
@@ -189,12 +217,12 @@ export class PromotionCommands {
     entity: Entity,
     input: { stage: string; toVersion?: string; reason?: string },
     actor: string,
-    idempotencyKey?: string,
+    idempotency?: Idempotency,
   ): Promise<PromotionDto> {
     const pipeline = this.pipelineOf(entity);
     const entityRef = stringifyEntityRef(entity);
     const stage = pipeline.stages[this.stageIndex(pipeline, input.stage)];
-    const again = await this.repeated(entityRef, idempotencyKey);
+    const again = await this.repeated(entityRef, idempotency);
     if (again) return again;
     let target: Release | undefined;
     if (input.toVersion) {
@@ -203,6 +231,13 @@ export class PromotionCommands {
         throw new NotFoundError(
           `${entityRef} has no release ${input.toVersion}`,
         );
+      // `kubectl rollout undo` goes back to a revision the stage ran; a
+      // release it never ran has none, and would never roll out.
+      if (!(await this.store.findSucceeded(entityRef, stage.name, target.id))) {
+        throw new ConflictError(
+          `${target.version} never ran in ${stage.name}, so there is nothing to roll back to; roll back to a release that succeeded there, or promote ${target.version} instead`,
+        );
+      }
     } else {
       // What runs there now, from the deployer's cache: one stage, no more.
       const liveImage = (
@@ -242,7 +277,7 @@ export class PromotionCommands {
       releaseId: target.id,
       requestedBy: actor,
       reason: input.reason ?? `roll back ${stage.name} to ${target.version}`,
-      idempotencyKey,
+      ...PromotionCommands.keyOf(idempotency),
       kind: 'rollback',
     });
     this.options.onWork();
@@ -257,8 +292,12 @@ export class PromotionCommands {
    */
   async decide(
     p: Promotion,
-    input: { decision: 'approve' | 'reject'; comment?: string },
-    approver: { userEntityRef: string; ownershipEntityRefs: string[] },
+    input: {
+      decision: 'approve' | 'reject';
+      comment?: string;
+      evidenceHash?: string;
+    },
+    approver: { userEntityRef: string },
   ): Promise<PromotionDto> {
     // 409 unless the promotion awaits approval.
     const to = nextState(
@@ -275,8 +314,9 @@ export class PromotionCommands {
     const allowed = stage.approval.approvers.map(r =>
       r.toLocaleLowerCase('en-US'),
     );
-    const mine = approver.ownershipEntityRefs.map(r =>
-      r.toLocaleLowerCase('en-US'),
+    // Membership now, from the catalog: not what the sign-in token said.
+    const mine = (await this.options.memberships(approver.userEntityRef)).map(
+      r => r.toLocaleLowerCase('en-US'),
     );
     if (!allowed.some(r => mine.includes(r))) {
       throw new NotAllowedError(
@@ -294,6 +334,11 @@ export class PromotionCommands {
       );
     }
     const hash = await evidenceHash(this.store, p);
+    if (input.evidenceHash && input.evidenceHash !== hash) {
+      throw new ConflictError(
+        `The evidence of promotion ${p.id} changed since it was shown (${input.evidenceHash}, now ${hash}); look at it again and decide on what is there now`,
+      );
+    }
     await this.store.addApproval(p.id, {
       approver: approver.userEntityRef,
       decision: input.decision === 'approve' ? 'approved' : 'rejected',

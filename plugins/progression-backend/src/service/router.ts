@@ -3,8 +3,8 @@ import {
   AuthService,
   BackstageCredentials,
   HttpAuthService,
+  LoggerService,
   PermissionsService,
-  UserInfoService,
 } from '@backstage/backend-plugin-api';
 import {
   CompoundEntityRef,
@@ -27,17 +27,30 @@ import {
   progressionRollbackPermission,
 } from '@internal/backstage-plugin-progression-common';
 import express from 'express';
+import stableStringify from 'fast-json-stable-stringify';
+import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { JsonObject } from '@backstage/types';
 import { ProgressionConfig } from '../config/types';
 import { spec } from '../schema/openapi/generated';
 import { ProgressionReadModel } from './ProgressionReadModel';
-import { PromotionCommands } from './PromotionCommands';
+import { Idempotency, PromotionCommands } from './PromotionCommands';
+
+/** Errors that say what the caller did wrong, in words meant for them. */
+const CALLER_ERRORS = new Set([
+  'InputError',
+  'AuthenticationError',
+  'NotAllowedError',
+  'NotFoundError',
+  'ConflictError',
+  'NotModifiedError',
+]);
 
 /** The largest request body accepted (larger is a 413). */
 const MAX_BODY = '64kb';
 
 export interface RouterOptions {
+  logger: LoggerService;
   httpAuth: HttpAuthService;
   /**
    * Reads the catalog as the plugin itself for service callers (CI with an
@@ -51,7 +64,6 @@ export interface RouterOptions {
   auditor: AuditorService;
   reads: ProgressionReadModel;
   commands: PromotionCommands;
-  userInfo: UserInfoService;
 }
 
 const principalRef = (credentials: BackstageCredentials): string => {
@@ -74,6 +86,7 @@ export async function createRouter(
   options: RouterOptions,
 ): Promise<express.Router> {
   const {
+    logger,
     httpAuth,
     auth,
     catalog,
@@ -82,7 +95,6 @@ export async function createRouter(
     auditor,
     reads,
     commands,
-    userInfo,
   } = options;
   const router = createValidatedOpenApiRouter(spec);
 
@@ -189,6 +201,34 @@ export async function createRouter(
       // What the environments read reuses of this entity is stale now.
       reads.invalidate(guard.entityRef);
     }
+  };
+
+  /**
+   * The request's Idempotency-Key, scoped to the caller and the route (the
+   * same key from someone else, or on another route, is another key), with
+   * a hash of what it asks for (the entity and the body without its free
+   * text `reason`): the same key asking for something else is a 422.
+   */
+  const idempotencyOf = (
+    req: AnyRequest,
+    credentials: BackstageCredentials,
+    route: string,
+  ): Idempotency | undefined => {
+    const key = req.header('Idempotency-Key');
+    if (!key) return undefined;
+    return {
+      key,
+      scope: `${principalRef(credentials)}|POST ${route}`,
+      requestHash: `sha256:${crypto
+        .createHash('sha256')
+        .update(
+          stableStringify({
+            params: req.params,
+            body: { ...req.body, reason: undefined },
+          }),
+        )
+        .digest('hex')}`,
+    };
   };
 
   /** A promotion, if the caller may see its entity (404 otherwise). */
@@ -323,7 +363,7 @@ export async function createRouter(
       const credentials = await callerOf(req);
       const entity = await entityOf(req.params, credentials);
       const entityRef = stringifyEntityRef(entity);
-      const idempotencyKey = req.header('Idempotency-Key') ?? undefined;
+      const idempotency = idempotencyOf(req, credentials, 'promotions');
       const promotion = await audited(
         req,
         'promotion-request',
@@ -338,7 +378,7 @@ export async function createRouter(
             entity,
             req.body,
             principalRef(credentials),
-            idempotencyKey,
+            idempotency,
           );
         },
       );
@@ -352,7 +392,7 @@ export async function createRouter(
       const credentials = await callerOf(req);
       const entity = await entityOf(req.params, credentials);
       const entityRef = stringifyEntityRef(entity);
-      const idempotencyKey = req.header('Idempotency-Key') ?? undefined;
+      const idempotency = idempotencyOf(req, credentials, 'rollbacks');
       const rollback = await audited(
         req,
         'rollback-request',
@@ -371,7 +411,7 @@ export async function createRouter(
             entity,
             req.body,
             principalRef(credentials),
-            idempotencyKey,
+            idempotency,
           );
         },
       );
@@ -404,8 +444,9 @@ export async function createRouter(
         entityRef: promotion.entityRef,
       },
       async () => {
-        const info = await userInfo.getUserInfo(credentials);
-        return commands.decide(promotion, req.body, info);
+        return commands.decide(promotion, req.body, {
+          userEntityRef: credentials.principal.userEntityRef,
+        });
       },
     );
     res.status(201).json(result);
@@ -460,5 +501,39 @@ export async function createRouter(
     },
   );
   outer.use(router);
+  // What a caller did wrong (4xx) Backstage's error handler answers with
+  // its own words. Anything else may carry SQL or a cluster's internals:
+  // logged with an id, answered with only that id.
+  outer.use(
+    (
+      error: Error & { status?: number; statusCode?: number },
+      req: express.Request,
+      res: express.Response,
+      next: express.NextFunction,
+    ) => {
+      const status = error.statusCode ?? error.status;
+      if (
+        res.headersSent ||
+        (typeof status === 'number' && status >= 400 && status < 500) ||
+        CALLER_ERRORS.has(error.name)
+      ) {
+        next(error);
+        return;
+      }
+      const logId = crypto.randomBytes(8).toString('hex');
+      logger.error(
+        `${req.method} ${req.originalUrl} failed (logId=${logId})`,
+        error,
+      );
+      res.status(500).json({
+        error: {
+          name: 'Error',
+          message: `An internal error occurred (logId=${logId})`,
+        },
+        request: { method: req.method, url: req.originalUrl },
+        response: { statusCode: 500 },
+      });
+    },
+  );
   return outer;
 }
