@@ -14,8 +14,17 @@ export interface KubeSimulatorOptions {
   host?: string;
   /** The bearer token clients must send. */
   token?: string;
-  /** How long a pod takes to become ready (ms), default 300. */
+  /**
+   * How long a pod takes to start and become ready (ms), default 300; a
+   * crash-looping container runs as long before it exits.
+   */
   podReadyDelayMs?: number;
+  /**
+   * The kubelet's first back-off (ms; 10 s on a real node), default 300: a
+   * crash-looping container waits it, then twice it, … up to 30 times it
+   * between restarts, and a failed image pull as long before the next pull.
+   */
+  backOffMs?: number;
   /** How long a Job's pod runs (ms), default 500. */
   jobRunMs?: number;
   /** How often watches that ask for bookmarks get one (ms), default 30 s. */
@@ -54,6 +63,7 @@ export class KubeSimulator {
     this.objects = new ObjectService(this.store);
     this.controllers = new Controllers(this.objects, this.logs, {
       podReadyDelayMs: options.podReadyDelayMs ?? 300,
+      backOffMs: options.backOffMs ?? 300,
       jobRunMs: options.jobRunMs ?? 500,
       onPodRunning: options.onPodRunning,
       onPodDeleted: options.onPodDeleted,

@@ -12,6 +12,8 @@ const USAGE = `Usage: kube-simulator [--port N] [--host H] [--token T] [--write-
   --tls                  serve HTTPS with a self-signed certificate (kubectl needs it:
                          it sends no token over plain HTTP); the kubeconfig carries its CA
   --pod-ready-delay MS   how long pods take to become ready (default 300)
+  --back-off MS          the kubelet's first back-off, 10 s on a real node (default 300):
+                         crash-looping containers and failed image pulls wait it, doubling
 `;
 
 export async function main(argv: string[]) {
@@ -35,6 +37,7 @@ export async function main(argv: string[]) {
     'write-kubeconfig',
     'demo',
     'pod-ready-delay',
+    'back-off',
     'tls',
   ];
   for (const k of args.keys()) {
@@ -50,6 +53,7 @@ export async function main(argv: string[]) {
     podReadyDelayMs: args.has('pod-ready-delay')
       ? Number(args.get('pod-ready-delay'))
       : undefined,
+    backOffMs: args.has('back-off') ? Number(args.get('back-off')) : undefined,
     tls: args.has('tls'),
   });
   const kubeconfigPath = args.get('write-kubeconfig');

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { KubeSimulator } from './KubeSimulator';
+import { waitFor } from './testUtils/waitFor';
 
 // Real servers and processes: allow more than Jest's default 5 s per test.
 jest.setTimeout(60_000);
@@ -442,6 +443,43 @@ spec:
     expect(result.stderr).toContain(
       'deployment "shop" exceeded its progress deadline',
     );
+  });
+
+  it('prints the waiting reasons of pods that cannot start in get pods STATUS', async () => {
+    const workload = (name: string, image: string) =>
+      manifest(
+        `${name}.yaml`,
+        `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}, namespace: staging }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: ${name} } }
+  template:
+    metadata: { labels: { app: ${name} } }
+    spec:
+      containers:
+        - name: ${name}
+          image: ${image}
+`,
+      );
+    await ok('apply', '-f', workload('crasher', 'crasher:1.0.0-crashloop'));
+    await ok('apply', '-f', workload('puller', 'puller:1.0.0-badimage'));
+    // kubectl's printer shows a waiting container's reason, and the
+    // restarts with how long ago the last one ended.
+    const table = await waitFor(
+      async () => {
+        const out = await ok('-n', 'staging', 'get', 'pods');
+        return /crasher-\S+\s+0\/1\s+CrashLoopBackOff\s+[1-9]\d* \(\d+s ago\)/.test(
+          out,
+        ) && /puller-\S+\s+0\/1\s+ImagePullBackOff\s+0\s/.test(out)
+          ? out
+          : undefined;
+      },
+      30_000,
+      'CrashLoopBackOff and ImagePullBackOff in kubectl get pods',
+    );
+    expect(table).toMatch(/NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE/);
   });
 
   it('waits for a Job to complete and reads its logs; a failing migration fails', async () => {

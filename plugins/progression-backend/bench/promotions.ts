@@ -9,6 +9,10 @@
  * 2. 200 concurrent promotions on one engine: time until all are terminal,
  *    peak RSS of this process (the simulator runs in a child process), and
  *    cluster API calls per promotion.
+ * 3. Fail fast: for a release whose pods never become ready, crash-loop or
+ *    cannot pull their image, registration → rolled back, with the stage's
+ *    defaults (readyTimeout 60 s, rolloutTimeout 10 min) and the simulated
+ *    kubelet at a real node's back-off (10 s, doubling).
  */
 import { mockServices } from '@backstage/backend-test-utils';
 import { ConfigReader } from '@backstage/config';
@@ -33,6 +37,14 @@ const PROMOTIONS = Number(process.env.BENCH_PROMOTIONS ?? 200);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 /** How long the simulated pods take to become ready in the rollback benchmark. */
 const POD_READY_MS = Number(process.env.BENCH_POD_READY_MS ?? 100);
+/** How long simulated pods take to start in the fail-fast benchmark (a pull and a start). */
+const FAIL_FAST_POD_START_MS = Number(
+  process.env.BENCH_FAIL_FAST_POD_START_MS ?? 2_000,
+);
+/** The simulated kubelet's first back-off there: a real node's. */
+const FAIL_FAST_BACK_OFF_MS = Number(
+  process.env.BENCH_FAIL_FAST_BACK_OFF_MS ?? 10_000,
+);
 const median = (xs: number[]) =>
   [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -387,9 +399,145 @@ async function concurrencyBenchmark() {
   );
 }
 
+async function failFastBenchmark() {
+  const sim = await KubeSimulator.start({
+    podReadyDelayMs: FAIL_FAST_POD_START_MS,
+    backOffMs: FAIL_FAST_BACK_OFF_MS,
+  });
+  sim.apply({
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: 'development' },
+  });
+  sim.apply({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: {
+      name: 'payments-api',
+      namespace: 'development',
+      labels: { 'backstage.io/kubernetes-id': 'payments-api' },
+    },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { app: 'payments-api' } },
+      template: {
+        metadata: { labels: { app: 'payments-api' } },
+        spec: {
+          containers: [
+            {
+              name: 'payments-api',
+              image: 'registry.local/payments-api:1.0.0',
+            },
+          ],
+        },
+      },
+    },
+  });
+  const cluster = {
+    name: 'sim',
+    url: sim.url,
+    serviceAccountToken: sim.token,
+    skipTLSVerify: true,
+  };
+  // No readyTimeout, rolloutTimeout or gates: the defaults are measured.
+  const config = readTestConfig(
+    new ConfigReader({
+      progression: {
+        clusters: [cluster],
+        pipelines: {
+          p: {
+            stages: [
+              {
+                name: 'development',
+                cluster: 'sim',
+                namespace: 'development',
+              },
+            ],
+          },
+        },
+      },
+    }),
+  );
+  const stage = config.pipelines.get('p')!.stages[0];
+  const workloads = new KubernetesWorkloads();
+  const location = {
+    cluster: config.clusters.get('sim')!,
+    namespace: 'development',
+  };
+  await workloads.waitForRollout(location, 'payments-api', {
+    timeoutMs: 60_000,
+  });
+  const { knex, store } = await memoryStore();
+  const entered = new Map<string, number>();
+  const engine = new PromotionEngine({
+    store,
+    workloads,
+    config,
+    gates: [],
+    logger: mockServices.rootLogger({ level: 'warn' }),
+    resolveEntity: async entityRef => ({
+      entityRef,
+      name: 'payments-api',
+      namespace: 'default',
+      kubernetesId: 'payments-api',
+    }),
+    onTransition: change => entered.set(change.to, performance.now()),
+  });
+  const entityRef = 'component:default/payments-api';
+  const rows: string[] = [];
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  for (const [i, tag] of ['unready', 'crashloop', 'badimage'].entries()) {
+    entered.clear();
+    const registered = performance.now();
+    const { release } = await store.registerRelease({
+      entityRef,
+      version: `9.${i}.0-${tag}`,
+      image: `registry.local/payments-api:9.${i}.0-${tag}`,
+      createdBy: 'bench',
+    });
+    const { promotion } = await store.createPromotion({
+      entityRef,
+      pipeline: 'p',
+      stage: 'development',
+      releaseId: release.id,
+      requestedBy: 'bench',
+    });
+    const state = await engine.run(promotion.id);
+    const end = performance.now();
+    const rollout = (await store.listSteps(promotion.id)).find(
+      st => st.kind === 'deploy' && st.name === 'rollout',
+    );
+    const failedAt = entered.get('rolling-back') ?? end;
+    const total = end - registered;
+    rows.push(
+      `  -${tag.padEnd(10)} ${state} after ${seconds(total)} (${
+        total <= 60_000 ? 'within' : 'over'
+      } the target): rollout failed at ${seconds(
+        failedAt - registered,
+      )}, rollback took ${seconds(end - failedAt)}`,
+      `              ${rollout?.reason ?? 'no rollout step was recorded'}`,
+    );
+  }
+  await knex.destroy();
+  await workloads.close();
+  await sim.stop();
+
+  console.log(
+    `\nFail fast: registration → rolled back (stage defaults: readyTimeout ${
+      stage.readyTimeoutMs / 1000
+    } s, rolloutTimeout ${stage.rolloutTimeoutMs / 60_000} min; pods start in ${
+      FAIL_FAST_POD_START_MS / 1000
+    } s, kubelet back-off ${
+      FAIL_FAST_BACK_OFF_MS / 1000
+    } s doubling; target ≤ 60 s each)`,
+  );
+  for (const row of rows) console.log(row);
+}
+
 async function main() {
   await rollbackBenchmark();
   await concurrencyBenchmark();
+  await failFastBenchmark();
 }
 
 main().then(

@@ -10,6 +10,18 @@ export interface RolloutResult {
   done: boolean;
   failed: boolean;
   message: string;
+  /**
+   * The new pod that made the rollout fail before its deadline, when one
+   * did: the container, the kubelet's waiting reason (or `NotReady` after
+   * the stage's `readyTimeout`), its message and the restarts so far.
+   */
+  pod?: {
+    name: string;
+    container: string;
+    reason: string;
+    message?: string;
+    restartCount?: number;
+  };
 }
 
 /**
@@ -117,7 +129,12 @@ export interface Deployer<TConfig = unknown> {
     record: DeployRecord,
     request: DeployRequest,
   ): Promise<void>;
-  /** Waits until the change is live and healthy, failed, or `timeoutMs` passed. */
+  /**
+   * Waits until the change is live and healthy, failed (a deployer that
+   * can tell a rollout will not succeed says so at once, naming why), or
+   * `timeoutMs` passed. Rejects with `signal.reason` when the signal
+   * aborts: an interrupted wait is not a failed deploy.
+   */
   awaitRollout(
     target: DeployTarget,
     record: DeployRecord,

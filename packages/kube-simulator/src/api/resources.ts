@@ -33,15 +33,17 @@ export function apiVersionOf(t: ResourceType) {
   return t.group ? `${t.group}/${t.version}` : t.version;
 }
 
-const age = (o: KubeObject) => {
-  const created = Date.parse(o.metadata.creationTimestamp ?? '');
-  if (Number.isNaN(created)) return '<unknown>';
-  const s = Math.max(0, Math.floor((Date.now() - created) / 1000));
+/** translateTimestampSince: how long ago, as kubectl prints it. */
+const since = (timestamp: string | undefined) => {
+  const at = Date.parse(timestamp ?? '');
+  if (Number.isNaN(at)) return '<unknown>';
+  const s = Math.max(0, Math.floor((Date.now() - at) / 1000));
   if (s < 120) return `${s}s`;
   if (s < 7200) return `${Math.floor(s / 60)}m`;
   if (s < 172800) return `${Math.floor(s / 3600)}h`;
   return `${Math.floor(s / 86400)}d`;
 };
+const age = (o: KubeObject) => since(o.metadata.creationTimestamp);
 const nameColumn: TableColumn = {
   name: 'Name',
   type: 'string',
@@ -203,15 +205,18 @@ export const RESOURCES: ResourceType[] = [
         }
         return o.status?.reason ?? o.status?.phase ?? 'Pending';
       }),
-      col(
-        'Restarts',
-        o =>
-          (o.status?.containerStatuses ?? []).reduce(
-            (n: number, c: any) => n + (c.restartCount ?? 0),
-            0,
-          ),
-        'integer',
-      ),
+      // A string since Kubernetes 1.22: the count, and when the last
+      // container that restarted had ended.
+      col('Restarts', o => {
+        let restarts = 0;
+        let last = '';
+        for (const c of o.status?.containerStatuses ?? []) {
+          restarts += c.restartCount ?? 0;
+          const ended = c.lastState?.terminated?.finishedAt ?? '';
+          if (ended > last) last = ended;
+        }
+        return restarts && last ? `${restarts} (${since(last)} ago)` : restarts;
+      }),
       ageColumn,
     ],
     defaults: o => defaultPodSpec(o.spec),

@@ -7,11 +7,6 @@ import { PodLogs } from './PodLogs';
 import { ReplicaSetController } from './ReplicaSetController';
 import { WorkQueue } from './WorkQueue';
 
-export interface ControllerOptions extends PodControllerOptions {
-  /** How long a pod takes to become ready, in milliseconds. */
-  podReadyDelayMs: number;
-}
-
 /**
  * The controllers of kube-controller-manager and the kubelet, for the kinds
  * the plugins use, over one work queue and one subscription to the store.
@@ -23,7 +18,7 @@ export class Controllers {
   constructor(
     objects: ObjectService,
     logs: PodLogs,
-    options: ControllerOptions,
+    options: PodControllerOptions,
   ) {
     const { queue } = this;
     // Every event reaches them in this order: an owner's dependents are

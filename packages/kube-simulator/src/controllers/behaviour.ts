@@ -1,12 +1,27 @@
 /**
  * How a simulated container behaves, from its image reference. The tag (the
  * part after the last ':') carries the demo conventions documented in the
- * package README, so tests and demos can produce every failure:
+ * package README, so tests and demos can produce every failure, reported as
+ * the kubelet reports it:
  *
- * - `unready`: the pod runs but never becomes ready (a rollout hits its deadline);
+ * - `badimage`: the image cannot be pulled: the container waits with
+ *   `ErrImagePull`, then `ImagePullBackOff` (`Back-off pulling image "…"`),
+ *   retried with back-off, and never runs; the pod stays `Pending`;
+ * - `crashloop`: the container starts, exits 1 (reason `Error`, a crash line
+ *   in its log) soon after, is restarted at once the first time and then
+ *   after a doubling back-off, waiting with `CrashLoopBackOff`
+ *   (`back-off 10s restarting failed container=…`) in between; its
+ *   `restartCount` grows and it is never ready;
+ * - `unready`: the pod runs but its readiness probe keeps failing: never
+ *   ready, `ContainersReady`/`Ready` False with `ContainersNotReady`, so a
+ *   rollout hits its progress deadline;
  * - `failing-migration` (or any tag with `fail`): a Job's pod fails, its
  *   containers exit 1 (99 for k6, below);
  * - `unhealthy`, `errors`, `slow`: served by the demo workload's HTTP server.
+ *
+ * Not from the tag: a container whose `env` or `envFrom` refers to a
+ * ConfigMap or Secret (or key) that does not exist waits with
+ * `CreateContainerConfigError` until it does (see `missingConfigRef`).
  *
  * A Job's container whose repository ends in `k6` (`grafana/k6:0.52.0`) is a
  * load test: it logs k6's end-of-test summary instead of a migration's lines,
@@ -14,7 +29,13 @@
  * crossed and it exits 99, k6's exit code for that.
  */
 export interface ContainerBehaviour {
+  /** `badimage`: every pull of the image fails. */
+  pullFails: boolean;
+  /** `crashloop`: the container exits 1 soon after each start. */
+  crashes: boolean;
+  /** Not `unready` (nor crashing): its readiness probe passes. */
   becomesReady: boolean;
+  /** A Job's container exits 0: no `fail` in the tag. */
   jobSucceeds: boolean;
 }
 
@@ -38,13 +59,14 @@ export function imageTag(image: string | undefined): string {
   return image ? parseImage(image).tag : '';
 }
 
-export function behaviourOf(
-  images: Array<string | undefined>,
-): ContainerBehaviour {
-  const tags = images.map(imageTag);
+export function behaviourOf(image: string | undefined): ContainerBehaviour {
+  const tag = imageTag(image);
+  const crashes = tag.includes('crashloop');
   return {
-    becomesReady: !tags.some(t => t.includes('unready')),
-    jobSucceeds: !tags.some(t => t.includes('fail')),
+    pullFails: tag.includes('badimage'),
+    crashes,
+    becomesReady: !crashes && !tag.includes('unready'),
+    jobSucceeds: !tag.includes('fail'),
   };
 }
 

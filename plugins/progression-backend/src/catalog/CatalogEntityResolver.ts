@@ -49,7 +49,7 @@ export class CatalogEntityResolver {
   private async read(entityRef: string): Promise<Entity | undefined> {
     const credentials = await this.options.auth.getOwnServiceCredentials();
     return withTimeout(
-      this.options.catalog.getEntityByRef(entityRef, { credentials }),
+      () => this.options.catalog.getEntityByRef(entityRef, { credentials }),
       this.options.timeoutMs ?? 10_000,
       `the catalog did not answer within ${
         (this.options.timeoutMs ?? 10_000) / 1000

@@ -800,19 +800,21 @@ export class DatabasePromotionStore implements PromotionStore {
   }
 
   /**
-   * The on-demand rollbacks that succeeded in a stage after `since` (ISO
-   * time), newest first: they took the stage off what ran before.
+   * The on-demand rollbacks of a stage requested after `promotion` that
+   * succeeded, newest first: they took the stage off what it deployed. (A
+   * stage runs one promotion at a time, so a later request started after
+   * it ended; creation times have milliseconds on every database.)
    */
-  async findRollbacksSince(
-    entityRef: string,
-    stage: string,
-    since: string,
-  ): Promise<Promotion[]> {
+  async findRollbacksAfter(promotion: Promotion): Promise<Promotion[]> {
     const rows = await this.db('progression_promotions')
-      .where({ entity_ref: entityRef, stage, kind: 'rollback' })
-      .andWhere({ state: 'succeeded' })
-      .andWhere('finished_at', '>', this.at(new Date(since)))
-      .orderBy('finished_at', 'desc')
+      .where({
+        entity_ref: promotion.entityRef,
+        stage: promotion.stage,
+        kind: 'rollback',
+        state: 'succeeded',
+      })
+      .andWhere('created_at', '>', promotion.createdAt)
+      .orderBy('created_at', 'desc')
       .limit(10);
     return rows.map(toPromotion);
   }

@@ -166,12 +166,8 @@ export interface PromotionStore {
     stage: string,
     releaseId: string,
   ): Promise<Promotion | undefined>;
-  /** On-demand rollbacks that succeeded in a stage after `since`, newest first. */
-  findRollbacksSince(
-    entityRef: string,
-    stage: string,
-    since: string,
-  ): Promise<Promotion[]>;
+  /** On-demand rollbacks of the stage requested after `promotion` that succeeded, newest first. */
+  findRollbacksAfter(promotion: Promotion): Promise<Promotion[]>;
   /** The release's successful promotion into the stage, if any. */
   findSucceeded(
     entityRef: string,

@@ -648,6 +648,8 @@ export class PromotionEngine {
     const evidence = {
       ...memory.deployRecord,
       rollout: rollout.message,
+      // The pod whose state made the rollout fail, and why.
+      ...(rollout.pod && { pod: rollout.pod }),
       waitedMs: Date.now() - started,
     };
     if (rollout.done) {

@@ -42,11 +42,7 @@ export async function refusalToEnter(
       : `${previous.name} has not passed ${release.version} yet: it is still being promoted there (promotion ${latest.id}, ${latest.state})`;
   }
   const passed = latest;
-  const [rolledBack] = await store.findRollbacksSince(
-    entityRef,
-    previous.name,
-    passed.finishedAt ?? passed.updatedAt,
-  );
+  const [rolledBack] = await store.findRollbacksAfter(passed);
   if (rolledBack && rolledBack.releaseId !== release.id) {
     return `${previous.name} was rolled back from ${release.version} (promotion ${rolledBack.id}); promote it there again first`;
   }

@@ -85,12 +85,19 @@ export class KubernetesDeployer implements Deployer {
     );
   }
 
+  /**
+   * `kubectl rollout status`, failing fast on a new pod that cannot come up
+   * or stays unready past the stage's `readyTimeout`; an abort rejects.
+   */
   awaitRollout(
-    { location }: DeployTarget,
+    { location, stage }: DeployTarget,
     record: DeployRecord,
     options: { timeoutMs: number; signal?: AbortSignal },
   ): Promise<RolloutResult> {
-    return this.workloads.waitForRollout(location, record.deployment, options);
+    return this.workloads.waitForRollout(location, record.deployment, {
+      ...options,
+      readyTimeoutMs: stage.readyTimeoutMs,
+    });
   }
 
   async rollBack(target: DeployTarget, record: DeployRecord): Promise<unknown> {

@@ -42,7 +42,11 @@ async function deploy(
 }
 
 beforeAll(async () => {
-  sim = await KubeSimulator.start({ podReadyDelayMs: 20, token: 'test-token' });
+  sim = await KubeSimulator.start({
+    podReadyDelayMs: 20,
+    backOffMs: 50,
+    token: 'test-token',
+  });
   sim.apply({
     apiVersion: 'v1',
     kind: 'Namespace',
@@ -201,7 +205,7 @@ it('keeps waiting across a dropped watch', async () => {
   }
 });
 
-it('gives up at the timeout and when cancelled', async () => {
+it('gives up at the timeout', async () => {
   await workloads.setImage(
     stage,
     'web-shop',
@@ -224,11 +228,173 @@ it('gives up at the timeout and when cancelled', async () => {
     failed: true,
     message: expect.stringContaining('did not finish rolling out'),
   });
+});
+
+it('rejects with the reason of an abort, which is no outcome of the rollout', async () => {
   const controller = new AbortController();
-  setTimeout(() => controller.abort(), 50);
-  const cancelled = await workloads.waitForRollout(stage, 'web-shop', {
-    timeoutMs: 20_000,
-    signal: controller.signal,
+  const reason = new Error('the worker is stopping');
+  setTimeout(() => controller.abort(reason), 50);
+  await expect(
+    workloads.waitForRollout(stage, 'web-shop', {
+      timeoutMs: 20_000,
+      readyTimeoutMs: 10_000,
+      signal: controller.signal,
+    }),
+  ).rejects.toBe(reason);
+  await expect(
+    workloads.waitForRollout(stage, 'web-shop', {
+      timeoutMs: 20_000,
+      signal: controller.signal,
+    }),
+  ).rejects.toBe(reason);
+});
+
+describe('fails fast on new pods that cannot come up', () => {
+  /*
+   * The Deployments keep the default 600 s progress deadline and the waits
+   * a 20 s timeout: a failed result naming the pod's reason comes from the
+   * pods, not from either deadline.
+   */
+  async function rollOut(name: string, image: string, readyTimeoutMs = 60_000) {
+    await deploy(name, `registry.local/${name}:1.0.0`);
+    await workloads.setImage(stage, name, name, image, {
+      changeCause: 'x',
+      promotionId: `p-${name}`,
+    });
+    return workloads.waitForRollout(stage, name, {
+      timeoutMs: 20_000,
+      readyTimeoutMs,
+    });
+  }
+  const podName = (deployment: string) =>
+    new RegExp(`^${deployment}-[a-z0-9]+-[a-z0-9]{5}$`);
+
+  it('a crash loop, after its restarts', async () => {
+    const result = await rollOut(
+      'crasher',
+      'registry.local/crasher:2.0.0-crashloop',
+    );
+    expect(result).toMatchObject({
+      done: false,
+      failed: true,
+      pod: {
+        name: expect.stringMatching(podName('crasher')),
+        container: 'crasher',
+        reason: 'CrashLoopBackOff',
+        message: expect.stringContaining('restarting failed container=crasher'),
+      },
+    });
+    expect(result.pod!.restartCount).toBeGreaterThanOrEqual(2);
+    expect(result.message).toBe(
+      `pod ${
+        result.pod!.name
+      }: container crasher is in CrashLoopBackOff after ${
+        result.pod!.restartCount
+      } restarts (last exit code 1, Error)`,
+    );
   });
-  expect(cancelled.message).toBe('cancelled while waiting for the rollout');
+
+  it('an image that cannot be pulled', async () => {
+    const image = 'registry.local/puller:2.0.0-badimage';
+    const result = await rollOut('puller', image);
+    expect(result).toMatchObject({
+      done: false,
+      failed: true,
+      pod: {
+        name: expect.stringMatching(podName('puller')),
+        container: 'puller',
+        reason: expect.stringMatching(/^(ErrImagePull|ImagePullBackOff)$/),
+      },
+    });
+    expect(result.message).toMatch(
+      new RegExp(
+        `^pod ${
+          result.pod!.name
+        }: container puller cannot pull image "${image}" \\((ErrImagePull|ImagePullBackOff): `,
+      ),
+    );
+  });
+
+  it('a container that stays unready past the ready timeout', async () => {
+    const result = await rollOut(
+      'sleeper',
+      'registry.local/sleeper:2.0.0-unready',
+      2_000,
+    );
+    expect(result).toMatchObject({
+      done: false,
+      failed: true,
+      pod: {
+        name: expect.stringMatching(podName('sleeper')),
+        container: 'sleeper',
+        reason: 'NotReady',
+        message: 'containers with unready status: [sleeper]',
+      },
+    });
+    expect(result.message).toMatch(
+      /^pod sleeper-\S+: container sleeper has not been ready for [\d.]+ s since it started \(readyTimeout 2 s; its readiness probe is failing\)$/,
+    );
+  });
+
+  it('a ConfigMap the container needs that does not exist', async () => {
+    await deploy('configured', 'registry.local/configured:1.0.0');
+    const current = sim.store.get('deployments', 'staging', 'configured')!;
+    const template = structuredClone(current.spec.template);
+    template.spec.containers[0].env = [
+      {
+        name: 'MODE',
+        valueFrom: {
+          configMapKeyRef: { name: 'missing-settings', key: 'mode' },
+        },
+      },
+    ];
+    sim.apply({ ...current, spec: { ...current.spec, template } });
+    const result = await workloads.waitForRollout(stage, 'configured', {
+      timeoutMs: 20_000,
+      readyTimeoutMs: 60_000,
+    });
+    expect(result).toMatchObject({
+      done: false,
+      failed: true,
+      message: expect.stringMatching(
+        /^pod configured-\S+: container configured cannot start \(CreateContainerConfigError: configmap "missing-settings" not found\)$/,
+      ),
+      pod: { reason: 'CreateContainerConfigError' },
+    });
+  });
+
+  it('but not on a healthy release, whose rollout succeeds', async () => {
+    const result = await rollOut(
+      'healthy',
+      'registry.local/healthy:2.0.0',
+      2_000,
+    );
+    expect(result).toEqual({
+      done: true,
+      failed: false,
+      message: 'deployment "healthy" successfully rolled out',
+    });
+  });
+
+  it('nor on the old pods when rolling back from a crash loop', async () => {
+    const undo = await workloads.rollBack(stage, 'crasher');
+    expect(undo.image).toBe('registry.local/crasher:1.0.0');
+    const result = await workloads.waitForRollout(stage, 'crasher', {
+      timeoutMs: 20_000,
+      readyTimeoutMs: 2_000,
+    });
+    expect(result.done).toBe(true);
+  });
+});
+
+it('fails a cluster call that does not answer in time, naming it', async () => {
+  const impatient = new KubernetesWorkloads({ requestTimeoutMs: 100 });
+  sim.injectFaults({ latencyMs: 1_000 });
+  try {
+    await expect(impatient.readLive(stage, 'payments-api')).rejects.toThrow(
+      'list Deployments labelled backstage.io/kubernetes-id=payments-api in namespace staging of cluster sim: no answer in 0.1 s',
+    );
+  } finally {
+    sim.clearFaults();
+  }
 });

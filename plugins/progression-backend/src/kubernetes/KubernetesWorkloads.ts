@@ -1,11 +1,18 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AppsV1Api,
+  ConfigurationOptions,
+  CoreV1Api,
   Informer,
   KubeConfig,
+  Observable,
   ObjectCache,
   makeInformer,
   PatchStrategy,
+  RequestContext,
+  ResponseContext,
   V1Deployment,
+  V1Pod,
   V1PodTemplateSpec,
   V1ReplicaSet,
   Watch,
@@ -23,10 +30,12 @@ import {
 } from '@internal/backstage-plugin-progression-node';
 import { clusterKubeConfig } from './clusterKubeConfig';
 import { isLabelValue } from './names';
+import { podFailure } from './podFailure';
 import { rolloutStatus } from './rolloutStatus';
 import { runStageJob } from './runStageJob';
 import { StageResources } from './StageResources';
 import { watchOne } from './watchOne';
+import { withTimeout } from '../util/withTimeout';
 
 const REVISION = 'deployment.kubernetes.io/revision';
 const CHANGE_CAUSE = 'kubernetes.io/change-cause';
@@ -43,6 +52,33 @@ const ANNOTATIONS_TO_SKIP = new Set([
 ]);
 
 export type { LiveWorkload, RolloutResult, StageLocation };
+
+/** How often a rollout wait looks at the new pods between Deployment events. */
+const POD_CHECK_MS = 1000;
+
+/** Options that make a client-node call send `signal` with its request. */
+function abortable(signal: AbortSignal): ConfigurationOptions {
+  return {
+    middleware: [
+      {
+        pre: (context: RequestContext) => {
+          context.setSignal(signal);
+          return new Observable(Promise.resolve(context));
+        },
+        post: (context: ResponseContext) =>
+          new Observable(Promise.resolve(context)),
+      },
+    ],
+    middlewareMergeStrategy: 'append',
+  };
+}
+
+/** The new ReplicaSet a rollout wait found, for the Deployment generation it ran. */
+interface NewReplicaSet {
+  generation: string;
+  uid?: string;
+  hash?: string;
+}
 
 interface InformerState {
   informer: Informer<V1Deployment> & ObjectCache<V1Deployment>;
@@ -80,6 +116,15 @@ function flatKeys(
 export class KubernetesWorkloads implements StageWorkloads {
   private readonly configs = new Map<string, KubeConfig>();
   private readonly informers = new Map<string, Promise<InformerState>>();
+  private readonly requestTimeoutMs: number;
+
+  /**
+   * `requestTimeoutMs` (default 30 s) bounds every call to a cluster: one
+   * that has not answered by then is aborted and fails, naming the call.
+   */
+  constructor(options: { requestTimeoutMs?: number } = {}) {
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  }
 
   /** The client configuration of a cluster, shared by every reader of it. */
   kubeConfig(cluster: ClusterConfig) {
@@ -95,6 +140,27 @@ export class KubernetesWorkloads implements StageWorkloads {
     return this.kubeConfig(cluster).makeApiClient(AppsV1Api);
   }
 
+  /**
+   * One call to a stage's cluster, `what` in words; aborted and failed
+   * after `requestTimeoutMs`, and rejected with `signal`'s reason when it
+   * aborts first.
+   */
+  private request<T>(
+    stage: StageLocation,
+    what: string,
+    send: (options: ConfigurationOptions) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    return withTimeout(
+      abort => send(abortable(abort)),
+      this.requestTimeoutMs,
+      `${what} in namespace ${stage.namespace} of cluster ${
+        stage.cluster.name
+      }: no answer in ${this.requestTimeoutMs / 1000} s`,
+      signal,
+    );
+  }
+
   /** The Deployment labelled `backstage.io/kubernetes-id=<kubernetesId>`. */
   async findDeployment(
     stage: StageLocation,
@@ -105,10 +171,18 @@ export class KubernetesWorkloads implements StageWorkloads {
         `'${kubernetesId}' is not a valid backstage.io/kubernetes-id label value`,
       );
     }
-    const list = await this.apps(stage.cluster).listNamespacedDeployment({
-      namespace: stage.namespace,
-      labelSelector: `backstage.io/kubernetes-id=${kubernetesId}`,
-    });
+    const list = await this.request(
+      stage,
+      `list Deployments labelled backstage.io/kubernetes-id=${kubernetesId}`,
+      options =>
+        this.apps(stage.cluster).listNamespacedDeployment(
+          {
+            namespace: stage.namespace,
+            labelSelector: `backstage.io/kubernetes-id=${kubernetesId}`,
+          },
+          options,
+        ),
+    );
     if (list.items.length === 0) {
       throw new NotFoundError(
         `No Deployment labelled backstage.io/kubernetes-id=${kubernetesId} in namespace ${stage.namespace} of cluster ${stage.cluster.name}`,
@@ -185,10 +259,15 @@ export class KubernetesWorkloads implements StageWorkloads {
             stage.namespace,
           )}/deployments`,
           () =>
-            apps.listNamespacedDeployment({
-              namespace: stage.namespace,
-              labelSelector: 'backstage.io/kubernetes-id',
-            }),
+            this.request(stage, 'list Deployments', options =>
+              apps.listNamespacedDeployment(
+                {
+                  namespace: stage.namespace,
+                  labelSelector: 'backstage.io/kubernetes-id',
+                },
+                options,
+              ),
+            ),
           'backstage.io/kubernetes-id',
         );
         const state: InformerState = { informer, error: undefined };
@@ -278,103 +357,233 @@ export class KubernetesWorkloads implements StageWorkloads {
     image: string,
     annotations: { changeCause: string; promotionId: string },
   ): Promise<V1Deployment> {
-    return this.apps(stage.cluster).patchNamespacedDeployment(
-      {
-        namespace: stage.namespace,
-        name: deployment,
-        body: {
-          metadata: {
-            annotations: {
-              [CHANGE_CAUSE]: annotations.changeCause,
-              [PROMOTION_ANNOTATION]: annotations.promotionId,
+    return this.request(stage, `patch Deployment ${deployment}`, options =>
+      this.apps(stage.cluster).patchNamespacedDeployment(
+        {
+          namespace: stage.namespace,
+          name: deployment,
+          body: {
+            metadata: {
+              annotations: {
+                [CHANGE_CAUSE]: annotations.changeCause,
+                [PROMOTION_ANNOTATION]: annotations.promotionId,
+              },
+            },
+            spec: {
+              template: { spec: { containers: [{ name: container, image }] } },
             },
           },
-          spec: {
-            template: { spec: { containers: [{ name: container, image }] } },
-          },
         },
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+        setHeaderOptions(
+          'Content-Type',
+          PatchStrategy.StrategicMergePatch,
+          options,
+        ),
+      ),
     );
   }
 
   /**
-   * Waits until the rollout is done, failed (progress deadline), or
-   * `timeoutMs` passed, from a watch on the Deployment; a dropped watch is
-   * re-opened from the last version seen.
+   * Waits until the rollout is done, failed, or `timeoutMs` passed. Done
+   * and failed are `kubectl rollout status`'s, from a watch on the
+   * Deployment (a dropped watch is re-opened from the last version seen);
+   * besides, the new ReplicaSet's pods are looked at every second, and a
+   * pod that cannot come up (see {@link podFailure}; not ready for longer
+   * than `readyTimeoutMs`) fails the rollout at once, without waiting for
+   * the progress deadline. An abort of `signal` is no outcome: the wait
+   * rejects with its reason.
    */
   async waitForRollout(
     stage: StageLocation,
     deployment: string,
-    options: { timeoutMs: number; signal?: AbortSignal },
+    options: {
+      timeoutMs: number;
+      readyTimeoutMs?: number;
+      signal?: AbortSignal;
+    },
   ): Promise<RolloutResult> {
+    const { signal } = options;
+    signal?.throwIfAborted();
+    const deadline = Date.now() + options.timeoutMs;
+    const finished = new AbortController();
+    const until = signal
+      ? AbortSignal.any([signal, finished.signal])
+      : finished.signal;
+    const latest: { deployment?: V1Deployment } = {};
+    try {
+      const result = await Promise.race([
+        this.followRollout(stage, deployment, deadline, until, latest),
+        this.watchNewPods(stage, options.readyTimeoutMs, until, latest),
+      ]);
+      signal?.throwIfAborted();
+      return (
+        result ?? {
+          done: false,
+          failed: true,
+          message: `deployment "${deployment}" did not finish rolling out in ${Math.round(
+            options.timeoutMs / 1000,
+          )} s`,
+        }
+      );
+    } finally {
+      finished.abort();
+    }
+  }
+
+  /**
+   * The Deployment's rollout by `kubectl rollout status`'s rules, until it
+   * is done or failed; undefined at `deadline` or when `signal` aborts.
+   * Keeps `latest` up to date for the look at the pods.
+   */
+  private async followRollout(
+    stage: StageLocation,
+    deployment: string,
+    deadline: number,
+    signal: AbortSignal,
+    latest: { deployment?: V1Deployment },
+  ): Promise<RolloutResult | undefined> {
     const apps = this.apps(stage.cluster);
     const watch = new Watch(this.kubeConfig(stage.cluster));
-    const deadline = Date.now() + options.timeoutMs;
     const path = `/apis/apps/v1/namespaces/${encodeURIComponent(
       stage.namespace,
     )}/deployments`;
-
-    while (Date.now() < deadline && !options.signal?.aborted) {
-      const current = await apps.readNamespacedDeployment({
-        namespace: stage.namespace,
-        name: deployment,
-      });
-      const status = rolloutStatus(current);
-      if (status.done)
-        return { done: true, failed: false, message: status.message };
-      if (status.failed)
-        return { done: false, failed: true, message: status.message };
-
+    const judge = (d: V1Deployment): RolloutResult | undefined => {
+      latest.deployment = d;
+      const s = rolloutStatus(d);
+      if (s.done) return { done: true, failed: false, message: s.message };
+      if (s.failed) return { done: false, failed: true, message: s.message };
+      return undefined;
+    };
+    while (Date.now() < deadline && !signal.aborted) {
+      const current = await this.request(
+        stage,
+        `read Deployment ${deployment}`,
+        options =>
+          apps.readNamespacedDeployment(
+            { namespace: stage.namespace, name: deployment },
+            options,
+          ),
+        signal,
+      );
+      const now = judge(current);
+      if (now) return now;
       const result = await watchOne<RolloutResult, V1Deployment>({
         watch,
         path,
         name: deployment,
         resourceVersion: current.metadata?.resourceVersion,
         until: deadline,
-        signal: options.signal,
-        judge: d => {
-          const s = rolloutStatus(d);
-          if (s.done) return { done: true, failed: false, message: s.message };
-          if (s.failed)
-            return { done: false, failed: true, message: s.message };
-          return undefined;
-        },
-        onCancel: () => ({
-          done: false,
-          failed: true,
-          message: 'cancelled while waiting for the rollout',
-        }),
+        signal,
+        judge,
       });
       if (result) return result;
     }
-    if (options.signal?.aborted) {
-      return {
-        done: false,
-        failed: true,
-        message: 'cancelled while waiting for the rollout',
-      };
+    return undefined;
+  }
+
+  /**
+   * Looks at the pods of the Deployment's new ReplicaSet every
+   * `POD_CHECK_MS` until `signal` aborts, and answers with the failed
+   * rollout as soon as one of them cannot come up.
+   */
+  private async watchNewPods(
+    stage: StageLocation,
+    readyTimeoutMs: number | undefined,
+    signal: AbortSignal,
+    latest: { deployment?: V1Deployment },
+  ): Promise<RolloutResult | undefined> {
+    let found: NewReplicaSet | undefined;
+    while (!signal.aborted) {
+      await sleep(POD_CHECK_MS, undefined, { signal }).catch(() => undefined);
+      const d = latest.deployment;
+      if (signal.aborted || !d) continue;
+      try {
+        const rs = await this.newReplicaSet(stage, d, found, signal);
+        found = rs;
+        if (!rs.uid) continue;
+        const pods = await this.request(
+          stage,
+          `list the pods of ReplicaSet ${d.metadata?.name}-${rs.hash}`,
+          options =>
+            this.kubeConfig(stage.cluster)
+              .makeApiClient(CoreV1Api)
+              .listNamespacedPod(
+                {
+                  namespace: stage.namespace,
+                  labelSelector: `pod-template-hash=${rs.hash}`,
+                },
+                options,
+              ),
+          signal,
+        );
+        const failure = podFailure(
+          pods.items.filter((p: V1Pod) =>
+            p.metadata?.ownerReferences?.some(r => r.uid === rs.uid),
+          ),
+          { now: Date.now(), readyTimeoutMs },
+        );
+        if (failure) return { done: false, failed: true, ...failure };
+      } catch {
+        // The Deployment's status still decides: a look at the pods that
+        // failed is tried again at the next interval.
+      }
     }
-    return {
-      done: false,
-      failed: true,
-      message: `deployment "${deployment}" did not finish rolling out in ${Math.round(
-        options.timeoutMs / 1000,
-      )} s`,
-    };
+    return undefined;
+  }
+
+  /**
+   * The ReplicaSet that runs the Deployment's current template (as
+   * `kubectl rollout status` finds it: the same template but for the
+   * pod-template-hash), looked up once per generation; none until the
+   * controller observed the generation and made it.
+   */
+  private async newReplicaSet(
+    stage: StageLocation,
+    d: V1Deployment,
+    known: NewReplicaSet | undefined,
+    signal: AbortSignal,
+  ): Promise<NewReplicaSet> {
+    const generation = `${d.metadata?.uid}/${d.metadata?.generation}`;
+    if (known?.generation === generation && known.uid) return known;
+    if ((d.metadata?.generation ?? 0) > (d.status?.observedGeneration ?? 0))
+      return { generation };
+    const revision = d.metadata?.annotations?.[REVISION];
+    const rs = (await this.replicaSetsOf(stage, d, signal))
+      .filter(
+        r =>
+          sameTemplate(r.spec?.template, d.spec?.template) ||
+          (revision !== undefined &&
+            r.metadata?.annotations?.[REVISION] === revision),
+      )
+      .sort(
+        (a, b) =>
+          Number(b.metadata?.annotations?.[REVISION] ?? 0) -
+          Number(a.metadata?.annotations?.[REVISION] ?? 0),
+      )[0];
+    const hash = rs?.metadata?.labels?.['pod-template-hash'];
+    return rs?.metadata?.uid && hash && isLabelValue(hash)
+      ? { generation, uid: rs.metadata.uid, hash }
+      : { generation };
   }
 
   private async replicaSetsOf(
     stage: StageLocation,
     d: V1Deployment,
+    signal?: AbortSignal,
   ): Promise<V1ReplicaSet[]> {
     const selector = Object.entries(d.spec?.selector.matchLabels ?? {})
       .map(([k, v]) => `${k}=${v}`)
       .join(',');
-    const list = await this.apps(stage.cluster).listNamespacedReplicaSet({
-      namespace: stage.namespace,
-      labelSelector: selector,
-    });
+    const list = await this.request(
+      stage,
+      `list the ReplicaSets of Deployment ${d.metadata?.name}`,
+      options =>
+        this.apps(stage.cluster).listNamespacedReplicaSet(
+          { namespace: stage.namespace, labelSelector: selector },
+          options,
+        ),
+      signal,
+    );
     return list.items.filter(rs =>
       rs.metadata?.ownerReferences?.some(
         r => r.controller && r.uid === d.metadata?.uid,
@@ -462,14 +671,23 @@ export class KubernetesWorkloads implements StageWorkloads {
     )) {
       if (!ANNOTATIONS_TO_SKIP.has(k)) annotations[k] = v;
     }
-    await this.apps(stage.cluster).patchNamespacedDeployment({
-      namespace: stage.namespace,
-      name,
-      body: [
-        { op: 'replace', path: '/spec/template', value: template },
-        { op: 'replace', path: '/metadata/annotations', value: annotations },
-      ],
-    });
+    await this.request(stage, `patch Deployment ${name}`, call =>
+      this.apps(stage.cluster).patchNamespacedDeployment(
+        {
+          namespace: stage.namespace,
+          name,
+          body: [
+            { op: 'replace', path: '/spec/template', value: template },
+            {
+              op: 'replace',
+              path: '/metadata/annotations',
+              value: annotations,
+            },
+          ],
+        },
+        call,
+      ),
+    );
     return {
       deployment: name,
       fromRevision: current,

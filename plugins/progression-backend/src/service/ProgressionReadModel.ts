@@ -447,14 +447,15 @@ export class ProgressionReadModel {
         if (!deployer) return result;
         try {
           const live = await withTimeout(
-            deployer.describeLive(
-              {
-                entity: target,
-                stage: stageConfig,
-                location: stageLocation(this.options.config, stageConfig),
-              },
-              { cached: true },
-            ),
+            () =>
+              deployer.describeLive(
+                {
+                  entity: target,
+                  stage: stageConfig,
+                  location: stageLocation(this.options.config, stageConfig),
+                },
+                { cached: true },
+              ),
             5000,
             `cluster ${stage.cluster} did not answer within 5 s`,
           );

@@ -644,6 +644,12 @@ export const spec = {
             type: 'string',
             maxLength: 2000,
           },
+          evidenceHash: {
+            type: 'string',
+            description:
+              "The evidence hash of the promotion's details the approver saw. When the evidence changed since (a gate ran again and said otherwise, the target moved), the decision is refused with 409 and must be made again on what is there now.",
+            pattern: '^sha256:[0-9a-f]{64}$',
+          },
         },
       },
       PromotionDetails: {
@@ -1331,7 +1337,7 @@ export const spec = {
       post: {
         operationId: 'DecideApproval',
         summary:
-          "Approves or rejects a promotion awaiting approval. Only members of the stage's approvers may decide; the requester only where the pipeline allows self-approval. Enough approvals for the current evidence let it deploy; a rejection ends it.",
+          "Approves or rejects a promotion awaiting approval. Only members of the stage's approvers may decide (group membership is read from the catalog when the decision is made); the requester only where the pipeline allows self-approval. Enough approvals for the current evidence let it deploy; a rejection ends it. With `evidenceHash`, a decision on evidence that has changed since is a 409.",
         parameters: [
           {
             $ref: '#/components/parameters/promotionId',

@@ -8,7 +8,7 @@ import { Promotion } from './Promotion.model';
 /**
  * The response body of `POST /v1/promotions/{id}/approvals` (DecideApproval; 201).
  *
- * Approves or rejects a promotion awaiting approval. Only members of the stage's approvers may decide; the requester only where the pipeline allows self-approval. Enough approvals for the current evidence let it deploy; a rejection ends it.
+ * Approves or rejects a promotion awaiting approval. Only members of the stage's approvers may decide (group membership is read from the catalog when the decision is made); the requester only where the pipeline allows self-approval. Enough approvals for the current evidence let it deploy; a rejection ends it. With `evidenceHash`, a decision on evidence that has changed since is a 409.
  *
  * @public
  */

@@ -9,4 +9,8 @@
 export interface NewApproval {
   decision: 'approve' | 'reject';
   comment?: string;
+  /**
+   * The evidence hash of the promotion's details the approver saw. When the evidence changed since (a gate ran again and said otherwise, the target moved), the decision is refused with 409 and must be made again on what is there now.
+   */
+  evidenceHash?: string;
 }

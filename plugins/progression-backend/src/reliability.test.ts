@@ -1,0 +1,578 @@
+import {
+  TestDatabaseId,
+  TestDatabases,
+  mockCredentials,
+  mockServices,
+  startTestBackend,
+} from '@backstage/backend-test-utils';
+import { createServiceFactory } from '@backstage/backend-plugin-api';
+import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
+import { catalogServiceRef } from '@backstage/plugin-catalog-node';
+import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
+import { KubeSimulator, installDemo } from '@internal/kube-simulator';
+import request from 'supertest';
+import { progressionPlugin } from './plugin';
+
+/*
+ * The unhappy paths a platform team meets first, from outside: through the
+ * REST API of the plugin in a test backend, on SQLite and on the PostgreSQL
+ * server of the test run, against the cluster simulator (with its injected
+ * faults) and its demo workloads. The catalog is a test double whose
+ * entities a test may change or delete.
+ */
+jest.setTimeout(120_000);
+
+const databases = TestDatabases.create({ ids: ['POSTGRES_15', 'SQLITE_3'] });
+
+let sim: KubeSimulator;
+let demo: Awaited<ReturnType<typeof installDemo>>;
+const urlOf = (ns: string) =>
+  `${demo.servers.find(s => s.namespace === ns)!.url}/{{ kubernetesId }}`;
+
+beforeAll(async () => {
+  sim = await KubeSimulator.start({ podReadyDelayMs: 20, jobRunMs: 1500 });
+  demo = await installDemo(sim, { anyPorts: true, trafficIntervalMs: 60_000 });
+});
+
+afterAll(async () => {
+  await demo.stop();
+  await sim.stop();
+});
+
+afterEach(() => sim.clearFaults());
+
+const smoke = { checks: [{ path: '/healthz', assert: "status = 'ok'" }] };
+
+/** The pipeline of these tests; a test may change its stages. */
+function progression(stages?: object[]) {
+  return {
+    clusters: [
+      {
+        name: 'sim',
+        url: sim.url,
+        serviceAccountToken: sim.token,
+        skipTLSVerify: true,
+      },
+    ],
+    worker: {
+      heartbeatInterval: '100ms',
+      staleAfter: '2s',
+      retry: { initialDelay: '50ms', maxDelay: '200ms', budget: '1500ms' },
+    },
+    pipelines: {
+      standard: {
+        stages: stages ?? [
+          {
+            name: 'development',
+            cluster: 'sim',
+            namespace: 'development',
+            url: urlOf('development'),
+            autoPromote: true,
+            gates: { smoke },
+          },
+          {
+            name: 'staging',
+            cluster: 'sim',
+            namespace: 'staging',
+            url: urlOf('staging'),
+            gates: { smoke },
+          },
+          {
+            name: 'production',
+            cluster: 'sim',
+            namespace: 'production',
+            url: urlOf('production'),
+            approval: {
+              required: true,
+              approvers: ['group:default/release-managers'],
+            },
+            gates: { smoke, isolation: true },
+          },
+        ],
+      },
+    },
+  };
+}
+
+function component(name: string, kubernetesId = name): Entity {
+  return {
+    apiVersion: 'backstage.io/v1alpha1',
+    kind: 'Component',
+    metadata: {
+      name,
+      namespace: 'default',
+      annotations: {
+        'progression.backstage.io/pipeline': 'standard',
+        'backstage.io/kubernetes-id': kubernetesId,
+      },
+    },
+    spec: { type: 'service', owner: 'team' },
+  };
+}
+
+const releaseManager: Entity = {
+  apiVersion: 'backstage.io/v1alpha1',
+  kind: 'User',
+  metadata: { name: 'olivia', namespace: 'default' },
+  spec: { memberOf: ['release-managers'] },
+  relations: [
+    { type: 'memberOf', targetRef: 'group:default/release-managers' },
+  ],
+};
+
+/**
+ * A catalog whose entities the test may change: reads see the list as it
+ * is at that moment.
+ */
+function mutableCatalog(entities: Entity[]) {
+  return createServiceFactory({
+    service: catalogServiceRef,
+    deps: {},
+    factory: () =>
+      catalogServiceMock.mock({
+        getEntityByRef: async ref => {
+          const wanted =
+            typeof ref === 'string' ? ref : stringifyEntityRef(ref);
+          return entities.find(
+            e => stringifyEntityRef(e) === wanted.toLocaleLowerCase('en-US'),
+          );
+        },
+      }),
+  });
+}
+
+async function startBackend(
+  databaseId: TestDatabaseId,
+  options: { entities?: Entity[]; stages?: object[]; knex?: any } = {},
+) {
+  const knex = options.knex ?? (await databases.init(databaseId));
+  // The catalog's own list: a test may delete from it.
+  const entities = [
+    ...(options.entities ?? [component('payments-api')]),
+    releaseManager,
+  ];
+  const backend = await startTestBackend({
+    features: [
+      progressionPlugin,
+      mutableCatalog(entities),
+      mockServices.database.factory({ knex }),
+      mockServices.rootConfig.factory({
+        data: { progression: progression(options.stages) },
+      }),
+    ],
+  });
+  return { backend, server: backend.server, knex, entities };
+}
+
+const base = (name = 'payments-api') =>
+  `/api/progression/v1/entities/component/default/${name}`;
+
+async function details(server: any, id: string) {
+  return (await request(server).get(`/api/progression/v1/promotions/${id}`))
+    .body;
+}
+
+/** Polls a promotion until it is in one of `states`. */
+async function waitFor(server: any, id: string, states: string[]) {
+  for (let i = 0; i < 1200; i++) {
+    const body = await details(server, id);
+    if (states.includes(body.promotion?.state)) return body;
+    await new Promise(r => setTimeout(r, 25));
+  }
+  const body = await details(server, id);
+  throw new Error(
+    `promotion ${id} is ${body.promotion?.state}, not ${states.join(
+      ' or ',
+    )}: ${JSON.stringify(body.steps?.slice(-5))}`,
+  );
+}
+
+const ENDED = ['succeeded', 'failed', 'rolled-back', 'cancelled', 'rejected'];
+
+function register(server: any, version: string, name = 'payments-api') {
+  return request(server)
+    .post(`${base(name)}/releases`)
+    .send({ version, image: `registry.local/payments-api:${version}` });
+}
+
+/** The promotions of a stage, oldest first. */
+async function promotionsOf(server: any, stage: string, name = 'payments-api') {
+  const res = await request(server).get(
+    `${base(name)}/promotions?stage=${stage}`,
+  );
+  return [...res.body.items].reverse();
+}
+
+const liveImage = (ns: string, name = 'payments-api') =>
+  sim.store.get('deployments', ns, name)!.spec.template.spec.containers[0]
+    .image;
+
+describe.each(databases.eachSupportedId())('on %p', databaseId => {
+  it('refuses a rollback to a release that never ran in the stage, naming why', async () => {
+    const { backend, server } = await startBackend(databaseId);
+    try {
+      expect((await register(server, '7.0.0')).status).toBe(201);
+      const res = await request(server)
+        .post(`${base()}/rollbacks`)
+        .send({ stage: 'production', toVersion: '7.0.0' });
+      expect(res.status).toBe(409);
+      expect(res.body.error.message).toContain('7.0.0 never ran in production');
+      // Nothing was started that could retry forever.
+      expect(await promotionsOf(server, 'production')).toEqual([]);
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('ends a step that fails forever within its retry budget, with a bounded number of attempts', async () => {
+    const { backend, server } = await startBackend(databaseId);
+    try {
+      // Every read of the cluster answers 503 from now on.
+      sim.injectFaults({
+        failNext: 1_000_000,
+        failStatus: 503,
+        methods: ['GET'],
+      });
+      expect((await register(server, '7.1.0')).status).toBe(201);
+      const [dev] = await promotionsOf(server, 'development');
+      const ended = await waitFor(server, dev.id, ENDED);
+      expect(ended.promotion.state).toBe('failed');
+      expect(ended.promotion.error).toMatch(/still failing after \d+ attempts/);
+      const attempts = ended.steps.filter((s: any) => s.kind === 'error');
+      // 1.5 s of budget at 50 ms doubling to 200 ms is about ten attempts.
+      expect(attempts.length).toBeGreaterThan(1);
+      expect(attempts.length).toBeLessThanOrEqual(20);
+      // Nothing reached the cluster: it ended before the deploy.
+      expect(ended.steps.some((s: any) => s.name === 'patch')).toBe(false);
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('fails at once, saying why, when no Deployment carries the entity label', async () => {
+    const { backend, server } = await startBackend(databaseId, {
+      entities: [component('ghost-api', 'ghost-api')],
+    });
+    try {
+      expect((await register(server, '1.0.0', 'ghost-api')).status).toBe(201);
+      const [dev] = await promotionsOf(server, 'development', 'ghost-api');
+      const ended = await waitFor(server, dev.id, ENDED);
+      expect(ended.promotion.state).toBe('failed');
+      expect(ended.promotion.error).toContain(
+        'No Deployment labelled backstage.io/kubernetes-id=ghost-api',
+      );
+      // An error that cannot heal is not retried.
+      expect(ended.steps.filter((s: any) => s.kind === 'error')).toHaveLength(
+        1,
+      );
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('fails a promotion whose entity was deleted from the catalog, without retrying', async () => {
+    const { backend, server, entities, knex } = await startBackend(databaseId);
+    try {
+      // The cluster does not answer for a while: the promotion waits to
+      // try its deploy again, and meanwhile the entity goes away.
+      sim.injectFaults({
+        failNext: 1_000_000,
+        failStatus: 503,
+        methods: ['GET'],
+      });
+      expect((await register(server, '7.2.0')).status).toBe(201);
+      const [dev] = await promotionsOf(server, 'development');
+      for (let i = 0; i < 400; i++) {
+        const { steps } = await details(server, dev.id);
+        if (steps.some((st: any) => st.kind === 'error')) break;
+        await new Promise(r => setTimeout(r, 25));
+      }
+      entities.splice(0, 1);
+      sim.clearFaults();
+      // Its promotions are not visible through the API without the entity:
+      // read the store's row.
+      let row: any;
+      for (let i = 0; i < 400; i++) {
+        row = await knex('progression_promotions')
+          .where({ id: dev.id })
+          .first();
+        if (ENDED.includes(row.state)) break;
+        await new Promise(r => setTimeout(r, 25));
+      }
+      expect(row.state).toBe('failed');
+      expect(row.error).toContain('no longer in the catalog');
+      const steps = await knex('progression_promotion_steps').where({
+        promotion_id: dev.id,
+      });
+      expect(steps.some((st: any) => st.name === 'patch')).toBe(false);
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('answers 201 to two releases registered 10 ms apart; the newer reaches development', async () => {
+    const { backend, server } = await startBackend(databaseId);
+    try {
+      const first = register(server, '8.0.0');
+      await new Promise(r => setTimeout(r, 10));
+      const second = register(server, '8.1.0');
+      await new Promise(r => setTimeout(r, 10));
+      const third = register(server, '8.2.0');
+      expect((await first).status).toBe(201);
+      expect((await second).status).toBe(201);
+      expect((await third).status).toBe(201);
+      let all: any[] = [];
+      for (let i = 0; i < 400; i++) {
+        all = await promotionsOf(server, 'development');
+        const newest = all.find(p => p.release.version === '8.2.0');
+        if (newest && ENDED.includes(newest.state)) break;
+        await new Promise(r => setTimeout(r, 25));
+      }
+      const byVersion = Object.fromEntries(
+        all.map(p => [p.release.version, p.state]),
+      );
+      expect(byVersion['8.2.0']).toBe('succeeded');
+      expect(liveImage('development')).toBe(
+        'registry.local/payments-api:8.2.0',
+      );
+      // Each release ended in a state that says what happened to it: run,
+      // or superseded by a newer one while the stage was busy.
+      for (const version of ['8.0.0', '8.1.0']) {
+        expect(['succeeded', 'skipped']).toContain(byVersion[version]);
+      }
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('scopes Idempotency-Key per route and refuses the same key for another request with 422', async () => {
+    const { backend, server } = await startBackend(databaseId);
+    try {
+      expect((await register(server, '9.0.0')).status).toBe(201);
+      const [dev] = await promotionsOf(server, 'development');
+      expect((await waitFor(server, dev.id, ENDED)).promotion.state).toBe(
+        'succeeded',
+      );
+      expect((await register(server, '9.1.0')).status).toBe(201);
+      const [, dev2] = await promotionsOf(server, 'development');
+      await waitFor(server, dev2.id, ENDED);
+
+      const rollback = await request(server)
+        .post(`${base()}/rollbacks`)
+        .set('Idempotency-Key', 'ci-run-1')
+        .send({ stage: 'development', toVersion: '9.0.0' });
+      expect(rollback.status).toBe(202);
+      expect(rollback.body.kind).toBe('rollback');
+      await waitFor(server, rollback.body.id, ENDED);
+
+      // The same key on another route is another key.
+      const promotion = await request(server)
+        .post(`${base()}/promotions`)
+        .set('Idempotency-Key', 'ci-run-1')
+        .send({ stage: 'development', version: '9.1.0' });
+      expect(promotion.status).toBe(202);
+      expect(promotion.body.kind).toBe('promotion');
+      expect(promotion.body.id).not.toBe(rollback.body.id);
+
+      // The same key and request again: the same promotion.
+      const again = await request(server)
+        .post(`${base()}/promotions`)
+        .set('Idempotency-Key', 'ci-run-1')
+        .send({ stage: 'development', version: '9.1.0' });
+      expect(again.body.id).toBe(promotion.body.id);
+
+      // The same key asking for something else: 422.
+      const other = await request(server)
+        .post(`${base()}/promotions`)
+        .set('Idempotency-Key', 'ci-run-1')
+        .send({ stage: 'development', version: '9.0.0' });
+      expect(other.status).toBe(422);
+      expect(other.body.error.message).toContain('different request');
+
+      expect(
+        (await waitFor(server, promotion.body.id, ENDED)).promotion.state,
+      ).toBe('succeeded');
+      // Progression's own keys are in a space of their own: a caller's key
+      // that looks like one does not return the automatic promotion.
+      const lookalike = await request(server)
+        .post(`${base()}/promotions`)
+        .set('Idempotency-Key', `release:${dev.release.id}`)
+        .send({ stage: 'staging', version: '9.1.0' });
+      expect(lookalike.status).toBe(202);
+      expect(lookalike.body.id).not.toBe(dev.id);
+      expect(lookalike.body.stage).toBe('staging');
+      await waitFor(server, lookalike.body.id, ENDED);
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('answers an out-of-range cursor with 400, without SQL or a stack trace', async () => {
+    const { backend, server } = await startBackend(databaseId);
+    try {
+      const cursor = Buffer.from('100000000000000000000').toString('base64url');
+      const res = await request(server).get(
+        `${base()}/promotions?cursor=${cursor}`,
+      );
+      expect(res.status).toBe(400);
+      expect(res.body.error.message).toContain('Invalid cursor');
+      expect(JSON.stringify(res.body)).not.toMatch(/select|offset|\n\s+at /i);
+      expect(res.body.error.stack).toBeUndefined();
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('refuses to promote a release onward that was rolled back out of the previous stage', async () => {
+    const { backend, server } = await startBackend(databaseId);
+    try {
+      for (const version of ['10.0.0', '10.1.0']) {
+        expect((await register(server, version)).status).toBe(201);
+        const all = await promotionsOf(server, 'development');
+        await waitFor(server, all[all.length - 1].id, ENDED);
+      }
+      // Development goes back from 10.1.0 to 10.0.0 on demand.
+      const rollback = await request(server)
+        .post(`${base()}/rollbacks`)
+        .send({ stage: 'development', toVersion: '10.0.0' });
+      expect(
+        (await waitFor(server, rollback.body.id, ENDED)).promotion.state,
+      ).toBe('succeeded');
+      const onward = await request(server)
+        .post(`${base()}/promotions`)
+        .send({ stage: 'staging', version: '10.1.0' });
+      expect(onward.status).toBe(409);
+      expect(onward.body.error.message).toContain(
+        'development was rolled back from 10.1.0',
+      );
+      // The release development runs now may move on.
+      const current = await request(server)
+        .post(`${base()}/promotions`)
+        .send({ stage: 'staging', version: '10.0.0' });
+      expect(current.status).toBe(202);
+      await waitFor(server, current.body.id, ENDED);
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('refuses to promote onward a release whose latest promotion in the previous stage was rolled back', async () => {
+    const { backend, server } = await startBackend(databaseId);
+    try {
+      expect((await register(server, '11.0.0-unhealthy')).status).toBe(201);
+      const [dev] = await promotionsOf(server, 'development');
+      expect((await waitFor(server, dev.id, ENDED)).promotion.state).toBe(
+        'rolled-back',
+      );
+      const onward = await request(server)
+        .post(`${base()}/promotions`)
+        .send({ stage: 'staging', version: '11.0.0-unhealthy' });
+      expect(onward.status).toBe(409);
+      expect(onward.body.error.message).toContain(
+        'development has not passed 11.0.0-unhealthy yet',
+      );
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('sends an approved promotion back for approval when isolation says something else just before the deploy', async () => {
+    const { backend, server } = await startBackend(databaseId, {
+      stages: progression().pipelines.standard.stages.map((s: any) => ({
+        ...s,
+        autoPromote: false,
+        gates: s.name === 'production' ? { isolation: true } : {},
+        approval: s.approval && { ...s.approval, allowSelfApproval: true },
+      })),
+    });
+    try {
+      expect((await register(server, '12.0.0')).status).toBe(201);
+      for (const stage of ['development', 'staging', 'production']) {
+        const res = await request(server)
+          .post(`${base()}/promotions`)
+          .send({ stage, version: '12.0.0' });
+        expect(res.status).toBe(202);
+        const state = (
+          await waitFor(server, res.body.id, [...ENDED, 'awaiting-approval'])
+        ).promotion.state;
+        if (stage !== 'production') {
+          expect(state).toBe('succeeded');
+          continue;
+        }
+        expect(state).toBe('awaiting-approval');
+        const shown = await details(server, res.body.id);
+        // A decision on other evidence than what is there now is refused.
+        const stale = await request(server)
+          .post(`/api/progression/v1/promotions/${res.body.id}/approvals`)
+          .set(
+            'Authorization',
+            mockCredentials.user.header('user:default/olivia'),
+          )
+          .send({
+            decision: 'approve',
+            evidenceHash: `sha256:${'0'.repeat(64)}`,
+          });
+        expect(stale.status).toBe(409);
+        expect(stale.body.error.message).toContain('changed since');
+
+        // Staging may now reach production: isolation would fail.
+        sim.apply({
+          apiVersion: 'networking.k8s.io/v1',
+          kind: 'NetworkPolicy',
+          metadata: { name: 'allow-from-staging', namespace: 'production' },
+          spec: {
+            podSelector: {},
+            policyTypes: ['Ingress'],
+            ingress: [
+              {
+                from: [
+                  {
+                    namespaceSelector: {
+                      matchLabels: { environment: 'staging' },
+                    },
+                  },
+                ],
+              },
+            ],
+          },
+        });
+        try {
+          const before = liveImage('production');
+          const approved = await request(server)
+            .post(`/api/progression/v1/promotions/${res.body.id}/approvals`)
+            .set(
+              'Authorization',
+              mockCredentials.user.header('user:default/olivia'),
+            )
+            .send({ decision: 'approve', evidenceHash: shown.evidenceHash });
+          expect(approved.status).toBe(201);
+          let back: any;
+          for (let i = 0; i < 400; i++) {
+            back = await details(server, res.body.id);
+            if (back.steps.some((s: any) => s.name === 'recheck')) break;
+            await new Promise(r => setTimeout(r, 25));
+          }
+          expect(back.promotion.state).toBe('awaiting-approval');
+          const recheck = back.steps.find((s: any) => s.name === 'recheck');
+          expect(recheck.reason).toMatch(/isolation now says/);
+          expect(back.evidenceHash).not.toBe(shown.evidenceHash);
+          expect(back.approvals.every((a: any) => !a.valid)).toBe(true);
+          // Nothing was deployed.
+          expect(liveImage('production')).toBe(before);
+        } finally {
+          sim.store.delete(
+            'networkpolicies',
+            'production',
+            'allow-from-staging',
+          );
+        }
+        const cancel = await request(server).post(
+          `/api/progression/v1/promotions/${res.body.id}/cancel`,
+        );
+        expect(cancel.status).toBe(202);
+      }
+    } finally {
+      await backend.stop();
+    }
+  });
+});
