@@ -124,16 +124,23 @@ start_simulator() {
 
 # Starts a Prometheus for the demo when one is installed: it scrapes the
 # demo workloads (:7101-7103) every 2 s, keeps its data in .demo/prometheus,
-# and listens on 127.0.0.1:9090 (or a free port). Exports
-# PROGRESSION_PROMETHEUS_URL, which app-config reads; without Prometheus the
-# variable stays unset and metric gates say they were skipped and why.
+# and listens on 127.0.0.1:9090 (or a free port). Then writes
+# .demo/app-config.prometheus.yaml (its URL and staging's metric gate, see
+# demo-prometheus-config.sh) and sets DEMO_CONFIG_ARGS to load it after
+# app-config.yaml. Without Prometheus DEMO_CONFIG_ARGS stays empty: the demo
+# runs app-config.yaml alone, which has no metric gates, and says so.
+# PROMETHEUS_BIN picks the binary (one that does not exist: no Prometheus).
 # Sets PROMETHEUS_PID.
 PROMETHEUS_PID=""
+DEMO_CONFIG_ARGS=()
 start_prometheus() {
-  local log="$1" bin port
-  bin="$(command -v prometheus || true)"
-  if [ -z "$bin" ]; then
-    log "Prometheus is not installed: metric gates will be skipped (apt-get install prometheus to use them)."
+  local log="$1" bin port overlay="$ROOT/.demo/app-config.prometheus.yaml"
+  DEMO_CONFIG_ARGS=()
+  # A file from an earlier run names a Prometheus that is gone.
+  rm -f "$overlay"
+  bin="${PROMETHEUS_BIN:-$(command -v prometheus || true)}"
+  if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+    log "Prometheus is not installed: the demo runs without metric gates (apt-get install prometheus for staging's error-rate gate and the charts)."
     return 0
   fi
   port=9090
@@ -153,14 +160,21 @@ YAML
     --storage.tsdb.retention.time=1d \
     --web.listen-address="127.0.0.1:$port" >"$log" 2>&1 &
   PROMETHEUS_PID=$!
-  if wait_while_alive "$PROMETHEUS_PID" 30 curl -fsS -o /dev/null "http://127.0.0.1:$port/-/ready"; then
-    export PROGRESSION_PROMETHEUS_URL="http://127.0.0.1:$port"
-    log "Prometheus: $PROGRESSION_PROMETHEUS_URL (scraping the demo workloads)"
+  if ! wait_while_alive "$PROMETHEUS_PID" 30 curl -fsS -o /dev/null "http://127.0.0.1:$port/-/ready"; then
+    cat "$log" >&2
+    stop_process_group "$PROMETHEUS_PID"
+    PROMETHEUS_PID=""
+    log "Prometheus did not start: the demo runs without metric gates."
     return 0
   fi
-  cat "$log" >&2
-  log "Prometheus did not start: metric gates will be skipped."
-  PROMETHEUS_PID=""
+  "$ROOT/scripts/demo-prometheus-config.sh" "http://127.0.0.1:$port" "$overlay" \
+    || die "Could not write $overlay for the running Prometheus."
+  DEMO_CONFIG_ARGS=(--config "$ROOT/app-config.yaml" --config "$overlay")
+  # Loaded by default without --config; kept last so that its keys win.
+  if [ -f "$ROOT/app-config.local.yaml" ]; then
+    DEMO_CONFIG_ARGS+=(--config "$ROOT/app-config.local.yaml")
+  fi
+  log "Prometheus: http://127.0.0.1:$port (scraping the demo workloads); staging has its error-rate metric gate ($overlay)"
 }
 
 stop_process_group() {

@@ -90,7 +90,12 @@ start_demo() {
   start_simulator "$WORK/simulator.log"
   start_prometheus "$WORK/prometheus.log"
   log "Starting the demo for the end-to-end tests (log: $WORK/demo.log)..."
-  setsid node "$YARN_RELEASE" start >"$WORK/demo.log" 2>&1 &
+  # The browser tests expect staging's metric gate: never a demo without it.
+  if [ ${#DEMO_CONFIG_ARGS[@]} -eq 0 ]; then
+    printf '\033[1;31mERROR:\033[0m %s\n' "The end-to-end tests need the demo with Prometheus (staging's metric gate); see $WORK/prometheus.log." >&2
+    return 1
+  fi
+  setsid node "$YARN_RELEASE" start "${DEMO_CONFIG_ARGS[@]}" >"$WORK/demo.log" 2>&1 &
   DEMO_PID=$!
   if ! wait_while_alive "$DEMO_PID" 300 curl -fsS -o /dev/null http://localhost:7007/.backstage/health/v1/readiness \
     || ! wait_while_alive "$DEMO_PID" 300 curl -fsS -o /dev/null http://localhost:3000; then

@@ -26,6 +26,17 @@ export interface Config {
       skipTLSVerify?: boolean;
     }>;
 
+    /**
+     * How long ended promotions (with their steps, evidence and approvals)
+     * are kept. A task deletes older ones every hour.
+     */
+    retention?: {
+      /** Default '180d'. */
+      keepFor?: string | HumanDuration;
+      /** The newest this many of every entity and stage stay, whatever their age. Default 50. */
+      keepLast?: number;
+    };
+
     /** The promotion worker that runs in every backend replica. */
     worker?: {
       /** How often a running promotion's claim is renewed. Default '10s'. */
@@ -56,7 +67,8 @@ export interface Config {
 
     /**
      * The Prometheus that metric gates and the Environments tab's charts
-     * read. Without it, metric gates are skipped (saying why).
+     * read. Without it, a stage with metric checks that are not `optional`
+     * is refused at start-up.
      */
     prometheus?: {
       /** Base URL, for example http://prometheus:9090. */
@@ -263,7 +275,10 @@ export interface Config {
                 };
             /** Before the approval: the Secrets and ConfigMaps the workload references exist here. */
             parity?: boolean | {};
-            /** PromQL checks against progression.prometheus, sampled over time. */
+            /**
+             * PromQL checks against progression.prometheus, sampled over time;
+             * without one configured, only `optional` checks are accepted.
+             */
             metrics?: Array<{
               /** Lowercase letters, digits and '-'; unique in the stage. */
               name: string;
@@ -295,8 +310,14 @@ export interface Config {
               noData?: 'fail' | 'pass' | 'inconclusive';
               /** Below `min` of this query a sample is inconclusive, not passed. */
               minTraffic?: { query: string; min: number };
-              /** Pass (as skipped) when nothing could be measured. Default false. */
+              /** Pass (as skipped) when the configured Prometheus could not measure anything. Default false. */
               passIfUnmeasurable?: boolean;
+              /**
+               * Accept the check on a backend without progression.prometheus;
+               * it is then recorded as skipped, "optional, not measured".
+               * No effect when a Prometheus is configured. Default false.
+               */
+              optional?: boolean;
             }>;
           };
         }>;

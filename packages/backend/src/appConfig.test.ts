@@ -1,3 +1,4 @@
+import { ConfigReader } from '@backstage/config';
 import { JsonObject } from '@backstage/types';
 import { loadConfig } from '@backstage/config-loader';
 import { mockServices, startTestBackend } from '@backstage/backend-test-utils';
@@ -5,14 +6,20 @@ import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import progressionPlugin from '@internal/backstage-plugin-progression-backend';
 import testJobGateModule from '@internal/backstage-plugin-progression-backend-module-test-job';
 import webhookGateModule from '@internal/backstage-plugin-progression-backend-module-webhook';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
 
 /*
- * The demo's app-config.yaml, loaded as `yarn start` loads it (environment
+ * The demo's configuration, loaded as `yarn start` loads it (environment
  * substitution included), runs in a backend with Progression and the gate
  * modules this backend installs: the configuration is valid for the demo
- * as a whole, modules' gates included.
+ * as a whole, modules' gates included. The demo comes in two variants:
+ * app-config.yaml alone (no Prometheus, no metric gates), and with the file
+ * scripts/start.sh writes when it runs a Prometheus
+ * (scripts/demo-prometheus-config.sh) loaded after it.
  */
 
 const root = path.resolve(__dirname, '../../..');
@@ -26,22 +33,45 @@ const entity = (name: string, pipeline: string) => ({
   spec: { type: 'service', owner: 'team' },
 });
 
-async function startDemoBackend(env: Record<string, string>) {
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'demo-config-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** The file the scripts write for a Prometheus at `url`. */
+function prometheusOverlay(url: string): string {
+  const file = path.join(tmp, 'app-config.prometheus.yaml');
+  execFileSync('bash', [
+    path.join(root, 'scripts/demo-prometheus-config.sh'),
+    url,
+    file,
+  ]);
+  return file;
+}
+
+/** The progression section of these files, merged as the backend merges them. */
+async function progressionOf(
+  files: string[],
+  env: Record<string, string> = {},
+): Promise<JsonObject> {
   const saved = { ...process.env };
   Object.assign(process.env, env);
-  let data: JsonObject;
   try {
     const { appConfigs } = await loadConfig({
       configRoot: root,
-      configTargets: [{ path: path.join(root, 'app-config.yaml') }],
+      configTargets: files.map(f => ({ path: f })),
     });
-    data = Object.assign({}, ...appConfigs.map(c => c.data));
+    return ConfigReader.fromConfigs(appConfigs).get<JsonObject>('progression');
   } finally {
     for (const key of Object.keys(env)) {
       if (saved[key] === undefined) delete process.env[key];
       else process.env[key] = saved[key];
     }
   }
+}
+
+function startDemoBackend(progression: JsonObject) {
   return startTestBackend({
     features: [
       progressionPlugin,
@@ -55,7 +85,7 @@ async function startDemoBackend(env: Record<string, string>) {
       }),
       mockServices.rootConfig.factory({
         data: {
-          progression: data.progression,
+          progression,
           // A database of the test's own, not the demo's.
           backend: { baseUrl: 'http://localhost:7007' },
         },
@@ -64,15 +94,21 @@ async function startDemoBackend(env: Record<string, string>) {
   });
 }
 
+const baseConfig = path.join(root, 'app-config.yaml');
+
 const environments = (server: any, name: string) =>
   request(server).get(
     `/api/progression/v1/entities/component/default/${name}/environments`,
   );
 
+const metrics = (server: any) =>
+  request(server).get(
+    '/api/progression/v1/entities/component/default/payments-api/metrics',
+  );
+
 describe("the demo's app-config.yaml", () => {
   it('is a valid Progression configuration for this backend and its modules', async () => {
-    delete process.env.PROGRESSION_PROMETHEUS_URL;
-    const backend = await startDemoBackend({});
+    const backend = await startDemoBackend(await progressionOf([baseConfig]));
     const { server } = backend;
     try {
       const payments = (await environments(server, 'payments-api')).body;
@@ -102,24 +138,82 @@ describe("the demo's app-config.yaml", () => {
     }
   });
 
-  it('reads Prometheus from PROGRESSION_PROMETHEUS_URL, and goes without it', async () => {
-    const metrics = (server: any) =>
-      request(server).get(
-        '/api/progression/v1/entities/component/default/payments-api/metrics',
-      );
-    const without = await startDemoBackend({});
-    try {
-      expect((await metrics(without.server)).body.available).toBe(false);
-    } finally {
-      await without.stop();
-    }
-    const withUrl = await startDemoBackend({
+  it('has no Prometheus and no metric gates of its own, whatever the environment', async () => {
+    const progression = await progressionOf([baseConfig], {
       PROGRESSION_PROMETHEUS_URL: 'http://127.0.0.1:9',
     });
+    expect(progression.prometheus).toBeUndefined();
+    const backend = await startDemoBackend(progression);
     try {
-      expect((await metrics(withUrl.server)).body.available).toBe(true);
+      expect((await metrics(backend.server)).body.available).toBe(false);
+      for (const name of ['payments-api', 'web-shop']) {
+        const { stages } = (await environments(backend.server, name)).body
+          .pipeline;
+        for (const stage of stages) {
+          expect(stage.configuredGates).not.toContainEqual(
+            expect.objectContaining({ gate: 'metrics' }),
+          );
+        }
+      }
     } finally {
-      await withUrl.stop();
+      await backend.stop();
     }
+  });
+});
+
+describe('the demo with the Prometheus file the scripts write', () => {
+  it("reads Prometheus from it, and staging's metric gate", async () => {
+    const progression = await progressionOf([
+      baseConfig,
+      prometheusOverlay('http://127.0.0.1:9'),
+    ]);
+    const backend = await startDemoBackend(progression);
+    try {
+      expect((await metrics(backend.server)).body.available).toBe(true);
+      const payments = (await environments(backend.server, 'payments-api'))
+        .body;
+      const [development, staging, production] = payments.pipeline.stages;
+      expect(staging.configuredGates).toEqual(
+        expect.arrayContaining([
+          { gate: 'smoke', phase: 'verification' },
+          { gate: 'metrics', phase: 'verification' },
+          { gate: 'load', phase: 'verification' },
+          { gate: 'testJob', phase: 'verification' },
+        ]),
+      );
+      // The rest of the pipeline is app-config.yaml's, untouched.
+      const base = await progressionOf([baseConfig]);
+      const stages = (base as any).pipelines.standard.stages;
+      expect((progression as any).pipelines.standard.stages).toEqual([
+        stages[0],
+        {
+          ...stages[1],
+          gates: { ...stages[1].gates, metrics: expect.any(Array) },
+        },
+        stages[2],
+      ]);
+      expect((progression as any).pipelines['fast-lane']).toEqual(
+        (base as any).pipelines['fast-lane'],
+      );
+      expect(development.configuredGates).not.toContainEqual(
+        expect.objectContaining({ gate: 'metrics' }),
+      );
+      expect(production.configuredGates).not.toContainEqual(
+        expect.objectContaining({ gate: 'metrics' }),
+      );
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('is refused, naming the staging metric gate, without its Prometheus URL', async () => {
+    const { prometheus, ...withoutUrl } = await progressionOf([
+      baseConfig,
+      prometheusOverlay('http://127.0.0.1:9'),
+    ]);
+    expect(prometheus).toEqual({ url: 'http://127.0.0.1:9' });
+    await expect(startDemoBackend(withoutUrl)).rejects.toThrow(
+      "Invalid Progression configuration at 'progression.pipelines.standard.stages[1].gates.metrics[0]': stage 'staging' has metric check 'error-rate' but no Prometheus is configured",
+    );
   });
 });

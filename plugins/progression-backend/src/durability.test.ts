@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import knexFactory from 'knex';
 
 /*
  * The backend process is killed with SIGKILL in the middle of a deploy and
@@ -50,6 +51,7 @@ async function startBackendOn(
   port: number,
   database: DatabaseConfig,
   entities: object[],
+  stageExtra: object = {},
 ) {
   const config = {
     backend: {
@@ -75,6 +77,7 @@ async function startBackendOn(
               cluster: 'sim',
               namespace: 'dev',
               autoPromote: true,
+              ...stageExtra,
             },
           ],
         },
@@ -122,12 +125,18 @@ async function startBackend(
     connection: { directory: dir },
   },
   entities: object[] = [entity('app')],
-): Promise<{ child: ChildProcess; base: string }> {
+  stageExtra: object = {},
+  port?: number,
+): Promise<{ child: ChildProcess; base: string; port: number }> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await startBackendOn(await freePort(), database, entities);
+      const on = port ?? (await freePort());
+      return {
+        ...(await startBackendOn(on, database, entities, stageExtra)),
+        port: on,
+      };
     } catch (e) {
-      if (attempt >= 4 || !String(e).includes('EADDRINUSE')) throw e;
+      if (port || attempt >= 4 || !String(e).includes('EADDRINUSE')) throw e;
     }
   }
 }
@@ -320,5 +329,171 @@ describe.each(databases.eachSupportedId())('two backends on %p', databaseId => {
     expect(names.map(n => patches.get(n))).toEqual(names.map(() => 1));
     a.child.kill('SIGTERM');
     b.child.kill('SIGTERM');
+  });
+});
+
+/** The newest promotion of an entity, through the REST API. */
+async function newestPromotion(base: string, name: string) {
+  const list = await (
+    await fetch(
+      `${base}/api/progression/v1/entities/component/default/${name}/promotions`,
+    )
+  ).json();
+  return list.items[0];
+}
+
+async function waitForEnd(base: string, name: string) {
+  let promotion: any;
+  for (let i = 0; i < 900; i++) {
+    promotion = await newestPromotion(base, name);
+    if (['succeeded', 'failed', 'rolled-back'].includes(promotion?.state)) {
+      return promotion;
+    }
+    await new Promise(r => setTimeout(r, 100));
+  }
+  return promotion;
+}
+
+function register(base: string, name: string, version: string) {
+  return fetch(
+    `${base}/api/progression/v1/entities/component/default/${name}/releases`,
+    {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ version, image: `${name}:${version}` }),
+    },
+  );
+}
+
+/** Counts changes of a Deployment's image, and calls `onPatch` on the first. */
+function watchPatches(name: string, onPatch?: () => void) {
+  let image: string | undefined = sim.store.get('deployments', 'dev', name)
+    ?.spec.template.spec.containers[0].image;
+  const seen = { patches: 0 };
+  sim.store.subscribe(e => {
+    if (e.resource !== 'deployments' || e.object.metadata.name !== name) return;
+    const now = e.object.spec.template.spec.containers[0].image;
+    if (image !== undefined && now !== image) {
+      seen.patches++;
+      if (seen.patches === 1) onPatch?.();
+    }
+    image = now;
+  });
+  return seen;
+}
+
+describe.each(databases.eachSupportedId())('SIGTERM on %p', databaseId => {
+  it('mid-deploy: after a restart the promotion succeeds with exactly one image patch', async () => {
+    const name = 'sigterm-deploy';
+    deployment(name, `${name}:1.0.0`, 2);
+    const database = await postgresDatabase(databaseId, 'sigterm_deploy');
+    const first = await startBackend(database, [entity(name)]);
+    const seen = watchPatches(name, () => first.child.kill('SIGTERM'));
+    expect((await register(first.base, name, '2.0.0')).status).toBe(201);
+    await new Promise<void>(resolve =>
+      first.child.once('exit', () => resolve()),
+    );
+    expect(seen.patches).toBe(1);
+    // The interrupted rollout wait was not recorded as a failed deploy.
+    const second = await startBackend(database, [entity(name)], {}, first.port);
+    const ended = await waitForEnd(second.base, name);
+    expect(ended.state).toBe('succeeded');
+    expect(seen.patches).toBe(1);
+    second.child.kill('SIGTERM');
+  });
+
+  it('mid-migration: after a restart the Job is adopted, not run twice, and the promotion succeeds with one patch', async () => {
+    const name = 'sigterm-migration';
+    deployment(name, `${name}:1.0.0`);
+    const database = await postgresDatabase(databaseId, 'sigterm_job');
+    const migration = {
+      gates: { job: { migration: { command: ['./migrate', 'up'] } } },
+    };
+    const jobs = new Set<string>();
+    // The backend to stop, once it runs.
+    const running: { child?: ChildProcess } = {};
+    sim.store.subscribe(e => {
+      if (
+        e.resource !== 'jobs' ||
+        e.type !== 'ADDED' ||
+        e.object.metadata.labels?.['backstage.io/kubernetes-id'] !== name
+      )
+        return;
+      jobs.add(e.object.metadata.name);
+      // The Job was just created: stop the backend while it runs.
+      running.child?.kill('SIGTERM');
+    });
+    const first = await startBackend(database, [entity(name)], migration);
+    running.child = first.child;
+    const seen = watchPatches(name);
+    expect((await register(first.base, name, '2.0.0')).status).toBe(201);
+    await new Promise<void>(resolve =>
+      first.child.once('exit', () => resolve()),
+    );
+    expect(jobs.size).toBe(1);
+    expect(seen.patches).toBe(0);
+    const second = await startBackend(
+      database,
+      [entity(name)],
+      migration,
+      first.port,
+    );
+    const ended = await waitForEnd(second.base, name);
+    expect(ended.state).toBe('succeeded');
+    expect(jobs.size).toBe(1);
+    expect(seen.patches).toBe(1);
+    second.child.kill('SIGTERM');
+  });
+
+  it('two replicas, the one running a step SIGTERMed: the other finishes it with one patch', async () => {
+    const name = 'sigterm-replica';
+    deployment(name, `${name}:1.0.0`, 2);
+    const database = await postgresDatabase(databaseId, 'sigterm_two');
+    const a = await startBackend(database, [entity(name)]);
+    const b = await startBackend(database, [entity(name)]);
+    // The plugin's own database on the server, as the backends named it.
+    const store = knexFactory({
+      client: 'pg',
+      connection: {
+        ...(database.connection as object),
+        database: `${database.prefix}progression`,
+      },
+    });
+    let stopped: typeof a | undefined;
+    let failure: unknown;
+    const seen = watchPatches(name, () => {
+      // Whichever replica holds the promotion is stopped mid-rollout;
+      // its claim names it (replica id: host and port).
+      store('progression_promotions')
+        .whereNotNull('owner_id')
+        .first()
+        .then(row => {
+          const port = Number(/:(\d+)\//.exec(row?.owner_id ?? '')?.[1]);
+          stopped = [a, b].find(r => r.port === port);
+          if (!stopped) {
+            throw new Error(`no replica holds it: ${row?.owner_id}`);
+          }
+          stopped.child.kill('SIGTERM');
+        })
+        .catch(e => {
+          failure = e;
+        });
+    });
+    try {
+      expect((await register(a.base, name, '2.0.0')).status).toBe(201);
+      for (let i = 0; i < 100 && !stopped && !failure; i++) {
+        await new Promise(r => setTimeout(r, 50));
+      }
+      expect(failure).toBeUndefined();
+      expect(stopped).toBeDefined();
+      const survivor = stopped === a ? b : a;
+      const ended = await waitForEnd(survivor.base, name);
+      expect(ended.state).toBe('succeeded');
+      expect(seen.patches).toBe(1);
+    } finally {
+      await store.destroy();
+      a.child.kill('SIGTERM');
+      b.child.kill('SIGTERM');
+    }
   });
 });

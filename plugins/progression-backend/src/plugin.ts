@@ -147,6 +147,27 @@ export const progressionPlugin = createBackendPlugin({
           timeout: { hours: 1 },
           fn: () => worker.runOnce(),
         });
+        // One replica at a time keeps the store's growth bounded.
+        await scheduler.scheduleTask({
+          id: 'promotion-retention',
+          scope: 'global',
+          frequency: { hours: 1 },
+          timeout: { minutes: 15 },
+          initialDelay: { minutes: 1 },
+          fn: async () => {
+            const { keepForMs, keepLast } = progressionConfig.retention;
+            const before = new Date(Date.now() - keepForMs);
+            let deleted = 0;
+            for (;;) {
+              const batch = await store.deleteEnded({ before, keepLast });
+              deleted += batch;
+              if (batch === 0) break;
+            }
+            if (deleted) {
+              logger.info(`deleted ${deleted} promotion(s) past retention`);
+            }
+          },
+        });
         lifecycle.addShutdownHook(async () => {
           await worker.stop();
           await workloads.close();

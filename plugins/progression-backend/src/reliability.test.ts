@@ -487,90 +487,85 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
     });
     try {
       expect((await register(server, '12.0.0')).status).toBe(201);
-      for (const stage of ['development', 'staging', 'production']) {
+      const promote = async (stage: string) => {
         const res = await request(server)
           .post(`${base()}/promotions`)
           .send({ stage, version: '12.0.0' });
         expect(res.status).toBe(202);
-        const state = (
+        return (
           await waitFor(server, res.body.id, [...ENDED, 'awaiting-approval'])
-        ).promotion.state;
-        if (stage !== 'production') {
-          expect(state).toBe('succeeded');
-          continue;
-        }
-        expect(state).toBe('awaiting-approval');
-        const shown = await details(server, res.body.id);
-        // A decision on other evidence than what is there now is refused.
-        const stale = await request(server)
-          .post(`/api/progression/v1/promotions/${res.body.id}/approvals`)
+        ).promotion;
+      };
+      expect((await promote('development')).state).toBe('succeeded');
+      expect((await promote('staging')).state).toBe('succeeded');
+      const waiting = await promote('production');
+      expect(waiting.state).toBe('awaiting-approval');
+      const shown = await details(server, waiting.id);
+      // A decision on other evidence than what is there now is refused.
+      const stale = await request(server)
+        .post(`/api/progression/v1/promotions/${waiting.id}/approvals`)
+        .set(
+          'Authorization',
+          mockCredentials.user.header('user:default/olivia'),
+        )
+        .send({
+          decision: 'approve',
+          evidenceHash: `sha256:${'0'.repeat(64)}`,
+        });
+      expect(stale.status).toBe(409);
+      expect(stale.body.error.message).toContain('changed since');
+
+      // Staging may now reach production: isolation would fail.
+      sim.apply({
+        apiVersion: 'networking.k8s.io/v1',
+        kind: 'NetworkPolicy',
+        metadata: { name: 'allow-from-staging', namespace: 'production' },
+        spec: {
+          podSelector: {},
+          policyTypes: ['Ingress'],
+          ingress: [
+            {
+              from: [
+                {
+                  namespaceSelector: {
+                    matchLabels: { environment: 'staging' },
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      });
+      try {
+        const before = liveImage('production');
+        const approved = await request(server)
+          .post(`/api/progression/v1/promotions/${waiting.id}/approvals`)
           .set(
             'Authorization',
             mockCredentials.user.header('user:default/olivia'),
           )
-          .send({
-            decision: 'approve',
-            evidenceHash: `sha256:${'0'.repeat(64)}`,
-          });
-        expect(stale.status).toBe(409);
-        expect(stale.body.error.message).toContain('changed since');
-
-        // Staging may now reach production: isolation would fail.
-        sim.apply({
-          apiVersion: 'networking.k8s.io/v1',
-          kind: 'NetworkPolicy',
-          metadata: { name: 'allow-from-staging', namespace: 'production' },
-          spec: {
-            podSelector: {},
-            policyTypes: ['Ingress'],
-            ingress: [
-              {
-                from: [
-                  {
-                    namespaceSelector: {
-                      matchLabels: { environment: 'staging' },
-                    },
-                  },
-                ],
-              },
-            ],
-          },
-        });
-        try {
-          const before = liveImage('production');
-          const approved = await request(server)
-            .post(`/api/progression/v1/promotions/${res.body.id}/approvals`)
-            .set(
-              'Authorization',
-              mockCredentials.user.header('user:default/olivia'),
-            )
-            .send({ decision: 'approve', evidenceHash: shown.evidenceHash });
-          expect(approved.status).toBe(201);
-          let back: any;
-          for (let i = 0; i < 400; i++) {
-            back = await details(server, res.body.id);
-            if (back.steps.some((s: any) => s.name === 'recheck')) break;
-            await new Promise(r => setTimeout(r, 25));
-          }
-          expect(back.promotion.state).toBe('awaiting-approval');
-          const recheck = back.steps.find((s: any) => s.name === 'recheck');
-          expect(recheck.reason).toMatch(/isolation now says/);
-          expect(back.evidenceHash).not.toBe(shown.evidenceHash);
-          expect(back.approvals.every((a: any) => !a.valid)).toBe(true);
-          // Nothing was deployed.
-          expect(liveImage('production')).toBe(before);
-        } finally {
-          sim.store.delete(
-            'networkpolicies',
-            'production',
-            'allow-from-staging',
-          );
+          .send({ decision: 'approve', evidenceHash: shown.evidenceHash });
+        expect(approved.status).toBe(201);
+        let back: any;
+        for (let i = 0; i < 400; i++) {
+          back = await details(server, waiting.id);
+          if (back.steps.some((s: any) => s.name === 'recheck')) break;
+          await new Promise(r => setTimeout(r, 25));
         }
-        const cancel = await request(server).post(
-          `/api/progression/v1/promotions/${res.body.id}/cancel`,
-        );
-        expect(cancel.status).toBe(202);
+        expect(back.promotion.state).toBe('awaiting-approval');
+        const recheck = back.steps.find((s: any) => s.name === 'recheck');
+        expect(recheck.reason).toMatch(/isolation now says/);
+        expect(back.evidenceHash).not.toBe(shown.evidenceHash);
+        expect(back.approvals.every((a: any) => !a.valid)).toBe(true);
+        // Nothing was deployed.
+        expect(liveImage('production')).toBe(before);
+      } finally {
+        sim.store.delete('networkpolicies', 'production', 'allow-from-staging');
       }
+      const cancel = await request(server).post(
+        `/api/progression/v1/promotions/${waiting.id}/cancel`,
+      );
+      expect(cancel.status).toBe(202);
     } finally {
       await backend.stop();
     }

@@ -86,7 +86,11 @@ export interface MetricCheckEvidence {
  */
 export type MetricsGateEvidence =
   | { prometheus: string; checks: MetricCheckEvidence[] }
-  | { checks: Array<Pick<MetricCheckEvidence, 'name' | 'query'>> };
+  | {
+      /** Set when the checks were optional and no Prometheus is configured. */
+      optional?: true;
+      checks: Array<Pick<MetricCheckEvidence, 'name' | 'query'>>;
+    };
 
 /**
  * What a load gate measured, as evidence.

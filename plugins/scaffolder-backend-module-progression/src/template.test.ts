@@ -123,18 +123,6 @@ function progressionConfig(clusterUrl: string) {
             soak: '1m',
             gates: {
               smoke: { checks: smokeChecks },
-              metrics: [
-                {
-                  name: 'error-rate',
-                  query:
-                    '(sum(rate(http_requests_total{namespace="{{ namespace }}",app="{{ app }}",version="{{ version }}",status=~"5.."}[20s])) or vector(0)) / sum(rate(http_requests_total{namespace="{{ namespace }}",app="{{ app }}",version="{{ version }}"}[20s]))',
-                  condition: '<= 0.05',
-                  unit: 'ratio',
-                  initialDelay: '8s',
-                  interval: '4s',
-                  count: 3,
-                },
-              ],
               load: {
                 path: '/api/version',
                 connections: 4,

@@ -429,10 +429,25 @@ export function readProgressionConfig(
       'entityCacheTtl',
       'progression',
     ) ?? 5000;
+  const retention = config.getOptionalConfig('progression.retention');
+  const keepLast = retention?.getOptionalNumber('keepLast') ?? 50;
+  if (!Number.isInteger(keepLast) || keepLast < 1) {
+    throw new ProgressionConfigError(
+      'progression.retention.keepLast',
+      'must be a whole number of at least 1',
+    );
+  }
   return {
     clusters,
     pipelines,
     worker,
+    retention: {
+      keepForMs:
+        (retention &&
+          readDurationMs(retention, 'keepFor', 'progression.retention')) ??
+        180 * 24 * 3600_000,
+      keepLast,
+    },
     entityCacheTtlMs,
     prometheus: readPrometheusConfig(config),
   };

@@ -46,6 +46,11 @@ export interface ProgressionConfig {
     /** This replica's name across restarts (its orphaned claims are its own). */
     replicaId?: string;
   };
+  /**
+   * How long ended promotions are kept, and how many of every entity and
+   * stage are kept whatever their age.
+   */
+  retention: { keepForMs: number; keepLast: number };
   /** How long the read routes reuse a reader's catalog lookup of an entity. */
   entityCacheTtlMs: number;
   /** Where metric gates and charts read from; absent when not configured. */

@@ -353,5 +353,102 @@ describe.each(databases.eachSupportedId())(
         store.listPromotions(entityRef, { cursor: 'not-a-cursor' }),
       ).rejects.toMatchObject({ name: 'InputError' });
     });
+
+    it('deletes ended promotions past retention, keeping the newest of each stage and every active one', async () => {
+      const store = await createStore(databaseId);
+      const { release } = await store.registerRelease({
+        entityRef,
+        version: '2.0.0',
+        image: 'img:2.0.0',
+        createdBy: 'user:default/ci',
+      });
+      const ids: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const { promotion } = await store.createPromotion({
+          entityRef,
+          pipeline: 'standard',
+          stage: 'staging',
+          releaseId: release.id,
+          requestedBy: 'user:default/jane',
+        });
+        await store.addStep(promotion.id, {
+          kind: 'gate',
+          name: 'smoke',
+          status: 'passed',
+        });
+        await store.transition(promotion.id, 'pending', 'failed', {
+          kind: 'transition',
+          name: 'x',
+          status: 'failed',
+        });
+        ids.push(promotion.id);
+      }
+      const { promotion: active } = await store.createPromotion({
+        entityRef,
+        pipeline: 'standard',
+        stage: 'staging',
+        releaseId: release.id,
+        requestedBy: 'user:default/jane',
+      });
+      // Everything ended is past a retention that ends in the future.
+      const future = new Date(Date.now() + 60_000);
+      expect(await store.deleteEnded({ before: future, keepLast: 2 })).toBe(3);
+      expect(await store.deleteEnded({ before: future, keepLast: 2 })).toBe(0);
+      const left = (await store.listPromotions(entityRef)).items.map(p => p.id);
+      // The newest two of the stage (the active one among them) stay.
+      expect(left).toEqual([active.id, ids[3]]);
+      expect(await store.listSteps(ids[0])).toEqual([]);
+      // Nothing ended before a time in the past.
+      expect(
+        await store.deleteEnded({ before: new Date(0), keepLast: 1 }),
+      ).toBe(0);
+    });
+
+    it("pages a promotion's steps and caps evidence that is too large", async () => {
+      const store = await createStore(databaseId);
+      const { release } = await store.registerRelease({
+        entityRef,
+        version: '3.0.0',
+        image: 'img:3.0.0',
+        createdBy: 'user:default/ci',
+      });
+      const { promotion } = await store.createPromotion({
+        entityRef,
+        pipeline: 'standard',
+        stage: 'staging',
+        releaseId: release.id,
+        requestedBy: 'user:default/jane',
+      });
+      for (let i = 0; i < 5; i++) {
+        await store.addStep(promotion.id, {
+          kind: 'gate',
+          name: `gate-${i}`,
+          status: 'passed',
+          evidence: {
+            logTail: 'x'.repeat(200_000),
+            samples: [...Array(5000).keys()],
+          },
+        });
+      }
+      const first = await store.listSteps(promotion.id, { limit: 3 });
+      expect(first.map(s => s.name)).toEqual(['requested', 'gate-0', 'gate-1']);
+      const second = await store.listSteps(promotion.id, {
+        after: first[2].id,
+        limit: 10,
+      });
+      expect(second.map(s => s.name)).toEqual(['gate-2', 'gate-3', 'gate-4']);
+      const evidence = second[0].evidence as {
+        logTail: string;
+        samples: unknown[];
+        truncated: string;
+      };
+      expect(evidence.truncated).toMatch(/cut to fit 64 KiB/);
+      expect(Buffer.byteLength(JSON.stringify(evidence))).toBeLessThanOrEqual(
+        64 * 1024,
+      );
+      // The end of a log says most: it is what is kept.
+      expect(evidence.logTail).toMatch(/characters cut\]x+$/);
+      expect(evidence.samples.length).toBeLessThan(5000);
+    });
   },
 );

@@ -15,6 +15,7 @@ import {
   Release,
   StageSummary,
 } from './PromotionStore';
+import { capEvidence } from './capEvidence';
 
 export type {
   Approval,
@@ -104,8 +105,7 @@ function stepRow(
     to_state: at.to ?? null,
     actor: step.actor ?? null,
     reason: step.reason ?? null,
-    evidence:
-      step.evidence === undefined ? null : JSON.stringify(step.evidence),
+    evidence: step.evidence === undefined ? null : capEvidence(step.evidence),
     finished_at: at.now,
   };
 }
@@ -466,14 +466,15 @@ export class DatabasePromotionStore implements PromotionStore {
       .limit(1000);
     let activated = 0;
     for (const { entity_ref: entityRef, stage } of waiting) {
-      await this.db.transaction(async tx => {
-        const before = await tx('progression_promotions')
+      const started = await this.db.transaction(async tx => {
+        const busy = await tx('progression_promotions')
           .where({ active_key: activeKey(entityRef, stage) })
           .first();
-        if (before) return;
+        if (busy) return false;
         await this.activateNext(tx, entityRef, stage);
-        activated++;
+        return true;
       });
+      if (started) activated++;
     }
     return activated;
   }
@@ -514,11 +515,57 @@ export class DatabasePromotionStore implements PromotionStore {
     }));
   }
 
-  async listSteps(promotionId: string): Promise<PromotionStep[]> {
-    const rows = await this.db('progression_promotion_steps')
+  async listSteps(
+    promotionId: string,
+    page?: { after?: number; limit: number },
+  ): Promise<PromotionStep[]> {
+    const query = this.db('progression_promotion_steps')
       .where({ promotion_id: promotionId })
       .orderBy('id');
-    return rows.map(toStep);
+    if (page?.after !== undefined) query.andWhere('id', '>', page.after);
+    if (page) query.limit(page.limit);
+    return (await query).map(toStep);
+  }
+
+  /**
+   * Deletes ended promotions (with their steps and approvals) that
+   * finished before `before`, keeping the newest `keepLast` of every
+   * entity and stage whatever their age; a batch at a time. Returns how
+   * many it deleted.
+   */
+  async deleteEnded(options: {
+    before: Date;
+    keepLast: number;
+    batch?: number;
+  }): Promise<number> {
+    const ranked = this.db('progression_promotions')
+      .select(
+        'id',
+        'state',
+        'finished_at',
+        this.db.raw(
+          'row_number() over (partition by entity_ref, stage order by created_at desc) as rank',
+        ),
+      )
+      .as('ranked');
+    const ids = (
+      await this.db
+        .select('id')
+        .from(ranked)
+        .whereIn('state', TERMINAL_PROMOTION_STATES as PromotionState[])
+        .andWhere('finished_at', '<', this.at(options.before))
+        .andWhere('rank', '>', options.keepLast)
+        .limit(options.batch ?? 500)
+    ).map(r => r.id);
+    if (!ids.length) return 0;
+    await this.db.transaction(async tx => {
+      await tx('progression_promotion_steps')
+        .whereIn('promotion_id', ids)
+        .delete();
+      await tx('progression_approvals').whereIn('promotion_id', ids).delete();
+      await tx('progression_promotions').whereIn('id', ids).delete();
+    });
+    return ids.length;
   }
 
   /**

@@ -199,7 +199,20 @@ export interface PromotionStore {
     retryAt: Date,
     step: NewStep,
   ): Promise<boolean>;
-  listSteps(promotionId: string): Promise<PromotionStep[]>;
+  /** A promotion's steps, oldest first: all, or a page after a step id. */
+  listSteps(
+    promotionId: string,
+    page?: { after?: number; limit: number },
+  ): Promise<PromotionStep[]>;
+  /**
+   * Deletes ended promotions that finished before `before`, keeping the
+   * newest `keepLast` of every entity and stage; how many it deleted.
+   */
+  deleteEnded(options: {
+    before: Date;
+    keepLast: number;
+    batch?: number;
+  }): Promise<number>;
   /** The gate steps of several promotions, oldest first, without evidence. */
   listGateSteps(
     promotionIds: string[],

@@ -7,7 +7,12 @@ import {
   StageConfig,
 } from '../config/readProgressionConfig';
 import { readTestConfig } from '../__testUtils__/readTestConfig';
-import { LoadGate, LoadGateEvidence, percentile } from './LoadGate';
+import {
+  LatencyHistogram,
+  LoadGate,
+  LoadGateEvidence,
+  percentile,
+} from './LoadGate';
 
 /*
  * Real HTTP against the simulator's demo workloads: staging runs the first
@@ -457,5 +462,68 @@ describe('percentile', () => {
     expect(percentile(values, 99)).toBe(99);
     expect(percentile([7], 95)).toBe(7);
     expect(percentile([], 95)).toBeNaN();
+  });
+});
+
+describe('LatencyHistogram', () => {
+  // A seeded generator, so that a failure can be reproduced.
+  const random = (seed: number) => {
+    let state = seed;
+    return () => {
+      state = (state + 0x6d2b79f5) | 0;
+      let t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  };
+  const PERCENTILES = [0, 1, 25, 50, 75, 90, 95, 99, 99.9, 99.99, 100];
+
+  it.each([
+    // Latencies from 10 µs to 5 minutes, evenly spread over the magnitudes.
+    ['log-uniform', (r: () => number) => 0.01 * 3e7 ** r()],
+    // A fast service with a slow tail.
+    [
+      'bimodal',
+      (r: () => number) => (r() < 0.97 ? 0.2 + r() * 2 : 600 + r() * 400),
+    ],
+    // Close values, where a coarse bucket would show.
+    ['narrow', (r: () => number) => 100 + r()],
+  ])('matches an exact sort within 1%, never below it (%s)', (_name, draw) => {
+    const r = random(42);
+    const values = Array.from({ length: 100_000 }, () => draw(r));
+    const histogram = new LatencyHistogram();
+    values.forEach(v => histogram.record(v));
+    const sorted = Float64Array.from(values).sort();
+    expect(histogram.count).toBe(values.length);
+    expect(histogram.min).toBe(sorted[0]);
+    expect(histogram.max).toBe(sorted[sorted.length - 1]);
+    for (const p of PERCENTILES) {
+      const exact = percentile(sorted, p);
+      const estimate = histogram.valueAt(p);
+      expect(estimate).toBeGreaterThanOrEqual(exact);
+      expect(estimate).toBeLessThanOrEqual(exact * 1.01);
+    }
+  });
+
+  it('keeps the same counters however many values it records', () => {
+    const histogram = new LatencyHistogram();
+    const buckets = histogram.buckets;
+    expect(buckets).toBeLessThan(5000);
+    for (let i = 0; i < 200_000; i++) histogram.record(i * 1.5);
+    expect(histogram.buckets).toBe(buckets);
+  });
+
+  it('puts values above its range in the top bucket, with the exact maximum', () => {
+    const histogram = new LatencyHistogram({ highestMs: 1000 });
+    histogram.record(10);
+    histogram.record(5000);
+    expect(histogram.max).toBe(5000);
+    expect(histogram.valueAt(100)).toBe(5000);
+    expect(histogram.valueAt(50)).toBeGreaterThanOrEqual(10);
+    expect(histogram.valueAt(50)).toBeLessThanOrEqual(10.1);
+  });
+
+  it('has no percentiles when empty', () => {
+    expect(new LatencyHistogram().valueAt(95)).toBeNaN();
   });
 });

@@ -258,6 +258,89 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
 }
 
+/**
+ * Latencies in milliseconds, counted in log-linear buckets as HdrHistogram
+ * does with 2 significant digits, so that a long load test holds a few
+ * thousand counters instead of every sample: up to 256 units (1 ns by
+ * default) each unit has its own counter; above, every power of two is cut
+ * into 128 buckets, each at most 1/128 (0.8%) of its values wide. A
+ * percentile is the top of the bucket of the nearest-rank value, capped at
+ * the exact maximum: never below the exact percentile, and less than 1%
+ * above it. Values above `highestMs` share the top bucket, whose
+ * percentiles are the maximum.
+ */
+export class LatencyHistogram {
+  /** Responses recorded. */
+  count = 0;
+  /** The exact extremes, in milliseconds. */
+  min = Infinity;
+  max = -Infinity;
+  private readonly counts: Float64Array;
+  private readonly unitMs: number;
+  private readonly highest: number;
+
+  constructor({
+    unitMs = 1e-6,
+    highestMs = MAX_DURATION_MS,
+  }: { unitMs?: number; highestMs?: number } = {}) {
+    this.unitMs = unitMs;
+    this.highest = Math.ceil(highestMs / unitMs);
+    this.counts = new Float64Array(LatencyHistogram.indexOf(this.highest) + 1);
+  }
+
+  /** How many counters it holds: its size does not grow with the samples. */
+  get buckets(): number {
+    return this.counts.length;
+  }
+
+  private static indexOf(units: number): number {
+    if (units < 256) return units;
+    // log2 of a double may round across a power of two; settle it exactly.
+    let exponent = Math.floor(Math.log2(units));
+    if (2 ** exponent > units) exponent--;
+    else if (2 ** (exponent + 1) <= units) exponent++;
+    const shift = exponent - 7;
+    return shift * 128 + Math.floor(units / 2 ** shift);
+  }
+
+  /** The highest value, in units, that falls into bucket `index`. */
+  private static topOf(index: number): number {
+    if (index < 256) return index;
+    const shift = Math.floor(index / 128) - 1;
+    return (index - shift * 128 + 1) * 2 ** shift - 1;
+  }
+
+  record(ms: number): void {
+    const value = ms > 0 ? ms : 0;
+    // Up, so that a bucket's top is never below a value counted in it.
+    const units = Math.min(Math.ceil(value / this.unitMs), this.highest);
+    this.counts[LatencyHistogram.indexOf(units)]++;
+    this.count++;
+    if (value < this.min) this.min = value;
+    if (value > this.max) this.max = value;
+  }
+
+  /** The p-th percentile by nearest rank, as {@link percentile} of a sorted array; NaN when empty. */
+  valueAt(p: number): number {
+    if (this.count === 0) return NaN;
+    const rank = Math.min(
+      this.count,
+      Math.max(1, Math.ceil((p / 100) * this.count)),
+    );
+    let seen = 0;
+    const last = this.counts.length - 1;
+    for (let i = 0; i < last; i++) {
+      seen += this.counts[i];
+      if (seen >= rank) {
+        return Math.min(LatencyHistogram.topOf(i) * this.unitMs, this.max);
+      }
+    }
+    // The top bucket also holds what was above the range: only the exact
+    // maximum is sure not to be below its values.
+    return this.max;
+  }
+}
+
 const round1 = (n: number) => Math.round(n * 10) / 10;
 const round2 = (n: number) => Math.round(n * 100) / 100;
 const count = (n: number) => n.toLocaleString('en-US');
@@ -291,7 +374,7 @@ function skipBodies(client: autocannon.Client) {
 }
 
 interface Measurement {
-  latencies: number[];
+  latencies: LatencyHistogram;
   statusCodes: Map<number, number>;
   errors: number;
   timeouts: number;
@@ -325,7 +408,7 @@ function measure(
     config.rate ?? Infinity,
   );
   const m: Measurement = {
-    latencies: [],
+    latencies: new LatencyHistogram(),
     statusCodes: new Map(),
     errors: 0,
     timeouts: 0,
@@ -379,7 +462,7 @@ function measure(
       return;
     }
     instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-      m.latencies.push(responseTime);
+      m.latencies.record(responseTime);
       m.statusCodes.set(statusCode, (m.statusCodes.get(statusCode) ?? 0) + 1);
     });
     instance.on('reqError', (err: Error) => {
@@ -390,7 +473,7 @@ function measure(
         m.errorMessages.set(message, (m.errorMessages.get(message) ?? 0) + 1);
       }
       // Nothing answers: no point hammering a refused port until the end.
-      if (m.latencies.length === 0 && m.errors >= GIVE_UP_AFTER_ERRORS) {
+      if (m.latencies.count === 0 && m.errors >= GIVE_UP_AFTER_ERRORS) {
         stop();
       }
     });
@@ -401,8 +484,9 @@ function measure(
 
 /**
  * A load test of the stage's own URL after the deploy, with autocannon:
- * latency percentiles from every response, the error rate and the
- * throughput against the configured thresholds.
+ * latency percentiles from every response (kept in a LatencyHistogram, so
+ * a long test's memory stays bounded), the error rate and the throughput
+ * against the configured thresholds.
  */
 export class LoadGate extends Gate<LoadGateConfig> {
   readonly name = 'load';
@@ -457,8 +541,8 @@ export class LoadGate extends Gate<LoadGateConfig> {
     const m = await measure(config, url, signal);
     target.connections = m.connections;
     const cancelled = signal?.aborted ?? false;
-    const latencies = Float64Array.from(m.latencies).sort();
-    const responses = latencies.length;
+    const latencies = m.latencies;
+    const responses = latencies.count;
     const requests = responses + m.errors;
     let bad = m.errors;
     let non2xx = 0;
@@ -481,10 +565,10 @@ export class LoadGate extends Gate<LoadGateConfig> {
       throughput: round1(throughput),
       elapsedMs: Math.round(m.elapsedMs),
       latencyMs: {
-        p50: round2(percentile(latencies, 50) || 0),
-        p95: round2(percentile(latencies, 95) || 0),
-        p99: round2(percentile(latencies, 99) || 0),
-        max: round2(latencies[responses - 1] ?? 0),
+        p50: round2(latencies.valueAt(50) || 0),
+        p95: round2(latencies.valueAt(95) || 0),
+        p99: round2(latencies.valueAt(99) || 0),
+        max: round2(responses ? latencies.max : 0),
       },
       statusCodes: Object.fromEntries(
         [...m.statusCodes.entries()]
@@ -542,7 +626,7 @@ export class LoadGate extends Gate<LoadGateConfig> {
       minThroughput,
     } = config.thresholds;
     if (p95Ms !== undefined) {
-      const v = percentile(latencies, 95);
+      const v = latencies.valueAt(95);
       const holds = v <= p95Ms;
       checks.push({
         holds,
@@ -550,7 +634,7 @@ export class LoadGate extends Gate<LoadGateConfig> {
       });
     }
     if (p99Ms !== undefined) {
-      const v = percentile(latencies, 99);
+      const v = latencies.valueAt(99);
       const holds = v <= p99Ms;
       checks.push({
         holds,

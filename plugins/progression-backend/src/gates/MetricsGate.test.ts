@@ -1,7 +1,16 @@
+import {
+  mockCredentials,
+  mockServices,
+  startTestBackend,
+} from '@backstage/backend-test-utils';
 import { ConfigReader } from '@backstage/config';
+import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
+import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
 import { StageConfig } from '../config/readProgressionConfig';
+import request from 'supertest';
 import { readTestConfig } from '../__testUtils__/readTestConfig';
+import { progressionPlugin } from '../plugin';
 import { PrometheusClient } from '../prometheus/PrometheusClient';
 import {
   TestPrometheus,
@@ -11,6 +20,7 @@ import {
 } from '../__testUtils__/startPrometheus';
 import { GateContext } from './Gate';
 import { MetricCheckEvidence, MetricsGate } from './MetricsGate';
+import { SoakGate } from './SoakGate';
 
 /*
  * A real Prometheus (Debian's package; scripts/test.sh installs it and
@@ -35,11 +45,17 @@ const errorRateCheck = (extra: object = {}) => ({
   ...extra,
 });
 
-function stageWith(metrics: object[]): StageConfig {
+/*
+ * A backend reads the stage with a Prometheus configured unless
+ * `prometheus: false`: without one, checks that are not optional are
+ * refused. (The gates under test bring their own client.)
+ */
+function readWith(metrics: object[], { prometheus = true } = {}) {
   return readTestConfig(
     new ConfigReader({
       progression: {
         clusters: [{ name: 'local', url: 'http://127.0.0.1:1' }],
+        ...(prometheus && { prometheus: { url: 'http://127.0.0.1:9' } }),
         pipelines: {
           p: {
             stages: [
@@ -54,8 +70,11 @@ function stageWith(metrics: object[]): StageConfig {
         },
       },
     }),
-  ).pipelines.get('p')!.stages[0];
+  );
 }
+
+const stageWith = (metrics: object[], options?: { prometheus?: boolean }) =>
+  readWith(metrics, options).pipelines.get('p')!.stages[0];
 
 const context = (
   stage: StageConfig,
@@ -267,18 +286,118 @@ describeWithPrometheus('MetricsGate against a real Prometheus', () => {
     );
     expect(lenient.status).toBe('skipped');
     expect(lenient.reason).toMatch(/passIfUnmeasurable/);
+    // `optional` is about having no Prometheus, not about one that fails.
+    const optional = await unreachable.run(
+      context(
+        stageWith([errorRateCheck({ count: 1, optional: true })]),
+        'web-shop',
+        '2.3.0',
+      ),
+      'verification',
+    );
+    expect(optional.status).toBe('error');
+  });
+
+  it('measures an optional check like any other when Prometheus is configured', async () => {
+    const stage = stageWith([errorRateCheck({ optional: true })]);
+    const result = await gate.run(
+      context(stage, 'payments-api', '2.0.0-errors'),
+      'verification',
+    );
+    expect(result.status).toBe('failed');
+    expect(result.reason).toMatch(/^error-rate: error-rate \d+\.\d% > 5\.0%/);
   });
 });
 
 describe('MetricsGate without Prometheus configured', () => {
-  it('is skipped, saying why', async () => {
-    const stage = stageWith([errorRateCheck()]);
+  const errorOf = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (e) {
+      return e as Error & { key?: string };
+    }
+    throw new Error('expected an error');
+  };
+
+  it('refuses a stage with a check that is not optional, naming the check and the stage', () => {
+    const error = errorOf(() =>
+      stageWith(
+        [errorRateCheck({ optional: true }), errorRateCheck({ name: 'p95' })],
+        {
+          prometheus: false,
+        },
+      ),
+    );
+    expect(error.key).toBe(
+      'progression.pipelines.p.stages[0].gates.metrics[1]',
+    );
+    expect(error.message).toMatch(
+      /stage 'staging' has metric check 'p95' but no Prometheus is configured \(progression\.prometheus\.url\); .*'optional: true'/,
+    );
+  });
+
+  it('names a bad key of a check before the missing Prometheus', () => {
+    const error = errorOf(() =>
+      stageWith([errorRateCheck({ condition: 'below 5' })], {
+        prometheus: false,
+      }),
+    );
+    expect(error.key).toBe(
+      'progression.pipelines.p.stages[0].gates.metrics[0].condition',
+    );
+  });
+
+  it('records an optional check as not measured: skipped, optional in the evidence', async () => {
+    const stage = stageWith([errorRateCheck({ optional: true })], {
+      prometheus: false,
+    });
     const result = await new MetricsGate().run(
       context(stage, 'web-shop', '2.3.0'),
       'verification',
     );
     expect(result.status).toBe('skipped');
-    expect(result.reason).toMatch(/no Prometheus is configured/);
+    expect(result.reason).toBe(
+      'optional, not measured: no Prometheus is configured (progression.prometheus.url) for error-rate',
+    );
+    expect(result.evidence).toEqual({
+      optional: true,
+      checks: [{ name: 'error-rate', query: ERROR_RATE }],
+    });
+  });
+
+  it('errs, rather than skips, for a check that is not optional', async () => {
+    // A stage read by a backend with Prometheus, run by a gate without one.
+    const stage = stageWith([errorRateCheck()]);
+    const result = await new MetricsGate().run(
+      context(stage, 'web-shop', '2.3.0'),
+      'verification',
+    );
+    expect(result.status).toBe('error');
+    expect(result.reason).toMatch(
+      /no Prometheus is configured .* to measure error-rate, which is not optional/,
+    );
+  });
+
+  it('leaves soak not measured, not healthy, when the soaked stage has only optional checks', async () => {
+    const config = readWith([errorRateCheck({ optional: true })], {
+      prometheus: false,
+    });
+    const source = config.pipelines.get('p')!.stages[0];
+    const location = {
+      cluster: config.clusters.get('local')!,
+      namespace: source.namespace,
+    };
+    const result = await new SoakGate(new MetricsGate()).run(
+      context(source, 'web-shop', '2.3.0', {
+        source: { stage: source, location },
+      }),
+      'preflight',
+    );
+    expect(result).toMatchObject({ gate: 'soak', status: 'skipped' });
+    expect(result.reason).toBe(
+      "optional, not measured: no Prometheus is configured (progression.prometheus.url) for error-rate, so staging's health after its soak is not known",
+    );
+    expect(result.evidence).toMatchObject({ optional: true });
   });
 
   it('applies only in the phase its checks name', () => {
@@ -286,6 +405,139 @@ describe('MetricsGate without Prometheus configured', () => {
     const gate = new MetricsGate();
     expect(gate.appliesTo(stage, 'preflight')).toBe(true);
     expect(gate.appliesTo(stage, 'verification')).toBe(false);
+  });
+});
+
+describe('a backend without Prometheus', () => {
+  let sim: KubeSimulator;
+  let demo: Awaited<ReturnType<typeof installDemo>>;
+
+  beforeAll(async () => {
+    sim = await KubeSimulator.start({ podReadyDelayMs: 20 });
+    demo = await installDemo(sim, {
+      anyPorts: true,
+      trafficIntervalMs: 60_000,
+    });
+  });
+
+  afterAll(async () => {
+    await demo?.stop();
+    await sim?.stop();
+  });
+
+  const entity = {
+    apiVersion: 'backstage.io/v1alpha1',
+    kind: 'Component',
+    metadata: {
+      name: 'web-shop',
+      annotations: {
+        'progression.backstage.io/pipeline': 'standard',
+        'backstage.io/kubernetes-id': 'web-shop',
+      },
+    },
+    spec: { type: 'website', owner: 'team-web' },
+  };
+
+  const start = (check: object) =>
+    startTestBackend({
+      features: [
+        progressionPlugin,
+        catalogServiceMock.factory({ entities: [entity] }),
+        mockServices.permissions.factory({ result: AuthorizeResult.ALLOW }),
+        mockServices.rootConfig.factory({
+          data: {
+            progression: {
+              clusters: [
+                {
+                  name: 'sim',
+                  url: sim.url,
+                  serviceAccountToken: sim.token,
+                  skipTLSVerify: true,
+                },
+              ],
+              pipelines: {
+                standard: {
+                  stages: [
+                    {
+                      name: 'development',
+                      cluster: 'sim',
+                      namespace: 'development',
+                      url: `${
+                        demo.servers.find(x => x.namespace === 'development')!
+                          .url
+                      }/{{ kubernetesId }}`,
+                      autoPromote: true,
+                      gates: { metrics: [check] },
+                    },
+                  ],
+                },
+              },
+            },
+          },
+        }),
+      ],
+    });
+
+  it('refuses to start with a metric check that is not optional, naming the stage key', async () => {
+    await expect(start(errorRateCheck())).rejects.toThrow(
+      "Invalid Progression configuration at 'progression.pipelines.standard.stages[0].gates.metrics[0]': stage 'development' has metric check 'error-rate' but no Prometheus is configured (progression.prometheus.url)",
+    );
+  });
+
+  it('starts with an optional one, and the promotion records it as not measured', async () => {
+    const { server } = await start(errorRateCheck({ optional: true }));
+    const base = '/api/progression/v1/entities/component/default/web-shop';
+    const registered = await request(server)
+      .post(`${base}/releases`)
+      .set(
+        'Authorization',
+        mockCredentials.service.header({
+          onBehalfOf: mockCredentials.service('external:ci'),
+          targetPluginId: 'progression',
+        }),
+      )
+      .send({ version: '2.4.0', image: 'registry.local/web-shop:2.4.0' });
+    expect(registered.status).toBe(201);
+    // autoPromote: the registration started the promotion.
+    const list = await request(server).get(`${base}/promotions`);
+    expect(list.body.items).toHaveLength(1);
+    let details: any;
+    // Polled until it ends, within the test's own timeout (a busy machine
+    // runs the worker late).
+    for (let i = 0; i < 1000; i++) {
+      details = (
+        await request(server).get(
+          `/api/progression/v1/promotions/${list.body.items[0].id}`,
+        )
+      ).body;
+      if (
+        ['succeeded', 'failed', 'rolled-back'].includes(details.promotion.state)
+      )
+        break;
+      await new Promise(r => setTimeout(r, 100));
+    }
+    expect(details.promotion.state).toBe('succeeded');
+    const step = details.steps.find(
+      (x: any) => x.kind === 'gate' && x.name === 'metrics',
+    );
+    expect(step).toMatchObject({
+      status: 'skipped',
+      reason:
+        'optional, not measured: no Prometheus is configured (progression.prometheus.url) for error-rate',
+    });
+    expect(step.evidence.evidence).toMatchObject({ optional: true });
+
+    const environments = await request(server).get(`${base}/environments`);
+    const [development] = environments.body.pipeline.stages;
+    expect(development.gates).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          gate: 'metrics',
+          status: 'skipped',
+          reason: expect.stringMatching(/^optional, not measured: /),
+        }),
+      ]),
+    );
   });
 });
 

@@ -51,9 +51,20 @@ export interface MetricCheckConfig {
   noData: 'fail' | 'pass' | 'inconclusive';
   /** Below this much traffic a sample says nothing (inconclusive). */
   minTraffic?: { query: string; min: number };
-  /** Let the gate pass (as skipped) when nothing could be measured. */
+  /** Let the gate pass (as skipped) when the configured Prometheus could not measure. */
   passIfUnmeasurable: boolean;
+  /**
+   * The stage may start on a backend without a Prometheus; the check is
+   * then recorded as not measured. With a Prometheus it changes nothing.
+   */
+  optional: boolean;
 }
+
+/**
+ * The start of the reason of a result that measured nothing because its
+ * checks are optional and the backend has no Prometheus.
+ */
+export const NOT_MEASURED = 'optional, not measured';
 
 type SampleStatus = 'successful' | 'failed' | 'inconclusive' | 'error';
 
@@ -246,6 +257,7 @@ export function readMetricsGateConfig(
       }),
       passIfUnmeasurable:
         check.getOptionalBoolean('passIfUnmeasurable') ?? false,
+      optional: check.getOptionalBoolean('optional') ?? false,
     };
   });
 }
@@ -262,6 +274,13 @@ const describeCondition = (c: MetricCheckConfig) =>
  * `inconclusiveLimit`, and errs after more than `consecutiveErrorLimit`
  * errors in a row. It passes only with at least one successful sample: a
  * check that cannot measure does not pass unless `passIfUnmeasurable`.
+ *
+ * Without a Prometheus only `optional` checks are accepted, and they are
+ * `skipped` with a reason starting "optional, not measured" and
+ * `optional: true` in the evidence: not blocking, by configuration, and
+ * never indistinguishable from a pass. `optional` is about the backend
+ * having no Prometheus; `passIfUnmeasurable` is about a configured one
+ * that could not answer. Neither implies the other.
  */
 export class MetricsGate extends Gate<MetricCheckConfig[]> {
   readonly name = 'metrics';
@@ -272,11 +291,25 @@ export class MetricsGate extends Gate<MetricCheckConfig[]> {
 
   readonly phases = ['preflight', 'verification'] as const;
 
+  /**
+   * Refuses, at start-up, a check this backend cannot measure: without a
+   * Prometheus a stage's quality gates would otherwise vanish unnoticed.
+   * The checks are validated first, so a typo is named before this.
+   */
   readConfig(
     stage: Config,
-    { path }: { path: string; policy: Omit<StageConfig, 'gates'> },
+    { path, policy }: { path: string; policy: Omit<StageConfig, 'gates'> },
   ): MetricCheckConfig[] | undefined {
     const checks = readMetricsGateConfig(stage, path);
+    if (!this.prometheus) {
+      const i = checks.findIndex(c => !c.optional);
+      if (i >= 0) {
+        throw new ProgressionConfigError(
+          `${path}.gates.metrics[${i}]`,
+          `stage '${policy.name}' has metric check '${checks[i].name}' but no Prometheus is configured (progression.prometheus.url); configure one, or set 'optional: true' on the check to start without it (it is then recorded as not measured)`,
+        );
+      }
+    }
     return checks.length ? checks : undefined;
   }
 
@@ -312,10 +345,28 @@ export class MetricsGate extends Gate<MetricCheckConfig[]> {
   ): Promise<GateResult> {
     const result = startGateResult(this.name, phase);
     if (!this.prometheus) {
+      const names = checks.map(c => c.name).join(', ');
+      const required = checks.filter(c => !c.optional);
+      // readConfig refuses these; a stage read by another gate instance
+      // must not pass unmeasured either.
+      if (required.length) {
+        return result(
+          'error',
+          `no Prometheus is configured (progression.prometheus.url) to measure ${required
+            .map(c => c.name)
+            .join(', ')}, which ${
+            required.length === 1 ? 'is' : 'are'
+          } not optional`,
+          { checks: checks.map(c => ({ name: c.name, query: c.query })) },
+        );
+      }
       return result(
         'skipped',
-        'no Prometheus is configured (progression.prometheus.url), so no metric was measured',
-        { checks: checks.map(c => ({ name: c.name, query: c.query })) },
+        `${NOT_MEASURED}: no Prometheus is configured (progression.prometheus.url) for ${names}`,
+        {
+          optional: true,
+          checks: checks.map(c => ({ name: c.name, query: c.query })),
+        },
       );
     }
     const evidence = await Promise.all(

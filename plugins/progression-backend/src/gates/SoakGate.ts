@@ -18,7 +18,9 @@ declare module '@internal/backstage-plugin-progression-node' {
  * A release must stay healthy in the stage it leaves for that stage's
  * `soak` time: before it enters the next stage, one sample of the soaked
  * stage's verification metric checks must pass. (That the time has passed
- * is the pipeline's order rule, checked before any gate runs.)
+ * is the pipeline's order rule, checked before any gate runs.) Checks
+ * that are optional on a backend without Prometheus leave it `skipped` as
+ * not measured, like the metrics gate.
  */
 export class SoakGate extends Gate<SoakGateConfig> {
   readonly name = 'soak';
@@ -29,6 +31,9 @@ export class SoakGate extends Gate<SoakGateConfig> {
     super();
   }
 
+  // Nothing to refuse here without a Prometheus: the metric checks soak
+  // samples are the stage's own, which the metrics gate's readConfig
+  // refuses unless they are optional.
   readConfig(
     _stage: unknown,
     { policy }: { policy: Omit<StageConfig, 'gates'> },
@@ -56,15 +61,21 @@ export class SoakGate extends Gate<SoakGateConfig> {
       );
     }
     const healthy = health.status === 'passed' || health.status === 'skipped';
-    return {
-      ...health,
-      gate: this.name,
-      phase,
-      reason: healthy
-        ? `${source.stage.name}: ${health.reason}`
-        : `${release?.version ?? 'the release'} is not healthy in ${
-            source.stage.name
-          }: ${health.reason}`,
-    };
+    const notMeasured =
+      health.status === 'skipped' &&
+      (health.evidence as { optional?: boolean } | undefined)?.optional ===
+        true;
+    let reason: string;
+    if (notMeasured) {
+      // Kept first, so the result reads as not measured wherever it is shown.
+      reason = `${health.reason}, so ${source.stage.name}'s health after its soak is not known`;
+    } else if (healthy) {
+      reason = `${source.stage.name}: ${health.reason}`;
+    } else {
+      reason = `${release?.version ?? 'the release'} is not healthy in ${
+        source.stage.name
+      }: ${health.reason}`;
+    }
+    return { ...health, gate: this.name, phase, reason };
   }
 }

@@ -11,7 +11,8 @@ import { SoakGate } from './SoakGate';
 /**
  * The gates Progression brings, in the order they run within a phase
  * (soak before the other preflight gates, smoke first after the deploy).
- * Modules' gates run after them.
+ * Modules' gates run after them. Without `prometheus`, a stage's metric
+ * checks are refused at start-up unless they are `optional`.
  */
 export function builtInGates(
   options: { prometheus?: PrometheusClient } = {},

@@ -546,20 +546,37 @@ export class ProgressionReadModel {
     return p;
   }
 
-  async promotionDetails(p: Promotion): Promise<{
+  /**
+   * A promotion with a page of its steps (oldest first), its approvals and
+   * the evidence hash an approval is bound to.
+   */
+  async promotionDetails(
+    p: Promotion,
+    page: { after?: number; limit?: number } = {},
+  ): Promise<{
     promotion: PromotionDto;
     steps: PromotionStep[];
+    nextStepCursor?: string;
     approvals: Array<Approval & { valid: boolean }>;
     evidenceHash: string;
   }> {
     const hash = await evidenceHash(this.store, p);
-    return {
+    const limit = page.limit ?? 200;
+    // One more than asked tells whether another page follows.
+    const steps = await this.store.listSteps(p.id, {
+      after: page.after,
+      limit: limit + 1,
+    });
+    const shown = steps.slice(0, limit);
+    return strip({
       promotion: await promotionDto(this.store, p),
-      steps: (await this.store.listSteps(p.id)).map(s => strip(s)),
+      steps: shown.map(s => strip(s)),
+      nextStepCursor:
+        steps.length > limit ? String(shown[shown.length - 1].id) : undefined,
       approvals: (await this.store.listApprovals(p.id)).map(a =>
         strip({ ...a, valid: a.evidenceHash === hash }),
       ),
       evidenceHash: hash,
-    };
+    });
   }
 }

@@ -422,7 +422,13 @@ export async function createRouter(
   router.get('/v1/promotions/:id', async (req, res) => {
     const credentials = await callerOf(req);
     const promotion = await visiblePromotion(req.params.id, credentials);
-    res.json(await reads.promotionDetails(promotion));
+    const { stepLimit, stepCursor } = req.query;
+    res.json(
+      await reads.promotionDetails(promotion, {
+        limit: stepLimit === undefined ? undefined : Number(stepLimit),
+        after: stepCursor === undefined ? undefined : Number(stepCursor),
+      }),
+    );
   });
 
   router.post('/v1/promotions/:id/approvals', async (req, res) => {

@@ -128,6 +128,69 @@ describe('PromotionHistory', () => {
     ).toHaveTextContent('user:default/omar: approved');
   });
 
+  it('shows an optional metrics step that measured nothing as not measured', async () => {
+    const reason =
+      'optional, not measured: no Prometheus is configured (progression.prometheus.url) for error-rate';
+    render({
+      listPromotions: jest.fn().mockResolvedValue({
+        items: [item('p1', 'staging', 'succeeded', '1.1.0')],
+      }),
+      getPromotion: jest.fn().mockResolvedValue({
+        promotion: item('p1', 'staging', 'succeeded', '1.1.0'),
+        steps: [
+          {
+            id: 1,
+            kind: 'gate',
+            name: 'metrics',
+            status: 'skipped',
+            reason,
+            evidence: {
+              gate: 'metrics',
+              phase: 'verification',
+              status: 'skipped',
+              reason,
+              evidence: {
+                optional: true,
+                checks: [{ name: 'error-rate', query: 'sum(x)' }],
+              },
+            },
+            startedAt: '2026-11-26T10:00:20.000Z',
+          },
+          {
+            id: 2,
+            kind: 'gate',
+            name: 'metrics',
+            status: 'skipped',
+            reason:
+              'error-rate: no data (passIfUnmeasurable lets the gate pass)',
+            evidence: {
+              gate: 'metrics',
+              evidence: { prometheus: 'http://prometheus:9090', checks: [] },
+            },
+            startedAt: '2026-11-26T10:00:30.000Z',
+          },
+        ],
+        approvals: [],
+      }),
+    });
+    await userEvent.click(
+      await screen.findByRole('button', {
+        name: 'Details of promotion 1.1.0 to staging',
+      }),
+    );
+    const steps = await within(await screen.findByRole('dialog')).findByRole(
+      'list',
+      { name: 'Steps' },
+    );
+    const [optional, measuredButLenient] =
+      within(steps).getAllByRole('listitem');
+    expect(optional).toHaveTextContent(
+      `gate metrics: optional, not measured${reason}`,
+    );
+    expect(optional).not.toHaveTextContent('metrics: skipped');
+    expect(measuredButLenient).toHaveTextContent('gate metrics: skipped');
+  });
+
   it('says when there is nothing yet', async () => {
     render({ listPromotions: jest.fn().mockResolvedValue({ items: [] }) });
     expect(await screen.findByText(/No promotions yet/)).toBeInTheDocument();

@@ -57,6 +57,49 @@ export function StateLabel({ state }: { state: string }) {
   return <StatusPending>{state}</StatusPending>;
 }
 
+/** How the backend begins the reason of a metric result it did not measure. */
+const NOT_MEASURED = 'optional, not measured';
+
+/**
+ * Whether a gate's result is metric checks that were not measured, because
+ * the backend has no Prometheus and the stage marks them optional: the
+ * result is `skipped` (it does not stop a promotion) but it is no pass, so
+ * it is shown as "optional, not measured". Without the result's evidence
+ * (a stage's gate summary) its reason tells.
+ */
+export function notMeasured(result: {
+  gate: string;
+  status: string;
+  reason?: string;
+  evidence?: unknown;
+}): boolean {
+  if (result.status !== 'skipped') return false;
+  if (result.gate !== 'metrics' && result.gate !== 'soak') return false;
+  if (result.evidence !== undefined) {
+    return (result.evidence as { optional?: unknown }).optional === true;
+  }
+  return result.reason?.startsWith(NOT_MEASURED) ?? false;
+}
+
+/**
+ * A gate result's status and reason in words, "optional, not measured"
+ * instead of "skipped" where it applies.
+ */
+export function gateOutcome(result: {
+  gate: string;
+  status: string;
+  reason?: string;
+  evidence?: unknown;
+}): string {
+  if (!notMeasured(result)) {
+    return `${result.status}${result.reason ? `: ${result.reason}` : ''}`;
+  }
+  const reason = result.reason ?? '';
+  return reason.startsWith(NOT_MEASURED)
+    ? reason
+    : `${NOT_MEASURED}${reason ? `: ${reason}` : ''}`;
+}
+
 /**
  * The sampled checks of a metrics (or soak) gate's step, whose evidence is
  * the gate's result. A gate without Prometheus names its checks unsampled.
@@ -195,9 +238,18 @@ export function PromotionDetailsDialog({
               {value.steps.map(step => (
                 <ListItem key={step.id} divider alignItems="flex-start">
                   <ListItemText
-                    primary={`${step.kind} ${step.name}: ${step.status}${
-                      step.toState ? ` → ${step.toState}` : ''
-                    }`}
+                    primary={`${step.kind} ${step.name}: ${
+                      step.kind === 'gate' &&
+                      notMeasured({
+                        gate: step.name,
+                        status: step.status,
+                        reason: step.reason,
+                        evidence: (step.evidence as GateResult | undefined)
+                          ?.evidence,
+                      })
+                        ? NOT_MEASURED
+                        : step.status
+                    }${step.toState ? ` → ${step.toState}` : ''}`}
                     secondary={
                       <>
                         {step.reason && <span>{step.reason} · </span>}

@@ -2,4 +2,6 @@ export {
   PromotionDetailsDialog,
   PromotionHistory,
   StateLabel,
+  gateOutcome,
+  notMeasured,
 } from './PromotionHistory';

@@ -134,6 +134,39 @@ describe('StageGates', () => {
     expect(within(samples).getAllByRole('row')[1]).toHaveTextContent('failed');
   });
 
+  it('shows an optional metric check without Prometheus as not measured, not as passed or skipped', async () => {
+    await renderInTestApp(
+      <StageGates
+        gates={[
+          {
+            gate: 'metrics',
+            status: 'skipped',
+            reason:
+              'optional, not measured: no Prometheus is configured (progression.prometheus.url) for error-rate',
+            promotionId: 'p1',
+            at: '2026-11-26T10:00:10.000Z',
+          },
+          {
+            gate: 'load',
+            status: 'skipped',
+            reason: 'not configured here',
+            promotionId: 'p1',
+            at: '2026-11-26T10:00:10.000Z',
+          },
+        ]}
+      />,
+    );
+    const items = within(
+      screen.getByRole('list', { name: 'Gate results' }),
+    ).getAllByRole('listitem');
+    expect(items[0]).toHaveTextContent(
+      'metrics optional, not measured: no Prometheus is configured (progression.prometheus.url) for error-rate',
+    );
+    expect(items[0]).not.toHaveTextContent(/passed|skipped/);
+    // Only metric results are read this way.
+    expect(items[1]).toHaveTextContent('load skipped: not configured here');
+  });
+
   it('renders nothing without gate results', async () => {
     await renderInTestApp(<StageGates gates={[]} />);
     expect(screen.queryByRole('list', { name: 'Gate results' })).toBeNull();

@@ -16,7 +16,11 @@ import {
   StageGateSummary,
   StageMetrics,
 } from '@internal/backstage-plugin-progression-common';
-import { PromotionDetailsDialog } from '../PromotionHistory';
+import {
+  PromotionDetailsDialog,
+  gateOutcome,
+  notMeasured,
+} from '../PromotionHistory';
 
 const useStyles = makeStyles(theme => ({
   section: {
@@ -55,8 +59,9 @@ const GATE_ICONS: Record<string, typeof StatusOK> = {
 
 /**
  * Each gate's latest result in the stage, with its one-line reason; the
- * status is spelled out, not only coloured. "Evidence" opens the
- * promotion's details.
+ * status is spelled out, not only coloured, and metric checks that were
+ * optional and not measured say so rather than "skipped". "Evidence" opens
+ * the promotion's details.
  */
 export function StageGates({ gates }: { gates?: StageGateSummary[] }) {
   const classes = useStyles();
@@ -69,7 +74,10 @@ export function StageGates({ gates }: { gates?: StageGateSummary[] }) {
       </Typography>
       <ul aria-label="Gate results" style={{ margin: 0, paddingLeft: 0 }}>
         {gates.map(g => {
-          const Icon = GATE_ICONS[g.status] ?? StatusPending;
+          // Not measured is no pass: it draws the eye like a warning.
+          const Icon = notMeasured(g)
+            ? StatusWarning
+            : GATE_ICONS[g.status] ?? StatusPending;
           return (
             <li
               key={g.gate}
@@ -80,7 +88,7 @@ export function StageGates({ gates }: { gates?: StageGateSummary[] }) {
                 <Icon>
                   <span>
                     <strong>{g.gate}</strong>
-                    {` ${g.status}${g.reason ? `: ${g.reason}` : ''}`}
+                    {` ${gateOutcome(g)}`}
                   </span>
                 </Icon>{' '}
                 <Button

@@ -677,6 +677,11 @@ export const spec = {
               $ref: '#/components/schemas/PromotionStep',
             },
           },
+          nextStepCursor: {
+            type: 'string',
+            description:
+              'Present when more steps follow; pass it as `stepCursor`.',
+          },
         },
       },
       NewPromotion: {
@@ -1304,10 +1309,30 @@ export const spec = {
     '/v1/promotions/{id}': {
       get: {
         operationId: 'GetPromotion',
-        summary: 'A promotion with its steps, gate results and evidence.',
+        summary:
+          'A promotion with its steps, gate results and evidence. The steps come a page at a time, oldest first: `stepCursor` from `nextStepCursor` continues after the last one shown.',
         parameters: [
           {
             $ref: '#/components/parameters/promotionId',
+          },
+          {
+            name: 'stepLimit',
+            in: 'query',
+            description: 'Steps per page (default 200).',
+            schema: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 1000,
+            },
+          },
+          {
+            name: 'stepCursor',
+            in: 'query',
+            description: 'The `nextStepCursor` of the previous page.',
+            schema: {
+              type: 'string',
+              pattern: '^[0-9]{1,15}$',
+            },
           },
         ],
         responses: {

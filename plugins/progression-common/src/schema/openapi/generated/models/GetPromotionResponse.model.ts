@@ -8,7 +8,7 @@ import { PromotionDetails } from './PromotionDetails.model';
 /**
  * The response body of `GET /v1/promotions/{id}` (GetPromotion; 200).
  *
- * A promotion with its steps, gate results and evidence.
+ * A promotion with its steps, gate results and evidence. The steps come a page at a time, oldest first: `stepCursor` from `nextStepCursor` continues after the last one shown.
  *
  * @public
  */

@@ -18,4 +18,8 @@ export interface PromotionDetails {
    */
   evidenceHash: string;
   steps: PromotionStep[];
+  /**
+   * Present when more steps follow; pass it as `stepCursor`.
+   */
+  nextStepCursor?: string;
 }

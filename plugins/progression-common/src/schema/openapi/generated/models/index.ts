@@ -19,6 +19,7 @@ export * from './GetEntityEnvironmentsResponse.model';
 export * from './GetEntityFlagsResponse.model';
 export * from './GetEntityMetricsQuery.model';
 export * from './GetEntityMetricsResponse.model';
+export * from './GetPromotionQuery.model';
 export * from './GetPromotionResponse.model';
 export * from './ListPromotionsQuery.model';
 export * from './ListPromotionsResponse.model';
