@@ -570,4 +570,211 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
       await backend.stop();
     }
   });
+
+  it('stops a load test within seconds of a cancel and rolls back, recording no load result', async () => {
+    const { backend, server } = await startBackend(databaseId, {
+      stages: progression().pipelines.standard.stages.map((st: any) =>
+        st.name === 'development'
+          ? {
+              ...st,
+              gates: {
+                smoke,
+                load: {
+                  path: '/api/version',
+                  connections: 2,
+                  duration: '60s',
+                  thresholds: { errorRate: 0.5 },
+                },
+              },
+            }
+          : st,
+      ),
+    });
+    try {
+      expect((await register(server, '13.0.0')).status).toBe(201);
+      const [dev] = await promotionsOf(server, 'development');
+      // Cancel once the smoke checks passed: the load test runs then.
+      for (let i = 0; i < 400; i++) {
+        const { steps } = await details(server, dev.id);
+        if (steps.some((st: any) => st.name === 'smoke')) break;
+        await new Promise(r => setTimeout(r, 25));
+      }
+      await new Promise(r => setTimeout(r, 500));
+      const cancel = await request(server).post(
+        `/api/progression/v1/promotions/${dev.id}/cancel`,
+      );
+      expect(cancel.status).toBe(202);
+      expect(cancel.body.state).toBe('rolling-back');
+      // Far sooner than the 60 s the load test would run.
+      const ended = await waitFor(server, dev.id, ENDED);
+      expect(ended.promotion.state).toBe('rolled-back');
+      expect(ended.steps.some((st: any) => st.name === 'load')).toBe(false);
+      expect(ended.steps.find((st: any) => st.name === 'cancel')).toBeTruthy();
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('ends the wait for a rollout that cannot become ready when cancelled, and rolls back at once', async () => {
+    const { backend, server } = await startBackend(databaseId);
+    try {
+      const before = liveImage('development');
+      expect((await register(server, '14.0.0-unready')).status).toBe(201);
+      const [dev] = await promotionsOf(server, 'development');
+      for (let i = 0; i < 400; i++) {
+        const { steps } = await details(server, dev.id);
+        if (steps.some((st: any) => st.name === 'patch')) break;
+        await new Promise(r => setTimeout(r, 25));
+      }
+      const cancel = await request(server).post(
+        `/api/progression/v1/promotions/${dev.id}/cancel`,
+      );
+      expect(cancel.status).toBe(202);
+      const ended = await waitFor(server, dev.id, ENDED);
+      expect(ended.promotion.state).toBe('rolled-back');
+      // The interrupted wait is not a failed deploy.
+      expect(ended.steps.some((st: any) => st.name === 'rollout')).toBe(false);
+      expect(liveImage('development')).toBe(before);
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('lets a migration Job finish when cancelled during it, and never sends the image patch after the cancel', async () => {
+    const { backend, server } = await startBackend(databaseId, {
+      stages: progression().pipelines.standard.stages.map((st: any) =>
+        st.name === 'development'
+          ? {
+              ...st,
+              gates: {
+                smoke,
+                job: { migration: { command: ['./migrate', 'up'] } },
+              },
+            }
+          : st,
+      ),
+    });
+    try {
+      const before = liveImage('development');
+      expect((await register(server, '15.0.0')).status).toBe(201);
+      const [dev] = await promotionsOf(server, 'development');
+      const jobOf = () =>
+        sim.store
+          .list('jobs', 'development')
+          .find(
+            (j: any) =>
+              j.metadata.labels?.['progression.backstage.io/promotion-id'] ===
+              dev.id,
+          );
+      for (let i = 0; i < 400 && !jobOf(); i++) {
+        await new Promise(r => setTimeout(r, 10));
+      }
+      expect(jobOf()).toBeDefined();
+      const cancel = await request(server).post(
+        `/api/progression/v1/promotions/${dev.id}/cancel`,
+      );
+      expect(cancel.status).toBe(202);
+      const ended = await waitFor(server, dev.id, ENDED);
+      expect(ended.promotion.state).toBe('rolled-back');
+      expect(ended.steps.find((st: any) => st.name === 'rollback').reason).toBe(
+        'nothing was deployed',
+      );
+      // The Job is left to finish: a half-run migration is worse.
+      for (let i = 0; i < 400; i++) {
+        const conditions = jobOf()?.status?.conditions ?? [];
+        if (conditions.some((c: any) => c.type === 'Complete')) break;
+        await new Promise(r => setTimeout(r, 25));
+      }
+      expect(
+        jobOf()!.status.conditions.some((c: any) => c.type === 'Complete'),
+      ).toBe(true);
+      // And after it ended, nothing patched the workload.
+      await new Promise(r => setTimeout(r, 500));
+      expect(liveImage('development')).toBe(before);
+      expect(ended.steps.some((st: any) => st.name === 'patch')).toBe(false);
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('fails, without retrying, a promotion whose stage was removed from the configuration while it waited', async () => {
+    const knex = await databases.init(databaseId);
+    const first = await startBackend(databaseId, { knex });
+    let id: string;
+    try {
+      // The cluster does not answer: the promotion waits for its retry.
+      sim.injectFaults({ failNext: 1_000_000, failStatus: 503 });
+      expect((await register(first.server, '16.0.0')).status).toBe(201);
+      [{ id }] = await promotionsOf(first.server, 'development');
+      for (let i = 0; i < 400; i++) {
+        const { steps } = await details(first.server, id);
+        if (steps.some((st: any) => st.kind === 'error')) break;
+        await new Promise(r => setTimeout(r, 25));
+      }
+    } finally {
+      await first.backend.stop();
+      sim.clearFaults();
+    }
+    // The platform team drops development from the pipeline.
+    const second = await startBackend(databaseId, {
+      knex,
+      stages: progression().pipelines.standard.stages.filter(
+        (st: any) => st.name !== 'development',
+      ),
+    });
+    try {
+      const ended = await waitFor(second.server, id, ENDED);
+      expect(ended.promotion.state).toBe('failed');
+      expect(ended.promotion.error).toContain('no longer configured');
+    } finally {
+      await second.backend.stop();
+    }
+  });
+
+  it('ends a rollback whose undo the cluster keeps refusing with 5xx within the budget, as failed', async () => {
+    const { backend, server } = await startBackend(databaseId);
+    try {
+      expect((await register(server, '17.0.0-unhealthy')).status).toBe(201);
+      const [dev] = await promotionsOf(server, 'development');
+      // Once the smoke checks failed, every write of the cluster fails.
+      for (let i = 0; i < 400; i++) {
+        const { promotion } = await details(server, dev.id);
+        if (promotion.state === 'verifying') break;
+        await new Promise(r => setTimeout(r, 5));
+      }
+      sim.injectFaults({
+        failNext: 1_000_000,
+        failStatus: 500,
+        methods: ['PATCH', 'PUT'],
+      });
+      const ended = await waitFor(server, dev.id, ENDED);
+      expect(ended.promotion.state).toBe('failed');
+      expect(ended.promotion.error).toMatch(/still failing after \d+ attempts/);
+      expect(
+        ended.steps.filter((st: any) => st.kind === 'error').length,
+      ).toBeLessThanOrEqual(20);
+    } finally {
+      await backend.stop();
+    }
+  });
+
+  it('pages the steps of a promotion', async () => {
+    const { backend, server } = await startBackend(databaseId);
+    try {
+      expect((await register(server, '18.0.0')).status).toBe(201);
+      const [dev] = await promotionsOf(server, 'development');
+      const all = (await waitFor(server, dev.id, ENDED)).steps;
+      const first = await request(server).get(
+        `/api/progression/v1/promotions/${dev.id}?stepLimit=2`,
+      );
+      expect(first.body.steps).toEqual(all.slice(0, 2));
+      const rest = await request(server).get(
+        `/api/progression/v1/promotions/${dev.id}?stepLimit=1000&stepCursor=${first.body.nextStepCursor}`,
+      );
+      expect(rest.body.steps).toEqual(all.slice(2));
+      expect(rest.body.nextStepCursor).toBeUndefined();
+    } finally {
+      await backend.stop();
+    }
+  });
 });
