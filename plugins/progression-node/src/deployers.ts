@@ -42,6 +42,12 @@ export interface LiveWorkload {
   observedGeneration: number;
   /** The promotion that last deployed it, when Progression did. */
   promotionId?: string;
+  /**
+   * The entity it belongs to (`progression.backstage.io/entity-ref`): the
+   * one whose promotion first changed it, the only one that may change it
+   * again. Undefined until a promotion did.
+   */
+  entityRef?: string;
   changeCause?: string;
   /** Done, failed (its progress deadline passed), or still rolling out. */
   rollout: { done: boolean; failed?: boolean; message: string };

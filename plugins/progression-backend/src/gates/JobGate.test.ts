@@ -302,6 +302,138 @@ describe('JobGate against the simulator', () => {
     );
   });
 
+  it("does not start a second migration while another promotion's still runs", async () => {
+    const first = 'e1e1e1e1-0000-4000-8000-00000000000c';
+    const second = 'e2e2e2e2-0000-4000-8000-00000000000d';
+    // The first promotion's migration, suspended so that it stays running
+    // for as long as the test needs.
+    const labels = {
+      'app.kubernetes.io/managed-by': 'backstage-progression',
+      'backstage.io/kubernetes-id': 'payments-api',
+      'progression.backstage.io/promotion-id': first,
+      'progression.backstage.io/job': 'migration',
+    };
+    const running = {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: {
+        name: jobName('migration', first),
+        namespace: 'production',
+        labels,
+      },
+      spec: {
+        suspend: true,
+        backoffLimit: 0,
+        template: {
+          metadata: { labels },
+          spec: {
+            restartPolicy: 'Never',
+            containers: [
+              {
+                name: 'migration',
+                image: 'registry.local/payments-api:2.0.0',
+                command: ['./migrate', 'up'],
+              },
+            ],
+          },
+        },
+      },
+    };
+    sim.apply(running);
+    const ctx = context(second, 'registry.local/payments-api:2.1.0', {
+      backup: {
+        image: 'registry.local/pg-backup:16',
+        command: ['pg_dump'],
+        timeoutMs: 30_000,
+        backoffLimit: 0,
+        env: {},
+      },
+    });
+    const refused = await gate.run(ctx, 'predeploy');
+    expect(refused).toMatchObject({
+      status: 'error',
+      reason: `migration Job progression-migrate-e1e1e1e1 of promotion ${first} is still running in namespace production; this promotion does not start a second one — promote again when it has ended`,
+    });
+    // Not even the backup ran.
+    expect(jobsOf(second)).toEqual([]);
+
+    // Once the first one has ended, the second promotion runs its own.
+    sim.apply({
+      ...sim.store.get('jobs', 'production', running.metadata.name)!,
+      spec: {
+        ...sim.store.get('jobs', 'production', running.metadata.name)!.spec,
+        suspend: false,
+      },
+    });
+    for (let i = 0; i < 400; i++) {
+      const job = sim.store.get('jobs', 'production', running.metadata.name)!;
+      if (job.status?.conditions?.some((c: any) => c.type === 'Complete'))
+        break;
+      await new Promise(r => setTimeout(r, 25));
+    }
+    const passed = await gate.run(ctx, 'predeploy');
+    expect(passed.status).toBe('passed');
+    expect(
+      jobsOf(second)
+        .map(j => j.metadata.name)
+        .sort(),
+    ).toEqual(['progression-backup-e2e2e2e2', 'progression-migrate-e2e2e2e2']);
+  });
+
+  it("runs no job with the environment of another entity's Deployment", async () => {
+    const current = sim.store.get('deployments', 'production', 'payments-api')!;
+    sim.apply({
+      ...current,
+      metadata: {
+        ...current.metadata,
+        annotations: {
+          ...current.metadata.annotations,
+          'progression.backstage.io/entity-ref':
+            'component:default/payments-api',
+        },
+      },
+    });
+    try {
+      // evil-api's owners pointed its backstage.io/kubernetes-id at payments-api.
+      const promotionId = 'eeee0001-0000-4000-8000-00000000000e';
+      const ctx = context(promotionId, 'registry.local/evil-api:1.0.0');
+      const result = await gate.run(
+        {
+          ...ctx,
+          entity: {
+            entityRef: 'component:default/evil-api',
+            name: 'evil-api',
+            namespace: 'default',
+            kubernetesId: 'payments-api',
+          },
+        },
+        'predeploy',
+      );
+      expect(result).toMatchObject({
+        status: 'failed',
+        reason:
+          'Deployment payments-api in namespace production belongs to component:default/payments-api (annotation progression.backstage.io/entity-ref); component:default/evil-api may not deploy to it — give evil-api a backstage.io/kubernetes-id of its own; no job ran with its environment',
+      });
+      expect(jobsOf(promotionId)).toEqual([]);
+
+      // The entity it belongs to inherits from it as before.
+      const own = 'eeee0002-0000-4000-8000-00000000000f';
+      expect(
+        (
+          await gate.run(
+            context(own, 'registry.local/payments-api:2.2.0'),
+            'predeploy',
+          )
+        ).status,
+      ).toBe('passed');
+    } finally {
+      const now = sim.store.get('deployments', 'production', 'payments-api')!;
+      const annotations = { ...now.metadata.annotations };
+      delete annotations['progression.backstage.io/entity-ref'];
+      sim.apply({ ...now, metadata: { ...now.metadata, annotations } });
+    }
+  });
+
   it('runs the backup first, and not the migration when the backup fails', async () => {
     const ok = '0b0b0b0b-0000-4000-8000-000000000004';
     const passed = await gate.run(
@@ -411,7 +543,7 @@ describe('JobGate against the simulator', () => {
     );
     expect(noInherit.status).toBe('error');
     expect(noInherit.reason).toMatch(
-      /^migration job progression-migrate-3c3c3c3c: cannot run the job: /,
+      /^cannot tell whether another promotion's migration Job is running: /,
     );
   });
 

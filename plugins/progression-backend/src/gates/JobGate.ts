@@ -10,7 +10,13 @@ import {
   StageResources,
   describeKubeError,
   isLabelValue,
+  jobState,
 } from '../kubernetes/StageResources';
+import {
+  ENTITY_REF_ANNOTATION,
+  bindingRefusal,
+} from '../kubernetes/entityBinding';
+import { JOB_PROMOTION_LABEL } from '../kubernetes/runStageJob';
 import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 import type {
   JobEvidence,
@@ -235,7 +241,7 @@ export function readJobGateConfig(
   };
 }
 
-export { JOB_PROMOTION_LABEL } from '../kubernetes/runStageJob';
+export { JOB_PROMOTION_LABEL };
 export const JOB_ROLE_LABEL = 'progression.backstage.io/job';
 
 /** A Job's deterministic name: `progression-<migrate|backup>-<first 8 of the promotion id>`. */
@@ -322,6 +328,25 @@ export class JobGate extends Gate<JobGateConfig> {
           location,
           entity.kubernetesId,
         );
+        // Its env and service account are another service's credentials.
+        const refusal =
+          deployment &&
+          bindingRefusal(
+            {
+              name: deployment.metadata?.name ?? entity.kubernetesId,
+              namespace: location.namespace,
+              entityRef:
+                deployment.metadata?.annotations?.[ENTITY_REF_ANNOTATION],
+            },
+            entity,
+          );
+        if (refusal) {
+          return result(
+            'failed',
+            `${refusal}; no job ran with its environment`,
+            evidence,
+          );
+        }
         if (deployment) {
           inherited = inheritFrom(
             deployment,
@@ -337,6 +362,42 @@ export class JobGate extends Gate<JobGateConfig> {
       return result(
         'error',
         `cannot read the stage Deployment for the job's environment: ${describeKubeError(
+          e,
+        )}`,
+        evidence,
+      );
+    }
+
+    // Two migrations of one database at once are not safe: while another
+    // promotion's migration still runs (the entity was promoted again),
+    // this one starts nothing.
+    try {
+      const running = (
+        await resources.listJobs(location, {
+          [JOB_ROLE_LABEL]: 'migration',
+          'backstage.io/kubernetes-id': entity.kubernetesId,
+        })
+      ).find(
+        j =>
+          j.metadata?.labels?.[JOB_PROMOTION_LABEL] !== promotionId &&
+          jobState(j) === 'running',
+      );
+      if (running) {
+        const other = running.metadata?.labels?.[JOB_PROMOTION_LABEL];
+        return result(
+          'error',
+          `migration Job ${running.metadata?.name} of ${
+            other ? `promotion ${other}` : 'another run'
+          } is still running in namespace ${
+            location.namespace
+          }; this promotion does not start a second one — promote again when it has ended`,
+          evidence,
+        );
+      }
+    } catch (e) {
+      return result(
+        'error',
+        `cannot tell whether another promotion's migration Job is running: ${describeKubeError(
           e,
         )}`,
         evidence,

@@ -6,13 +6,17 @@ import {
   LiveWorkload,
   RolloutResult,
 } from '@internal/backstage-plugin-progression-node';
+import { checkBinding } from './entityBinding';
 import { KubernetesWorkloads } from './KubernetesWorkloads';
 
 /**
  * The built-in way to deploy (`deploy.kind: kubernetes`, the default): set
  * the image of the entity's Deployment with a strategic merge patch (as
  * `kubectl set image`), wait for it as `kubectl rollout status` does, and
- * go back with `kubectl rollout undo` semantics.
+ * go back with `kubectl rollout undo` semantics. A Deployment belongs to
+ * the entity whose promotion first changed it (see entityBinding): no
+ * other entity deploys to it or rolls it back, whatever its
+ * `backstage.io/kubernetes-id` says.
  */
 export class KubernetesDeployer implements Deployer {
   readonly kind = 'kubernetes';
@@ -36,11 +40,27 @@ export class KubernetesDeployer implements Deployer {
         );
   }
 
+  /** The live workload, when it is the entity's to change. */
+  private async liveOwned(target: DeployTarget): Promise<LiveWorkload> {
+    const live = (await this.describeLive(target))!;
+    checkBinding(
+      {
+        name: live.deployment,
+        namespace: target.location.namespace,
+        entityRef: live.entityRef,
+      },
+      target.entity,
+    );
+    return live;
+  }
+
   async plan(
     target: DeployTarget,
     request: DeployRequest,
   ): Promise<{ record: DeployRecord; applied: boolean }> {
-    const live = (await this.describeLive(target))!;
+    // Before anything is recorded or changed: a refusal ends the promotion
+    // with nothing to undo.
+    const live = await this.liveOwned(target);
     const { previous, release } = request;
     return {
       record: {
@@ -70,6 +90,7 @@ export class KubernetesDeployer implements Deployer {
       await this.workloads.rollBack(location, entity.kubernetesId, {
         container: record.container,
         toImage: record.toImage,
+        entity,
       });
       return;
     }
@@ -81,6 +102,8 @@ export class KubernetesDeployer implements Deployer {
       {
         changeCause: request.changeCause,
         promotionId: request.promotionId,
+        // An unbound Deployment becomes the entity's with its first patch.
+        entityRef: entity.entityRef,
       },
     );
   }
@@ -101,12 +124,16 @@ export class KubernetesDeployer implements Deployer {
   }
 
   async rollBack(target: DeployTarget, record: DeployRecord): Promise<unknown> {
-    const live = (await this.describeLive(target))!;
+    const live = await this.liveOwned(target);
     if (live.image === record.fromImage) return undefined;
     return this.workloads.rollBack(
       target.location,
       target.entity.kubernetesId,
-      { container: record.container, toImage: record.fromImage },
+      {
+        container: record.container,
+        toImage: record.fromImage,
+        entity: target.entity,
+      },
     );
   }
 }

@@ -1,6 +1,15 @@
+import { ConfigReader } from '@backstage/config';
 import { KubeSimulator } from '@internal/kube-simulator';
+import {
+  DeployRecord,
+  DeployRequest,
+  DeployTarget,
+} from '@internal/backstage-plugin-progression-node';
 import { ClusterConfig } from '../config/readProgressionConfig';
+import { readTestConfig } from '../__testUtils__/readTestConfig';
+import { KubernetesDeployer } from './KubernetesDeployer';
 import { KubernetesWorkloads, StageLocation } from './KubernetesWorkloads';
+import { StageResources } from './StageResources';
 
 /*
  * Against the project's Kubernetes API simulator over HTTP, through
@@ -397,4 +406,195 @@ it('fails a cluster call that does not answer in time, naming it', async () => {
   } finally {
     sim.clearFaults();
   }
+});
+
+it("bounds the calls for the stage's other resources and Jobs the same way, naming the call", async () => {
+  const impatient = new KubernetesWorkloads({ requestTimeoutMs: 100 });
+  const resources = new StageResources(impatient);
+  sim.injectFaults({ latencyMs: 1_000 });
+  try {
+    await expect(resources.listNetworkPolicies(stage)).rejects.toThrow(
+      'list NetworkPolicies in namespace staging of cluster sim: no answer in 0.1 s',
+    );
+    await expect(
+      resources.secretKeys(stage, 'payments-api-db-credentials'),
+    ).rejects.toThrow(
+      'read Secret payments-api-db-credentials in namespace staging of cluster sim: no answer in 0.1 s',
+    );
+    const run = await impatient.runJob(stage, {
+      name: 'progression-migrate-slow0001',
+      promotionId: 'slow-0001',
+      kubernetesId: 'payments-api',
+      container: 'migration',
+      image: 'registry.local/payments-api:1.0.0',
+      command: ['./migrate'],
+      timeoutMs: 10_000,
+      backoffLimit: 0,
+    });
+    expect(run).toMatchObject({
+      status: 'error',
+      error:
+        'cannot run the job: create Job progression-migrate-slow0001 in namespace staging of cluster sim: no answer in 0.1 s',
+    });
+  } finally {
+    sim.clearFaults();
+  }
+});
+
+describe('the entity a Deployment belongs to', () => {
+  const owner = {
+    entityRef: 'component:default/bound-api',
+    name: 'bound-api',
+    namespace: 'default',
+    kubernetesId: 'bound-api',
+  };
+  // Its owners pointed its backstage.io/kubernetes-id at bound-api's workload.
+  const intruder = {
+    entityRef: 'component:default/evil-api',
+    name: 'evil-api',
+    namespace: 'default',
+    kubernetesId: 'bound-api',
+  };
+  const refusal =
+    'Deployment bound-api in namespace staging belongs to component:default/bound-api (annotation progression.backstage.io/entity-ref); component:default/evil-api may not deploy to it — give evil-api a backstage.io/kubernetes-id of its own';
+  const deployer = new KubernetesDeployer(workloads);
+  const annotations = () =>
+    sim.store.get('deployments', 'staging', 'bound-api')!.metadata
+      .annotations ?? {};
+  const image = () =>
+    sim.store.get('deployments', 'staging', 'bound-api')!.spec.template.spec
+      .containers[0].image;
+
+  function target(entity: typeof owner): DeployTarget {
+    const config = readTestConfig(
+      new ConfigReader({
+        progression: {
+          clusters: [
+            {
+              name: 'sim',
+              url: sim.url,
+              serviceAccountToken: 'test-token',
+              skipTLSVerify: true,
+            },
+          ],
+          pipelines: {
+            standard: {
+              stages: [
+                { name: 'staging', cluster: 'sim', namespace: 'staging' },
+              ],
+            },
+          },
+        },
+      }),
+    );
+    return {
+      entity,
+      stage: config.pipelines.get('standard')!.stages[0],
+      location: stage,
+    };
+  }
+
+  function request(
+    kind: DeployRequest['kind'],
+    version: string,
+    promotionId: string,
+  ): DeployRequest {
+    return {
+      promotionId,
+      kind,
+      release: {
+        id: `r-${version}`,
+        version,
+        image: `registry.local/bound-api:${version}`,
+      },
+      changeCause: `Progression: ${version} to staging`,
+    };
+  }
+
+  it('is adopted by the first promotion, with its patch', async () => {
+    await deploy('bound-api', 'registry.local/bound-api:1.0.0');
+    expect((await workloads.readLive(stage, 'bound-api')).entityRef).toBe(
+      undefined,
+    );
+    const planned = await deployer.plan(
+      target(owner),
+      request('promotion', '1.1.0', 'p-bound-1'),
+    );
+    expect(planned.applied).toBe(false);
+    await deployer.apply(
+      target(owner),
+      planned.record,
+      request('promotion', '1.1.0', 'p-bound-1'),
+    );
+    await workloads.waitForRollout(stage, 'bound-api', { timeoutMs: 20_000 });
+    expect(await workloads.readLive(stage, 'bound-api')).toMatchObject({
+      image: 'registry.local/bound-api:1.1.0',
+      entityRef: 'component:default/bound-api',
+      promotionId: 'p-bound-1',
+    });
+  });
+
+  it('stays through kubectl rollout undo, whatever the old ReplicaSet says', async () => {
+    // The revision rolled back to carries a binding of its own (one that
+    // was changed since): undo brings back its template, not its owner.
+    const [first] = sim.store.list(
+      'replicasets',
+      'staging',
+      rs =>
+        rs.metadata.labels?.app === 'bound-api' &&
+        rs.metadata.annotations?.['deployment.kubernetes.io/revision'] === '1',
+    );
+    sim.apply({
+      ...first,
+      metadata: {
+        ...first.metadata,
+        annotations: {
+          ...first.metadata.annotations,
+          'progression.backstage.io/entity-ref': 'component:default/old-owner',
+        },
+      },
+    });
+    const undo = await workloads.rollBack(stage, 'bound-api');
+    expect(undo).toMatchObject({ toRevision: 1, skipped: false });
+    await workloads.waitForRollout(stage, 'bound-api', { timeoutMs: 20_000 });
+    expect(image()).toBe('registry.local/bound-api:1.0.0');
+    expect(annotations()['progression.backstage.io/entity-ref']).toBe(
+      'component:default/bound-api',
+    );
+  });
+
+  it("refuses another entity's promotion, undo and on-demand rollback, changing nothing", async () => {
+    const before = { image: image(), annotations: annotations() };
+    await expect(
+      deployer.plan(target(intruder), request('promotion', '6.6.6', 'p-evil')),
+    ).rejects.toMatchObject({ name: 'NotAllowedError', message: refusal });
+    const record: DeployRecord = {
+      cluster: 'sim',
+      namespace: 'staging',
+      deployment: 'bound-api',
+      container: 'bound-api',
+      fromImage: 'registry.local/bound-api:1.1.0',
+      fromRevision: 2,
+      toImage: 'registry.local/bound-api:1.0.0',
+    };
+    await expect(
+      deployer.rollBack(target(intruder), record),
+    ).rejects.toMatchObject({ name: 'NotAllowedError', message: refusal });
+    await expect(
+      deployer.apply(
+        target(intruder),
+        { ...record, toImage: 'registry.local/bound-api:1.1.0' },
+        request('rollback', '1.1.0', 'p-evil-rollback'),
+      ),
+    ).rejects.toMatchObject({ name: 'NotAllowedError', message: refusal });
+    expect({ image: image(), annotations: annotations() }).toEqual(before);
+
+    // Its own entity still may, whatever the case of its ref.
+    await expect(
+      deployer.plan(
+        target({ ...owner, entityRef: 'Component:default/bound-api' }),
+        request('promotion', '1.2.0', 'p-bound-2'),
+      ),
+    ).resolves.toMatchObject({ applied: false });
+  });
 });

@@ -1,16 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AppsV1Api,
-  ConfigurationOptions,
   CoreV1Api,
   Informer,
   KubeConfig,
-  Observable,
   ObjectCache,
   makeInformer,
   PatchStrategy,
-  RequestContext,
-  ResponseContext,
   V1Deployment,
   V1Pod,
   V1PodTemplateSpec,
@@ -28,14 +24,19 @@ import {
   StageLocation,
   StageWorkloads,
 } from '@internal/backstage-plugin-progression-node';
+import {
+  ClusterRequest,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  boundedRequest,
+} from './clusterRequest';
 import { clusterKubeConfig } from './clusterKubeConfig';
+import { ENTITY_REF_ANNOTATION, checkBinding } from './entityBinding';
 import { isLabelValue } from './names';
 import { podFailure } from './podFailure';
 import { rolloutStatus } from './rolloutStatus';
 import { runStageJob } from './runStageJob';
 import { StageResources } from './StageResources';
 import { watchOne } from './watchOne';
-import { withTimeout } from '../util/withTimeout';
 
 const REVISION = 'deployment.kubernetes.io/revision';
 const CHANGE_CAUSE = 'kubernetes.io/change-cause';
@@ -55,23 +56,6 @@ export type { LiveWorkload, RolloutResult, StageLocation };
 
 /** How often a rollout wait looks at the new pods between Deployment events. */
 const POD_CHECK_MS = 1000;
-
-/** Options that make a client-node call send `signal` with its request. */
-function abortable(signal: AbortSignal): ConfigurationOptions {
-  return {
-    middleware: [
-      {
-        pre: (context: RequestContext) => {
-          context.setSignal(signal);
-          return new Observable(Promise.resolve(context));
-        },
-        post: (context: ResponseContext) =>
-          new Observable(Promise.resolve(context)),
-      },
-    ],
-    middlewareMergeStrategy: 'append',
-  };
-}
 
 /** The new ReplicaSet a rollout wait found, for the Deployment generation it ran. */
 interface NewReplicaSet {
@@ -116,14 +100,22 @@ function flatKeys(
 export class KubernetesWorkloads implements StageWorkloads {
   private readonly configs = new Map<string, KubeConfig>();
   private readonly informers = new Map<string, Promise<InformerState>>();
-  private readonly requestTimeoutMs: number;
+
+  /**
+   * One call to a stage's cluster, bounded by `requestTimeoutMs`; the
+   * stage's other resources (StageResources) are read and written through
+   * it too.
+   */
+  readonly request: ClusterRequest;
 
   /**
    * `requestTimeoutMs` (default 30 s) bounds every call to a cluster: one
    * that has not answered by then is aborted and fails, naming the call.
    */
   constructor(options: { requestTimeoutMs?: number } = {}) {
-    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.request = boundedRequest(
+      options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    );
   }
 
   /** The client configuration of a cluster, shared by every reader of it. */
@@ -138,27 +130,6 @@ export class KubernetesWorkloads implements StageWorkloads {
 
   private apps(cluster: ClusterConfig) {
     return this.kubeConfig(cluster).makeApiClient(AppsV1Api);
-  }
-
-  /**
-   * One call to a stage's cluster, `what` in words; aborted and failed
-   * after `requestTimeoutMs`, and rejected with `signal`'s reason when it
-   * aborts first.
-   */
-  private request<T>(
-    stage: StageLocation,
-    what: string,
-    send: (options: ConfigurationOptions) => Promise<T>,
-    signal?: AbortSignal,
-  ): Promise<T> {
-    return withTimeout(
-      abort => send(abortable(abort)),
-      this.requestTimeoutMs,
-      `${what} in namespace ${stage.namespace} of cluster ${
-        stage.cluster.name
-      }: no answer in ${this.requestTimeoutMs / 1000} s`,
-      signal,
-    );
   }
 
   /** The Deployment labelled `backstage.io/kubernetes-id=<kubernetesId>`. */
@@ -340,6 +311,7 @@ export class KubernetesWorkloads implements StageWorkloads {
       generation: d.metadata?.generation ?? 0,
       observedGeneration: s.observedGeneration ?? 0,
       promotionId: d.metadata?.annotations?.[PROMOTION_ANNOTATION],
+      entityRef: d.metadata?.annotations?.[ENTITY_REF_ANNOTATION],
       changeCause: d.metadata?.annotations?.[CHANGE_CAUSE],
       rollout: rolloutStatus(d),
     };
@@ -348,14 +320,19 @@ export class KubernetesWorkloads implements StageWorkloads {
   /**
    * Sets the container's image with a strategic merge patch, recording the
    * change-cause and the promotion id on the Deployment (and so on its new
-   * ReplicaSet, for `rollout history`).
+   * ReplicaSet, for `rollout history`), and the entity it belongs to from
+   * now on when `entityRef` is given.
    */
   async setImage(
     stage: StageLocation,
     deployment: string,
     container: string,
     image: string,
-    annotations: { changeCause: string; promotionId: string },
+    annotations: {
+      changeCause: string;
+      promotionId: string;
+      entityRef?: string;
+    },
   ): Promise<V1Deployment> {
     return this.request(stage, `patch Deployment ${deployment}`, options =>
       this.apps(stage.cluster).patchNamespacedDeployment(
@@ -367,6 +344,9 @@ export class KubernetesWorkloads implements StageWorkloads {
               annotations: {
                 [CHANGE_CAUSE]: annotations.changeCause,
                 [PROMOTION_ANNOTATION]: annotations.promotionId,
+                ...(annotations.entityRef && {
+                  [ENTITY_REF_ANNOTATION]: annotations.entityRef,
+                }),
               },
             },
             spec: {
@@ -595,12 +575,19 @@ export class KubernetesWorkloads implements StageWorkloads {
    * `kubectl rollout undo` for a Deployment: put the template of an earlier
    * revision back (the previous one by default, or the one whose container
    * image is `toImage`), with that ReplicaSet's annotations. The Deployment
-   * controller then reuses the old ReplicaSet.
+   * controller then reuses the old ReplicaSet. With `entity`, a Deployment
+   * that belongs to another entity is refused (NotAllowedError) and an
+   * unbound one becomes the entity's.
    */
   async rollBack(
     stage: StageLocation,
     kubernetesId: string,
-    options: { container?: string; toImage?: string; toRevision?: number } = {},
+    options: {
+      container?: string;
+      toImage?: string;
+      toRevision?: number;
+      entity?: { entityRef: string; name: string };
+    } = {},
   ): Promise<{
     deployment: string;
     fromRevision: number;
@@ -609,6 +596,17 @@ export class KubernetesWorkloads implements StageWorkloads {
     skipped: boolean;
   }> {
     const d = await this.findDeployment(stage, kubernetesId);
+    const bound = d.metadata?.annotations?.[ENTITY_REF_ANNOTATION];
+    if (options.entity) {
+      checkBinding(
+        {
+          name: d.metadata?.name ?? kubernetesId,
+          namespace: stage.namespace,
+          entityRef: bound,
+        },
+        options.entity,
+      );
+    }
     if (d.spec?.paused) {
       throw new ConflictError(
         `Deployment ${d.metadata?.name} is paused; resume it before rolling back`,
@@ -671,6 +669,12 @@ export class KubernetesWorkloads implements StageWorkloads {
     )) {
       if (!ANNOTATIONS_TO_SKIP.has(k)) annotations[k] = v;
     }
+    // Whom the Deployment belongs to is not part of the revision rolled
+    // back to: a ReplicaSet that carries an earlier binding must not bring
+    // it back.
+    const owner = options.entity?.entityRef ?? bound;
+    if (owner) annotations[ENTITY_REF_ANNOTATION] = owner;
+    else delete annotations[ENTITY_REF_ANNOTATION];
     await this.request(stage, `patch Deployment ${name}`, call =>
       this.apps(stage.cluster).patchNamespacedDeployment(
         {

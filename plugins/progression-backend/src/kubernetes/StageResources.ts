@@ -15,6 +15,7 @@ import {
   StageLocation,
   StageWorkloads,
 } from '@internal/backstage-plugin-progression-node';
+import { ClusterRequest, requestOf } from './clusterRequest';
 import {
   isConfigMapKey,
   isDnsLabel,
@@ -30,7 +31,8 @@ export { isConfigMapKey, isDnsLabel, isDnsSubdomain, isLabelKey, isLabelValue };
  * The reads and writes of a stage's other resources that the gates need:
  * namespaces, NetworkPolicies, ConfigMaps, the names and keys (never the
  * values) of Secrets, and Jobs. Like KubernetesWorkloads, through
- * @kubernetes/client-node and nothing else.
+ * @kubernetes/client-node and nothing else, and bounded in time the same
+ * way: every call goes through the workloads' `request`.
  */
 
 function checkName(
@@ -86,6 +88,21 @@ export function describeKubeError(e: unknown): string {
   const error = e as Error;
   const cause = (error?.cause as Error | undefined)?.message;
   return cause ? `${error.message} (${cause})` : String(error?.message ?? e);
+}
+
+function checkLabels(labels: Record<string, string>) {
+  for (const [key, value] of Object.entries(labels)) {
+    checkName(key, 'label key', isLabelKey, 'use [prefix/]name');
+    checkName(value, `value of label ${key}`, isLabelValue, LABEL_VALUE_RULE);
+  }
+}
+
+/** `k=v,...` for the labels, each checked against the label rules first. */
+function labelSelector(labels: Record<string, string>): string {
+  checkLabels(labels);
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 }
 
 /** Runs a read; a 404 is undefined. */
@@ -147,17 +164,23 @@ export function tailOf(text: string, lines: number, maxBytes: number): string {
 
 /**
  * A stage's namespaces, NetworkPolicies, ConfigMaps, Secret keys, workload
- * pod templates and Jobs, through the cluster access gates get. Every name that goes into a URL path or a
- * selector is checked against the Kubernetes name rules first. Secret
- * values are never returned: only the names of their keys.
+ * pod templates and Jobs, through the cluster access gates get. Every name
+ * that goes into a URL path or a selector is checked against the
+ * Kubernetes name rules first. Every call is bounded in time by the
+ * access's own bound (see {@link requestOf}). Secret values are never
+ * returned: only the names of their keys.
  */
 export class StageResources {
+  private readonly request: ClusterRequest;
+
   constructor(
     private readonly workloads: Pick<
       StageWorkloads,
       'kubeConfig' | 'findDeployment'
     >,
-  ) {}
+  ) {
+    this.request = requestOf(workloads);
+  }
 
   private core(location: StageLocation) {
     return this.workloads.kubeConfig(location.cluster).makeApiClient(CoreV1Api);
@@ -181,7 +204,12 @@ export class StageResources {
   ): Promise<Record<string, string> | undefined> {
     checkNamespace(location);
     const ns = await orUndefined(() =>
-      this.core(location).readNamespace({ name: location.namespace }),
+      this.request(location, `read Namespace ${location.namespace}`, options =>
+        this.core(location).readNamespace(
+          { name: location.namespace },
+          options,
+        ),
+      ),
     );
     return ns ? { ...ns.metadata?.labels } : undefined;
   }
@@ -191,9 +219,12 @@ export class StageResources {
     location: StageLocation,
   ): Promise<V1NetworkPolicy[]> {
     checkNamespace(location);
-    const list = await this.networking(location).listNamespacedNetworkPolicy({
-      namespace: location.namespace,
-    });
+    const list = await this.request(location, 'list NetworkPolicies', options =>
+      this.networking(location).listNamespacedNetworkPolicy(
+        { namespace: location.namespace },
+        options,
+      ),
+    );
     return list.items;
   }
 
@@ -205,10 +236,12 @@ export class StageResources {
     checkNamespace(location);
     checkName(name, 'ConfigMap name', isDnsSubdomain, SUBDOMAIN_RULE);
     return orUndefined(() =>
-      this.core(location).readNamespacedConfigMap({
-        namespace: location.namespace,
-        name,
-      }),
+      this.request(location, `read ConfigMap ${name}`, options =>
+        this.core(location).readNamespacedConfigMap(
+          { namespace: location.namespace, name },
+          options,
+        ),
+      ),
     );
   }
 
@@ -237,10 +270,12 @@ export class StageResources {
     checkNamespace(location);
     checkName(name, 'Secret name', isDnsSubdomain, SUBDOMAIN_RULE);
     const secret = await orUndefined(() =>
-      this.core(location).readNamespacedSecret({
-        namespace: location.namespace,
-        name,
-      }),
+      this.request(location, `read Secret ${name}`, options =>
+        this.core(location).readNamespacedSecret(
+          { namespace: location.namespace, name },
+          options,
+        ),
+      ),
     );
     if (!secret) return undefined;
     return [
@@ -281,12 +316,43 @@ export class StageResources {
   ): Promise<V1Job | undefined> {
     checkNamespace(location);
     checkName(name, 'Job name', isDnsLabel, LABEL_RULE);
-    return orUndefined(() =>
-      this.batch(location).readNamespacedJob({
-        namespace: location.namespace,
-        name,
-      }),
+    return orUndefined(() => this.readJobNow(location, name));
+  }
+
+  private readJobNow(
+    location: StageLocation,
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<V1Job> {
+    return this.request(
+      location,
+      `read Job ${name}`,
+      options =>
+        this.batch(location).readNamespacedJob(
+          { namespace: location.namespace, name },
+          options,
+        ),
+      signal,
     );
+  }
+
+  /** The Jobs of the stage namespace that carry all of `labels`. */
+  async listJobs(
+    location: StageLocation,
+    labels: Record<string, string>,
+  ): Promise<V1Job[]> {
+    checkNamespace(location);
+    const selector = labelSelector(labels);
+    const list = await this.request(
+      location,
+      `list Jobs labelled ${selector}`,
+      options =>
+        this.batch(location).listNamespacedJob(
+          { namespace: location.namespace, labelSelector: selector },
+          options,
+        ),
+    );
+    return list.items;
   }
 
   /**
@@ -301,20 +367,25 @@ export class StageResources {
     checkNamespace(location);
     const name = job.metadata?.name ?? '';
     checkName(name, 'Job name', isDnsLabel, LABEL_RULE);
-    for (const [key, value] of Object.entries(job.metadata?.labels ?? {})) {
-      checkName(key, 'label key', isLabelKey, 'use [prefix/]name');
-      checkName(value, `value of label ${key}`, isLabelValue, LABEL_VALUE_RULE);
-    }
+    checkLabels(job.metadata?.labels ?? {});
     try {
-      const created = await this.batch(location).createNamespacedJob({
-        namespace: location.namespace,
-        body: {
-          apiVersion: 'batch/v1',
-          kind: 'Job',
-          ...job,
-          metadata: { ...job.metadata, namespace: location.namespace },
-        },
-      });
+      const created = await this.request(
+        location,
+        `create Job ${name}`,
+        options =>
+          this.batch(location).createNamespacedJob(
+            {
+              namespace: location.namespace,
+              body: {
+                apiVersion: 'batch/v1',
+                kind: 'Job',
+                ...job,
+                metadata: { ...job.metadata, namespace: location.namespace },
+              },
+            },
+            options,
+          ),
+      );
       return { job: created, created: true };
     } catch (e) {
       if (kubeErrorCode(e) !== 409) throw e;
@@ -329,7 +400,8 @@ export class StageResources {
    * Waits until the Job is Complete or Failed, `timeoutMs` passed or the
    * signal fired, from a watch on the Job; the Job is read again at least
    * every `pollMs` (and whenever the watch drops), so a watch that never
-   * delivers does not stall the wait.
+   * delivers (or never connects) does not stall the wait: each watch ends
+   * by then, and each read is bounded like every other call.
    */
   async waitForJob(
     location: StageLocation,
@@ -338,17 +410,13 @@ export class StageResources {
   ): Promise<JobWaitResult> {
     checkNamespace(location);
     checkName(name, 'Job name', isDnsLabel, LABEL_RULE);
-    const batch = this.batch(location);
     const watch = new Watch(this.workloads.kubeConfig(location.cluster));
     const path = `/apis/batch/v1/namespaces/${encodeURIComponent(
       location.namespace,
     )}/jobs`;
     const deadline = Date.now() + options.timeoutMs;
     const pollMs = options.pollMs ?? 10_000;
-    let job = await batch.readNamespacedJob({
-      namespace: location.namespace,
-      name,
-    });
+    let job = await this.readJobNow(location, name);
     for (;;) {
       const state = jobState(job);
       if (state !== 'running') return { job, outcome: state };
@@ -363,34 +431,40 @@ export class StageResources {
         signal: options.signal,
         judge: j => (jobState(j) !== 'running' ? j : undefined),
       });
-      job =
-        seen ??
-        (await batch.readNamespacedJob({
-          namespace: location.namespace,
-          name,
-        }));
+      if (seen) {
+        job = seen;
+        continue;
+      }
+      try {
+        job = await this.readJobNow(location, name, options.signal);
+      } catch (e) {
+        // A cancel during the read is a cancelled wait, as it is between reads.
+        if (options.signal?.aborted) return { job, outcome: 'cancelled' };
+        throw e;
+      }
     }
   }
 
   /** The Job's pods (by its selector and owner), oldest first. */
   async jobPods(location: StageLocation, job: V1Job): Promise<V1Pod[]> {
     checkNamespace(location);
-    const matchLabels = job.spec?.selector?.matchLabels ?? {};
-    const selector = Object.entries(matchLabels)
-      .map(([k, v]) => {
-        checkName(k, 'label key', isLabelKey, 'use [prefix/]name');
-        checkName(v, `value of label ${k}`, isLabelValue, LABEL_VALUE_RULE);
-        return `${k}=${v}`;
-      })
-      .join(',');
+    const selector = labelSelector(job.spec?.selector?.matchLabels ?? {});
     if (!selector) {
       const name = job.metadata?.name ?? '';
       checkName(name, 'Job name', isDnsLabel, LABEL_RULE);
     }
-    const list = await this.core(location).listNamespacedPod({
-      namespace: location.namespace,
-      labelSelector: selector || `job-name=${job.metadata?.name}`,
-    });
+    const list = await this.request(
+      location,
+      `list the pods of Job ${job.metadata?.name}`,
+      options =>
+        this.core(location).listNamespacedPod(
+          {
+            namespace: location.namespace,
+            labelSelector: selector || `job-name=${job.metadata?.name}`,
+          },
+          options,
+        ),
+    );
     return list.items
       .filter(
         p =>
@@ -437,12 +511,20 @@ export class StageResources {
       logTail: '',
     };
     try {
-      const text = await this.core(location).readNamespacedPodLog({
-        namespace: location.namespace,
-        name: podName,
-        container,
-        tailLines: lines,
-      });
+      const text = await this.request(
+        location,
+        `read the log of pod ${podName}`,
+        call =>
+          this.core(location).readNamespacedPodLog(
+            {
+              namespace: location.namespace,
+              name: podName,
+              container,
+              tailLines: lines,
+            },
+            call,
+          ),
+      );
       summary.logTail = tailOf(String(text ?? ''), lines, maxBytes);
     } catch (e) {
       summary.logError = describeKubeError(e);

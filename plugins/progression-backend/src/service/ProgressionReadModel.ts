@@ -70,8 +70,8 @@ interface StageHistory {
   releases: Map<string, Release>;
   /** Gate results by promotion id, newest per gate. */
   gates: Map<string, StageGateSummary[]>;
-  /** Valid approvals of promotions awaiting approval, by promotion id. */
-  approvals: Map<string, string[]>;
+  /** Valid approvals of promotions awaiting approval, and the hash they count for, by promotion id. */
+  approvals: Map<string, { approvedBy: string[]; evidenceHash: string }>;
   /** The version of a live image, looked up once per image. */
   byImage: Map<string, Promise<string | undefined>>;
 }
@@ -361,16 +361,19 @@ export class ProgressionReadModel {
         gates.set(step.promotionId, kept);
       }
       // Who approved what awaits approval, for the current evidence.
-      const approvals = new Map<string, string[]>();
+      const approvals = new Map<
+        string,
+        { approvedBy: string[]; evidenceHash: string }
+      >();
       for (const { active } of summaries.values()) {
         if (active?.state !== 'awaiting-approval') continue;
         const hash = await evidenceHash(this.store, active);
-        approvals.set(
-          active.id,
-          (await this.store.listApprovals(active.id))
+        approvals.set(active.id, {
+          approvedBy: (await this.store.listApprovals(active.id))
             .filter(a => a.decision === 'approved' && a.evidenceHash === hash)
             .map(a => a.approver),
-        );
+          evidenceHash: hash,
+        });
       }
       return { summaries, releases, gates, approvals, byImage: new Map() };
     })();
@@ -412,7 +415,7 @@ export class ProgressionReadModel {
     const pipelineConfig = this.pipelineOf(entity);
     const target = entityTarget(entity, this.options.config);
     const summary = (p: Promotion): PromotionSummary => {
-      const approvedBy = approvals.get(p.id);
+      const approved = approvals.get(p.id);
       const needed = pipelineConfig.stages.find(st => st.name === p.stage)
         ?.approval.minApprovals;
       return strip({
@@ -423,7 +426,7 @@ export class ProgressionReadModel {
         createdAt: p.createdAt,
         finishedAt: p.finishedAt,
         error: p.error,
-        ...(approvedBy && { approvals: { approvedBy, needed: needed ?? 1 } }),
+        ...(approved && { approvals: { ...approved, needed: needed ?? 1 } }),
       });
     };
     const stages = await Promise.all(

@@ -4,6 +4,7 @@ import {
   ResponseErrorPanel,
   StatusError,
   StatusOK,
+  StatusAborted,
   StatusPending,
   StatusWarning,
   TrendLine,
@@ -41,6 +42,7 @@ const OUTCOMES = [
   'rolled-back',
   'rejected',
   'cancelled',
+  'skipped',
 ];
 
 /** A state in words, with an icon that is never the only signal. */
@@ -54,6 +56,8 @@ export function StateLabel({ state }: { state: string }) {
   ) {
     return <StatusWarning>{state}</StatusWarning>;
   }
+  // A newer release took its place while the stage was busy.
+  if (state === 'skipped') return <StatusAborted>skipped</StatusAborted>;
   return <StatusPending>{state}</StatusPending>;
 }
 

@@ -192,6 +192,48 @@ describe('stage actions', () => {
     );
   });
 
+  it('binds an approval to the evidence the card shows', async () => {
+    const hash = `sha256:${'a'.repeat(64)}`;
+    const waiting = {
+      ...production,
+      activePromotion: {
+        ...succeeded('1.2.0'),
+        id: 'p9',
+        state: 'awaiting-approval',
+        approvals: { approvedBy: [], needed: 1, evidenceHash: hash },
+      },
+    };
+    const decide = jest.fn().mockResolvedValue({
+      id: 'p9',
+      state: 'deploying',
+      stage: 'production',
+      release: { version: '1.2.0' },
+    });
+    render({
+      getEnvironments: jest
+        .fn()
+        .mockResolvedValue(environments([staging, waiting])),
+      decide,
+    });
+    await userEvent.click(
+      await screen.findByRole('button', {
+        name: 'Approve 1.2.0 to Production',
+      }),
+    );
+    await userEvent.click(
+      within(await screen.findByRole('dialog')).getByRole('button', {
+        name: 'Approve',
+      }),
+    );
+    await waitFor(() =>
+      expect(decide).toHaveBeenCalledWith('p9', {
+        decision: 'approve',
+        comment: undefined,
+        evidenceHash: hash,
+      }),
+    );
+  });
+
   it('approves and rejects a promotion awaiting approval', async () => {
     const waiting = {
       ...production,

@@ -313,6 +313,9 @@ export function StageActions({
                 api.decide(active.id, {
                   decision: d.decision,
                   comment: r || undefined,
+                  // Bound to the evidence this card shows: a decision on
+                  // evidence that changed since is refused (409).
+                  evidenceHash: active.approvals?.evidenceHash,
                 }),
               done: `${d.done} ${active.version} to ${stage.title}`,
             })

@@ -368,6 +368,11 @@ export const spec = {
               needed: {
                 type: 'integer',
               },
+              evidenceHash: {
+                type: 'string',
+                description:
+                  'The evidence hash approvals count for now; an approval sends it back, so that one given on what has changed since is refused.',
+              },
             },
           },
         },

@@ -28,5 +28,9 @@ export interface PromotionSummary {
   approvals?: {
     approvedBy: string[];
     needed: number;
+    /**
+     * The evidence hash approvals count for now; an approval sends it back, so that one given on what has changed since is refused.
+     */
+    evidenceHash?: string;
   };
 }
