@@ -374,6 +374,55 @@ describe('renderStageUrl', () => {
   });
 });
 
+describe('worker and retention', () => {
+  it('reads the retry policy, step timeout, replica id and retention, with defaults', () => {
+    const defaults = read({ clusters });
+    expect(defaults.worker).toEqual({
+      heartbeatMs: 10_000,
+      staleMs: 60_000,
+      retry: { initialDelayMs: 1000, maxDelayMs: 60_000, budgetMs: 300_000 },
+      stepTimeoutMs: 3_600_000,
+      replicaId: undefined,
+    });
+    expect(defaults.retention).toEqual({
+      keepForMs: 180 * 24 * 3600_000,
+      keepLast: 50,
+    });
+    const set = read({
+      clusters,
+      worker: {
+        retry: { initialDelay: '2s', maxDelay: '30s', budget: '10m' },
+        stepTimeout: '20m',
+        replicaId: 'backstage-0',
+      },
+      retention: { keepFor: '30d', keepLast: 10 },
+    });
+    expect(set.worker).toMatchObject({
+      retry: { initialDelayMs: 2000, maxDelayMs: 30_000, budgetMs: 600_000 },
+      stepTimeoutMs: 1_200_000,
+      replicaId: 'backstage-0',
+    });
+    expect(set.retention).toEqual({
+      keepForMs: 30 * 24 * 3600_000,
+      keepLast: 10,
+    });
+  });
+
+  it.each([
+    [
+      { worker: { retry: { initialDelay: '1m', maxDelay: '1s' } } },
+      'progression.worker.retry.maxDelay',
+    ],
+    [
+      { worker: { replicaId: 'has spaces/and slashes' } },
+      'progression.worker.replicaId',
+    ],
+    [{ retention: { keepLast: 0 } }, 'progression.retention.keepLast'],
+  ])('refuses %j, naming the key', (extra, key) => {
+    expect(errorOf(() => read({ clusters, ...extra })).key).toBe(key);
+  });
+});
+
 describe('entityCacheTtl', () => {
   it('defaults to five seconds, and 0s turns the reuse off', () => {
     expect(read({ clusters }).entityCacheTtlMs).toBe(5000);
