@@ -777,4 +777,36 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
       await backend.stop();
     }
   });
+
+  it.each([
+    ['19.0.0-unready', /has not been ready for .* since it started/],
+    ['19.1.0-crashloop', /is in CrashLoopBackOff after \d+ restarts/],
+    ['19.2.0-badimage', /cannot pull image/],
+  ])(
+    'rolls back %s as soon as its pod says it cannot come up, naming pod and reason',
+    async (version, reason) => {
+      const { backend, server } = await startBackend(databaseId, {
+        stages: progression().pipelines.standard.stages.map((st: any) =>
+          st.name === 'development' ? { ...st, readyTimeout: '2s' } : st,
+        ),
+      });
+      try {
+        const before = liveImage('development');
+        expect((await register(server, version)).status).toBe(201);
+        const [dev] = await promotionsOf(server, 'development');
+        const ended = await waitFor(server, dev.id, ENDED);
+        expect(ended.promotion.state).toBe('rolled-back');
+        const rollout = ended.steps.find((st: any) => st.name === 'rollout');
+        expect(rollout.status).toBe('failed');
+        expect(rollout.reason).toMatch(reason);
+        expect(rollout.evidence.pod).toMatchObject({
+          name: expect.stringMatching(/^payments-api-/),
+          container: 'payments-api',
+        });
+        expect(liveImage('development')).toBe(before);
+      } finally {
+        await backend.stop();
+      }
+    },
+  );
 });
