@@ -809,4 +809,38 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
       }
     },
   );
+
+  it('stops a step held up by a cluster that does not answer, and ends the promotion within its budget', async () => {
+    const knex = await databases.init(databaseId);
+    const config = progression();
+    const backend = await startTestBackend({
+      features: [
+        progressionPlugin,
+        mutableCatalog([component('payments-api'), releaseManager]),
+        mockServices.database.factory({ knex }),
+        mockServices.rootConfig.factory({
+          data: {
+            progression: {
+              ...config,
+              worker: { ...config.worker, stepTimeout: '500ms' },
+            },
+          },
+        }),
+      ],
+    });
+    try {
+      // Every call to the cluster now takes 20 s to answer.
+      sim.injectFaults({ latencyMs: 20_000 });
+      expect((await register(backend.server, '20.0.0')).status).toBe(201);
+      const [dev] = await promotionsOf(backend.server, 'development');
+      const ended = await waitFor(backend.server, dev.id, ENDED);
+      expect(ended.promotion.state).toBe('failed');
+      const attempts = ended.steps.filter((st: any) => st.kind === 'error');
+      expect(attempts[0].reason).toMatch(/ran longer than/);
+      expect(ended.promotion.error).toMatch(/still failing after \d+ attempts/);
+    } finally {
+      sim.clearFaults();
+      await backend.stop();
+    }
+  });
 });

@@ -450,5 +450,76 @@ describe.each(databases.eachSupportedId())(
       expect(evidence.logTail).toMatch(/characters cut\]x+$/);
       expect(evidence.samples.length).toBeLessThan(5000);
     });
+
+    it('fences writes by the claim: a worker that lost its promotion writes nothing', async () => {
+      const store = await createStore(databaseId);
+      const { release } = await store.registerRelease({
+        entityRef,
+        version: '4.0.0',
+        image: 'img:4.0.0',
+        createdBy: 'user:default/ci',
+      });
+      const { promotion } = await store.createPromotion({
+        entityRef,
+        pipeline: 'standard',
+        stage: 'staging',
+        releaseId: release.id,
+        requestedBy: 'user:default/jane',
+      });
+      expect((await store.claim('a', ['pending'], new Date(0)))?.id).toBe(
+        promotion.id,
+      );
+      // b takes it over, as it would from a stale claim.
+      expect(
+        (await store.claim('b', ['pending'], new Date(Date.now() + 60_000)))
+          ?.id,
+      ).toBe(promotion.id);
+      const step = { kind: 'gate', name: 'smoke', status: 'passed' };
+      expect(
+        await store.addStep(promotion.id, step, {
+          state: 'pending',
+          ownerId: 'a',
+        }),
+      ).toBe(false);
+      expect(
+        await store.transition(
+          promotion.id,
+          'pending',
+          'preflight',
+          { kind: 'transition', name: 'start', status: 'passed' },
+          { ownerId: 'a' },
+        ),
+      ).toBe(false);
+      expect(
+        await store.addStep(promotion.id, step, {
+          state: 'pending',
+          ownerId: 'b',
+        }),
+      ).toBe(true);
+      expect(
+        await store.transition(
+          promotion.id,
+          'pending',
+          'preflight',
+          { kind: 'transition', name: 'start', status: 'passed' },
+          { ownerId: 'b' },
+        ),
+      ).toBe(true);
+      // A write fenced by the old state is refused too.
+      expect(
+        await store.addStep(promotion.id, step, {
+          state: 'pending',
+          ownerId: 'b',
+        }),
+      ).toBe(false);
+      expect((await store.listSteps(promotion.id)).map(st => st.name)).toEqual([
+        'requested',
+        'smoke',
+        'start',
+      ]);
+      // A restarted replica frees what its earlier run held.
+      expect(await store.releaseClaims('b', 'b/new')).toBe(1);
+      expect((await store.getPromotion(promotion.id))?.ownerId).toBeUndefined();
+    });
   },
 );
