@@ -147,12 +147,12 @@ export interface LoadGateEvidence {
 export type JobRole = 'backup' | 'migration';
 
 /**
- * What the evidence says about one Job.
+ * How a Job that a gate ran in a stage ended, as evidence: never secret
+ * values (env var names only).
  *
  * @public
  */
-export interface JobEvidence {
-  role: JobRole;
+export interface StageJobRun {
   name: string;
   namespace: string;
   image: string;
@@ -177,6 +177,13 @@ export interface JobEvidence {
   logError?: string;
   error?: string;
 }
+
+/**
+ * What the evidence says about one Job of the job gate.
+ *
+ * @public
+ */
+export type JobEvidence = { role: JobRole } & StageJobRun;
 
 /**
  * The Jobs the job gate ran (the backup, then the migration) in the stage

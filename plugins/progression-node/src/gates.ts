@@ -1,5 +1,8 @@
 import { Config } from '@backstage/config';
-import { GateResult } from '@internal/backstage-plugin-progression-common';
+import {
+  GateResult,
+  StageJobRun,
+} from '@internal/backstage-plugin-progression-common';
 import { KubeConfig, V1Deployment } from '@kubernetes/client-node';
 import { EntityTarget, ReleaseRef, StageConfig, StageLocation } from './stage';
 
@@ -60,37 +63,6 @@ export interface StageJobSpec {
     serviceAccountName?: string;
     imagePullSecrets?: { name: string }[];
   };
-}
-
-/**
- * How a Job ended, as evidence: never secret values (env var names only).
- *
- * @public
- */
-export interface StageJobRun {
-  name: string;
-  namespace: string;
-  image: string;
-  command?: string[];
-  args?: string[];
-  /** Env var names given to the container (configured and inherited); never values. */
-  envNames: string[];
-  /** Whether this run created the Job or found it from an earlier run. */
-  reused: boolean;
-  status: 'complete' | 'failed' | 'timeout' | 'cancelled' | 'error';
-  conditions: {
-    type: string;
-    status: string;
-    reason?: string;
-    message?: string;
-  }[];
-  durationMs?: number;
-  pod?: string;
-  exitCode?: number;
-  /** The last lines of the pod's log, at most 4 KiB. */
-  logTail?: string;
-  logError?: string;
-  error?: string;
 }
 
 /**

@@ -10,3 +10,4 @@ export * from './gates';
 export * from './deployers';
 export * from './extensions';
 export * from './readConfig';
+export type { StageJobRun } from '@internal/backstage-plugin-progression-common';

@@ -718,14 +718,34 @@ export class DatabasePromotionStore implements PromotionStore {
     retryAt: Date,
     step: NewStep,
   ): Promise<boolean> {
+    return this.addStepIfHeld(
+      id,
+      step,
+      { ownerId },
+      { retry_at: retryAt.toISOString() },
+    );
+  }
+
+  /**
+   * In one transaction: updates the promotion only while it is in
+   * `held.state` and held by `held.ownerId` (when given), then records the
+   * step; false, with nothing written, when it is not.
+   */
+  private addStepIfHeld(
+    promotionId: string,
+    step: NewStep,
+    held: { state?: PromotionState; ownerId?: string },
+    update: Record<string, unknown>,
+  ): Promise<boolean> {
     return this.db.transaction(async tx => {
       const updated = await tx('progression_promotions')
-        .where({ id })
-        .andWhere(q => (ownerId ? q.where({ owner_id: ownerId }) : q))
-        .update({ retry_at: retryAt.toISOString() });
+        .where({ id: promotionId })
+        .andWhere(q => (held.state ? q.where({ state: held.state }) : q))
+        .andWhere(q => (held.ownerId ? q.where({ owner_id: held.ownerId }) : q))
+        .update(update);
       if (updated !== 1) return false;
       await tx('progression_promotion_steps').insert(
-        stepRow(id, step, { now: tx.fn.now() }),
+        stepRow(promotionId, step, { now: tx.fn.now() }),
       );
       return true;
     });
@@ -747,20 +767,9 @@ export class DatabasePromotionStore implements PromotionStore {
       );
       return true;
     }
-    return this.db.transaction(async tx => {
-      // Taking the row (an update of nothing) orders this write after any
-      // concurrent state change of the promotion.
-      const held = await tx('progression_promotions')
-        .where({ id: promotionId, state: fence.state })
-        .andWhere(q =>
-          fence.ownerId ? q.where({ owner_id: fence.ownerId }) : q,
-        )
-        .update({ updated_at: tx.fn.now() });
-      if (held !== 1) return false;
-      await tx('progression_promotion_steps').insert(
-        stepRow(promotionId, step, { now: tx.fn.now() }),
-      );
-      return true;
+    // Touching the row orders this write after any concurrent state change.
+    return this.addStepIfHeld(promotionId, step, fence, {
+      updated_at: this.db.fn.now(),
     });
   }
 
