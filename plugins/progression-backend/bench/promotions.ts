@@ -13,6 +13,17 @@
  *    cannot pull their image, registration → rolled back, with the stage's
  *    defaults (readyTimeout 60 s, rolloutTimeout 10 min) and the simulated
  *    kubelet at a real node's back-off (10 s, doubling).
+ * 4. Cancel → terminal state during a load test, metric sampling (when a
+ *    prometheus binary is installed), smoke-check retries, an unready
+ *    rollout and a migration Job (bench/interruptions.ts).
+ * 5. A replica stopped mid-rollout (SIGTERM: `worker.stop()`; or killed)
+ *    and restarted as the same replica or another: restart → resumed.
+ * 6. A step that always fails with a transient error: attempts made and
+ *    time to the failed state beside the retry budget (scaled), and what
+ *    the default budget plans.
+ *
+ * BENCH_SECTIONS (a comma-separated list of rollback, concurrency,
+ * failfast, cancel, resume, retry) runs some of them; all by default.
  */
 import { mockServices } from '@backstage/backend-test-utils';
 import { ConfigReader } from '@backstage/config';
@@ -22,15 +33,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import knexFactory from 'knex';
 import { readTestConfig } from '../src/__testUtils__/readTestConfig';
-import { DatabasePromotionStore } from '../src/database/DatabasePromotionStore';
-import { applyDatabaseMigrations } from '../src/database/migrations';
 import { PromotionEngine } from '../src/engine/PromotionEngine';
 import { PromotionWorker } from '../src/engine/PromotionWorker';
 import { isTerminal } from '../src/engine/transitions';
 import { SmokeGate } from '../src/gates/SmokeGate';
 import { KubernetesWorkloads } from '../src/kubernetes/KubernetesWorkloads';
+import { median, memoryStore } from './benchUtil';
+import {
+  cancelBenchmark,
+  resumeBenchmark,
+  retryBudgetBenchmark,
+} from './interruptions';
 
 const run = promisify(execFile);
 const PROMOTIONS = Number(process.env.BENCH_PROMOTIONS ?? 200);
@@ -45,20 +59,6 @@ const FAIL_FAST_POD_START_MS = Number(
 const FAIL_FAST_BACK_OFF_MS = Number(
   process.env.BENCH_FAIL_FAST_BACK_OFF_MS ?? 10_000,
 );
-const median = (xs: number[]) =>
-  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-async function memoryStore() {
-  const knex = knexFactory({
-    client: 'better-sqlite3',
-    connection: { filename: ':memory:' },
-    useNullAsDefault: true,
-    pool: { min: 1, max: 1 },
-  });
-  await applyDatabaseMigrations(knex);
-  return { knex, store: new DatabasePromotionStore(knex) };
-}
-
 async function rollbackBenchmark() {
   const sim = await KubeSimulator.start({
     podReadyDelayMs: POD_READY_MS,
@@ -534,10 +534,28 @@ async function failFastBenchmark() {
   for (const row of rows) console.log(row);
 }
 
+const SECTIONS: [string, () => Promise<void>][] = [
+  ['rollback', rollbackBenchmark],
+  ['concurrency', concurrencyBenchmark],
+  ['failfast', failFastBenchmark],
+  ['cancel', cancelBenchmark],
+  ['resume', resumeBenchmark],
+  ['retry', retryBudgetBenchmark],
+];
+
 async function main() {
-  await rollbackBenchmark();
-  await concurrencyBenchmark();
-  await failFastBenchmark();
+  const only = process.env.BENCH_SECTIONS?.split(',').map(s => s.trim());
+  const unknown = only?.filter(name => !SECTIONS.some(([n]) => n === name));
+  if (unknown?.length) {
+    throw new Error(
+      `unknown BENCH_SECTIONS ${unknown.join(', ')}; sections: ${SECTIONS.map(
+        ([n]) => n,
+      ).join(', ')}`,
+    );
+  }
+  for (const [name, benchmark] of SECTIONS) {
+    if (!only || only.includes(name)) await benchmark();
+  }
 }
 
 main().then(
