@@ -89,9 +89,13 @@ class RunMemory {
       for (const step of steps) {
         if (step.toState) this.failures = { count: 0, since: 0 };
         else if (step.kind === 'error') {
+          // The evidence has the time to the millisecond; a step's own
+          // start time may have whole seconds only (SQLite).
+          const since = (step.evidence as { since?: string } | undefined)
+            ?.since;
           this.failures = {
             count: this.failures.count + 1,
-            since: this.failures.since || Date.parse(step.startedAt),
+            since: this.failures.since || Date.parse(since ?? step.startedAt),
           };
         }
       }
@@ -409,7 +413,11 @@ export class PromotionEngine {
       status: 'error',
       actor: this.actor,
       reason,
-      evidence: { attempt: attempts, retryAt: retryAt.toISOString() },
+      evidence: {
+        attempt: attempts,
+        since: new Date(since).toISOString(),
+        retryAt: retryAt.toISOString(),
+      },
     });
     if (!deferred) throw new StepInterrupted(`promotion ${p.id} was lost`);
     memory.failures = { count: attempts, since };
