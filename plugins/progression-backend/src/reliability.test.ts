@@ -547,7 +547,7 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
           .send({ decision: 'approve', evidenceHash: shown.evidenceHash });
         expect(approved.status).toBe(201);
         let back: any;
-        for (let i = 0; i < 400; i++) {
+        for (let i = 0; i < 1200; i++) {
           back = await details(server, waiting.id);
           if (back.steps.some((s: any) => s.name === 'recheck')) break;
           await new Promise(r => setTimeout(r, 25));

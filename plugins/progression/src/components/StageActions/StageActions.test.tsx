@@ -272,7 +272,13 @@ describe('stage actions', () => {
       }),
     );
     expect(
-      await screen.findByRole('button', { name: 'Reject 1.2.0 to Production' }),
+      // The environments are read again after the decision; on a loaded
+      // machine that takes longer than findBy's default second.
+      await screen.findByRole(
+        'button',
+        { name: 'Reject 1.2.0 to Production' },
+        { timeout: 5000 },
+      ),
     ).toBeEnabled();
     expect(
       screen.getByRole('button', {
