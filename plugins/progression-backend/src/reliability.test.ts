@@ -30,7 +30,8 @@ const urlOf = (ns: string) =>
   `${demo.servers.find(s => s.namespace === ns)!.url}/{{ kubernetesId }}`;
 
 beforeAll(async () => {
-  sim = await KubeSimulator.start({ podReadyDelayMs: 20, jobRunMs: 1500 });
+  // Jobs run long enough for a test to cancel one while it runs.
+  sim = await KubeSimulator.start({ podReadyDelayMs: 20, jobRunMs: 4000 });
   demo = await installDemo(sim, { anyPorts: true, trafficIntervalMs: 60_000 });
 });
 
@@ -732,12 +733,29 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
   });
 
   it('ends a rollback whose undo the cluster keeps refusing with 5xx within the budget, as failed', async () => {
-    const { backend, server } = await startBackend(databaseId);
+    const { backend, server } = await startBackend(databaseId, {
+      // Smoke checks that take a few seconds to give up: time enough to
+      // break the cluster's writes after the deploy, before the undo.
+      stages: progression().pipelines.standard.stages.map((st: any) =>
+        st.name === 'development'
+          ? {
+              ...st,
+              gates: {
+                smoke: {
+                  checks: [
+                    { ...smoke.checks[0], retries: 6, retryDelay: '500ms' },
+                  ],
+                },
+              },
+            }
+          : st,
+      ),
+    });
     try {
       expect((await register(server, '17.0.0-unhealthy')).status).toBe(201);
       const [dev] = await promotionsOf(server, 'development');
-      // Once the smoke checks failed, every write of the cluster fails.
-      for (let i = 0; i < 400; i++) {
+      // Once the deploy is done, every write of the cluster fails.
+      for (let i = 0; i < 1200; i++) {
         const { promotion } = await details(server, dev.id);
         if (promotion.state === 'verifying') break;
         await new Promise(r => setTimeout(r, 5));
@@ -748,6 +766,10 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
         methods: ['PATCH', 'PUT'],
       });
       const ended = await waitFor(server, dev.id, ENDED);
+      // The verification failed, then the undo kept failing.
+      expect(
+        ended.steps.find((st: any) => st.name === 'verification')?.status,
+      ).toBe('failed');
       expect(ended.promotion.state).toBe('failed');
       expect(ended.promotion.error).toMatch(/still failing after \d+ attempts/);
       expect(
