@@ -144,9 +144,15 @@ function mutableCatalog(entities: Entity[]) {
 
 async function startBackend(
   databaseId: TestDatabaseId,
-  options: { entities?: Entity[]; stages?: object[]; knex?: any } = {},
+  options: {
+    entities?: Entity[];
+    stages?: object[];
+    knex?: any;
+    retry?: object;
+  } = {},
 ) {
   const knex = options.knex ?? (await databases.init(databaseId));
+  const config = progression(options.stages);
   // The catalog's own list: a test may delete from it.
   const entities = [
     ...(options.entities ?? [component('payments-api')]),
@@ -158,7 +164,15 @@ async function startBackend(
       mutableCatalog(entities),
       mockServices.database.factory({ knex }),
       mockServices.rootConfig.factory({
-        data: { progression: progression(options.stages) },
+        data: {
+          progression: {
+            ...config,
+            worker: {
+              ...config.worker,
+              retry: options.retry ?? config.worker.retry,
+            },
+          },
+        },
       }),
     ],
   });
@@ -272,7 +286,11 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
   });
 
   it('fails a promotion whose entity was deleted from the catalog, without retrying', async () => {
-    const { backend, server, entities, knex } = await startBackend(databaseId);
+    const { backend, server, entities, knex } = await startBackend(
+      databaseId,
+      // A quiet while between attempts, so no attempt straddles the deletion.
+      { retry: { initialDelay: '3s', maxDelay: '3s', budget: '1m' } },
+    );
     try {
       // The cluster does not answer for a while: the promotion waits to
       // try its deploy again, and meanwhile the entity goes away.
