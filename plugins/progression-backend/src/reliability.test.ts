@@ -301,7 +301,7 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
       });
       expect((await register(server, '7.2.0')).status).toBe(201);
       const [dev] = await promotionsOf(server, 'development');
-      for (let i = 0; i < 400; i++) {
+      for (let i = 0; i < 1200; i++) {
         const { steps } = await details(server, dev.id);
         if (steps.some((st: any) => st.kind === 'error')) break;
         await new Promise(r => setTimeout(r, 25));
@@ -311,7 +311,7 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
       // Its promotions are not visible through the API without the entity:
       // read the store's row.
       let row: any;
-      for (let i = 0; i < 400; i++) {
+      for (let i = 0; i < 1200; i++) {
         row = await knex('progression_promotions')
           .where({ id: dev.id })
           .first();
@@ -341,7 +341,7 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
       expect((await second).status).toBe(201);
       expect((await third).status).toBe(201);
       let all: any[] = [];
-      for (let i = 0; i < 400; i++) {
+      for (let i = 0; i < 1200; i++) {
         all = await promotionsOf(server, 'development');
         const newest = all.find(p => p.release.version === '8.2.0');
         if (newest && ENDED.includes(newest.state)) break;
@@ -613,7 +613,7 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
       expect((await register(server, '13.0.0')).status).toBe(201);
       const [dev] = await promotionsOf(server, 'development');
       // Cancel once the smoke checks passed: the load test runs then.
-      for (let i = 0; i < 400; i++) {
+      for (let i = 0; i < 1200; i++) {
         const { steps } = await details(server, dev.id);
         if (steps.some((st: any) => st.name === 'smoke')) break;
         await new Promise(r => setTimeout(r, 25));
@@ -640,7 +640,7 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
       const before = liveImage('development');
       expect((await register(server, '14.0.0-unready')).status).toBe(201);
       const [dev] = await promotionsOf(server, 'development');
-      for (let i = 0; i < 400; i++) {
+      for (let i = 0; i < 1200; i++) {
         const { steps } = await details(server, dev.id);
         if (steps.some((st: any) => st.name === 'patch')) break;
         await new Promise(r => setTimeout(r, 25));
@@ -685,7 +685,7 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
               j.metadata.labels?.['progression.backstage.io/promotion-id'] ===
               dev.id,
           );
-      for (let i = 0; i < 400 && !jobOf(); i++) {
+      for (let i = 0; i < 1200 && !jobOf(); i++) {
         await new Promise(r => setTimeout(r, 10));
       }
       expect(jobOf()).toBeDefined();
@@ -699,7 +699,7 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
         'nothing was deployed',
       );
       // The Job is left to finish: a half-run migration is worse.
-      for (let i = 0; i < 400; i++) {
+      for (let i = 0; i < 1200; i++) {
         const conditions = jobOf()?.status?.conditions ?? [];
         if (conditions.some((c: any) => c.type === 'Complete')) break;
         await new Promise(r => setTimeout(r, 25));
@@ -725,7 +725,7 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
       sim.injectFaults({ failNext: 1_000_000, failStatus: 503 });
       expect((await register(first.server, '16.0.0')).status).toBe(201);
       [{ id }] = await promotionsOf(first.server, 'development');
-      for (let i = 0; i < 400; i++) {
+      for (let i = 0; i < 1200; i++) {
         const { steps } = await details(first.server, id);
         if (steps.some((st: any) => st.kind === 'error')) break;
         await new Promise(r => setTimeout(r, 25));
