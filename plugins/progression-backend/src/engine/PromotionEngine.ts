@@ -3,29 +3,19 @@ import { NotFoundError } from '@backstage/errors';
 import stableStringify from 'fast-json-stable-stringify';
 import { GateResult } from '@internal/backstage-plugin-progression-common';
 import {
-  DeployRecord,
   DeployRequest,
   DeployTarget,
   Deployer,
   EntityTarget,
-  GateContext,
   GateDefinition,
-  GatePhase,
-  configuredPhases,
 } from '@internal/backstage-plugin-progression-node';
-import { resolveStageUrl } from '../config/stageUrl';
 import {
   PipelineConfig,
   ProgressionConfig,
   StageConfig,
 } from '../config/types';
-import {
-  NewStep,
-  Promotion,
-  PromotionStore,
-  Release,
-} from '../database/PromotionStore';
-import { gateContext, stageLocation } from '../gates/gateContext';
+import { Promotion, PromotionStore } from '../database/PromotionStore';
+import { stageLocation } from '../gates/gateContext';
 import { KubernetesDeployer } from '../kubernetes/KubernetesDeployer';
 import { KubernetesWorkloads } from '../kubernetes/KubernetesWorkloads';
 import { describeKubeError } from '../kubernetes/StageResources';
@@ -37,6 +27,8 @@ import {
   verdict,
 } from './evidenceHash';
 import { StepInterrupted, StepTimeoutError, cannotHeal } from './failures';
+import { GateRunner } from './GateRunner';
+import { Outcome, RunMemory, StepRun } from './StepRun';
 import {
   PromotionEvent,
   PromotionState,
@@ -48,75 +40,6 @@ import {
 export type { EntityTarget };
 
 export type ResolveEntity = (entityRef: string) => Promise<EntityTarget>;
-
-interface Outcome {
-  event: PromotionEvent;
-  kind: string;
-  name: string;
-  status: string;
-  reason?: string;
-  evidence?: unknown;
-  error?: string;
-}
-
-/**
- * What a run of the engine knows of its promotion beyond the row: what it
- * recorded itself (the deploy record, the gate results so far). Read from
- * the store once when a run starts (a restart resumes from there), then
- * kept as the engine adds steps.
- */
-class RunMemory {
-  private loaded?: Promise<void>;
-  deployRecord?: DeployRecord;
-  results: GateResult[] = [];
-  /** The failed attempts of the current state's step: how many, since when. */
-  failures = { count: 0, since: 0 };
-
-  constructor(
-    private readonly store: PromotionStore,
-    private readonly promotionId: string,
-  ) {}
-
-  load(): Promise<void> {
-    this.loaded ??= this.store.listSteps(this.promotionId).then(steps => {
-      this.deployRecord = steps.find(
-        s => s.kind === 'deploy' && s.name === 'patch',
-      )?.evidence as DeployRecord | undefined;
-      this.results = steps
-        .filter(s => s.kind === 'gate' && s.evidence)
-        .map(s => s.evidence as GateResult)
-        .filter(r => typeof r.gate === 'string' && typeof r.phase === 'string');
-      for (const step of steps) {
-        if (step.toState) this.failures = { count: 0, since: 0 };
-        else if (step.kind === 'error') {
-          // The evidence has the time to the millisecond; a step's own
-          // start time may have whole seconds only (SQLite).
-          const since = (step.evidence as { since?: string } | undefined)
-            ?.since;
-          this.failures = {
-            count: this.failures.count + 1,
-            since: this.failures.since || Date.parse(since ?? step.startedAt),
-          };
-        }
-      }
-    });
-    return this.loaded;
-  }
-}
-
-/** Everything one step works with, resolved once. */
-interface StepRun {
-  p: Promotion;
-  pipeline: PipelineConfig;
-  stage: StageConfig;
-  index: number;
-  release: Release;
-  entity: EntityTarget;
-  signal?: AbortSignal;
-  memory: RunMemory;
-  /** The worker's claim: its writes are fenced by it. */
-  ownerId?: string;
-}
 
 /** States the engine works on; awaiting-approval waits for people. */
 export const WORKABLE_STATES: PromotionState[] = [
@@ -141,6 +64,7 @@ const firstBlocking = (results: GateResult[]) =>
  */
 export class PromotionEngine {
   private readonly deployers: Map<string, Deployer<any>>;
+  private readonly gates: GateRunner;
 
   constructor(
     private readonly options: {
@@ -169,6 +93,14 @@ export class PromotionEngine {
       }) => void;
     },
   ) {
+    this.gates = new GateRunner({
+      store: options.store,
+      config: options.config,
+      workloads: options.workloads,
+      gates: options.gates,
+      logger: options.logger,
+      actor: this.actor,
+    });
     this.deployers = new Map(
       (options.deployers ?? [new KubernetesDeployer(options.workloads)]).map(
         d => [d.kind, d],
@@ -215,26 +147,6 @@ export class PromotionEngine {
       stage: run.stage,
       location: stageLocation(this.options.config, run.stage),
     };
-  }
-
-  private stageUrl(stage: StageConfig, entity: EntityTarget) {
-    const { url, ignored } = resolveStageUrl(
-      stage.url,
-      {
-        'entity.name': entity.name,
-        'entity.namespace': entity.namespace,
-        kubernetesId: entity.kubernetesId,
-        'stage.name': stage.name,
-        'stage.namespace': stage.namespace,
-      },
-      entity.urlOverrides?.[stage.name],
-    );
-    if (ignored) {
-      this.options.logger.warn(
-        `${entity.entityRef} in ${stage.name}: ${ignored}`,
-      );
-    }
-    return url;
   }
 
   /**
@@ -557,7 +469,7 @@ export class PromotionEngine {
         error: refusal,
       };
     }
-    const failed = firstBlocking(await this.runGates(run, 'preflight'));
+    const failed = firstBlocking(await this.gates.runGates(run, 'preflight'));
     if (failed) {
       const reason = `${failed.gate}: ${failed.reason}`;
       return {
@@ -618,7 +530,7 @@ export class PromotionEngine {
     const planned = await deployer.plan(target, request);
     if (!planned.applied && !memory.deployRecord && p.kind !== 'rollback') {
       // Gates before the deploy (a migration Job): after the approval.
-      const failed = firstBlocking(await this.runGates(run, 'predeploy'));
+      const failed = firstBlocking(await this.gates.runGates(run, 'predeploy'));
       if (failed) {
         const reason = `${failed.gate}: ${failed.reason}; nothing was deployed`;
         return {
@@ -636,7 +548,7 @@ export class PromotionEngine {
       // knows what to roll back to; and only while this worker still holds
       // the deploying promotion, so a cancel before it means no change.
       if (signal?.aborted) throw signal.reason;
-      await this.record(run, {
+      await this.gates.record(run, {
         kind: 'deploy',
         name: 'patch',
         status: 'started',
@@ -704,7 +616,7 @@ export class PromotionEngine {
     if (recorded && stableStringify(recorded) !== stableStringify(target)) {
       return `the target moved since the approval (${recorded.namespace}/${recorded.kubernetesId} → ${target.namespace}/${target.kubernetesId})`;
     }
-    const results = await this.runGates(run, 'preflight', g =>
+    const results = await this.gates.runGates(run, 'preflight', g =>
       Boolean(g.preview),
     );
     const changed = results.filter(r => {
@@ -718,120 +630,8 @@ export class PromotionEngine {
       : undefined;
   }
 
-  /** What the gates get to measure the promotion's stage. */
-  private gateContext(run: StepRun): GateContext {
-    const { p, pipeline, stage, release, entity, signal, memory } = run;
-    return {
-      ...gateContext({
-        config: this.options.config,
-        pipeline,
-        stage,
-        workloads: this.options.workloads,
-        entity,
-        stageUrl: this.stageUrl(stage, entity),
-        signal,
-      }),
-      release: {
-        id: release.id,
-        version: release.version,
-        image: release.image,
-      },
-      promotionId: p.id,
-      results: memory.results,
-      baseline: (gate, check) => this.baseline(p, stage, gate, check),
-    };
-  }
-
-  /**
-   * What `gate` measured for `check` in the last promotion that succeeded
-   * in the stage: the baseline of relative thresholds.
-   */
-  private async baseline(
-    p: Promotion,
-    stage: StageConfig,
-    gate: string,
-    check: string,
-  ): Promise<number | undefined> {
-    const { lastSucceeded } =
-      (await this.store.stageSummaries(p.entityRef, [stage.name])).get(
-        stage.name,
-      ) ?? {};
-    if (!lastSucceeded || lastSucceeded.id === p.id) return undefined;
-    const steps = await this.store.listSteps(lastSucceeded.id);
-    for (const step of [...steps].reverse()) {
-      if (step.kind !== 'gate' || step.name !== gate) continue;
-      const checks = (step.evidence as { evidence?: { checks?: unknown } })
-        ?.evidence?.checks;
-      if (!Array.isArray(checks)) continue;
-      const value = checks.find(
-        (c: { name?: string }) => c?.name === check,
-      )?.value;
-      if (typeof value === 'number') return value;
-    }
-    return undefined;
-  }
-
-  /**
-   * Records a step of the running state, only while this worker holds the
-   * promotion in that state: one that lost it writes nothing and stops.
-   */
-  private async record(run: StepRun, step: NewStep) {
-    const held = await this.store.addStep(run.p.id, step, {
-      state: run.p.state,
-      ownerId: run.ownerId,
-    });
-    if (!held) {
-      throw new StepInterrupted(`promotion ${run.p.id} moved on`);
-    }
-  }
-
-  /**
-   * Runs the gates the stage configures for `phase`, in order, recording
-   * each result. A gate whose effect outlasts a retry (`once`) and that
-   * already passed in this phase is not run again.
-   */
-  private async runGates(
-    run: StepRun,
-    phase: GatePhase,
-    only: (gate: GateDefinition<any>) => boolean = () => true,
-  ): Promise<GateResult[]> {
-    const { pipeline, stage, index, memory } = run;
-    const source = pipeline.stages[index - 1];
-    const gates = this.options.gates.filter(
-      g => only(g) && configuredPhases(g, stage, source).includes(phase),
-    );
-    if (!gates.length) return [];
-    const context = this.gateContext(run);
-    const results: GateResult[] = [];
-    for (const gate of gates) {
-      const done = memory.results.some(
-        r =>
-          r.gate === gate.name &&
-          r.phase === phase &&
-          (r.status === 'passed' || r.status === 'skipped'),
-      );
-      if (gate.once && done) continue;
-      const result = await gate.run(context, phase);
-      // What a gate says once it was stopped is not a measurement.
-      if (run.signal?.aborted) throw run.signal.reason;
-      results.push(result);
-      if (phase !== 'rollback') {
-        await this.record(run, {
-          kind: 'gate',
-          name: gate.name,
-          status: result.status,
-          actor: this.actor,
-          reason: result.reason,
-          evidence: result,
-        });
-        memory.results.push(result);
-      }
-    }
-    return results;
-  }
-
   private async verify(run: StepRun): Promise<Outcome> {
-    const results = await this.runGates(run, 'verification');
+    const results = await this.gates.runGates(run, 'verification');
     const failed = firstBlocking(results);
     if (failed) {
       return {
@@ -881,7 +681,9 @@ export class PromotionEngine {
     });
     // `kubectl rollout undo` + `kubectl rollout status`'s share of it.
     const undoAndRolloutMs = Date.now() - started;
-    const checks = rollout.done ? await this.runGates(run, 'rollback') : [];
+    const checks = rollout.done
+      ? await this.gates.runGates(run, 'rollback')
+      : [];
     const healthy =
       rollout.done &&
       checks.every(c => c.status === 'passed' || c.status === 'skipped');
