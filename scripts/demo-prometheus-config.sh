@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes the demo's configuration for a running Prometheus, loaded after
 # app-config.yaml (`yarn start --config app-config.yaml --config FILE`):
-# progression.prometheus.url, and staging's error-rate metric gate in the
+# progression.prometheus.url, and staging's error-rate metric gate and its
+# alert freeze (DemoHighErrorRatio, scripts/demo-prometheus-rules.yml) in the
 # `standard` pipeline. app-config.yaml has neither, so that a demo without
 # Prometheus runs without metric gates rather than with gates it cannot
 # measure (which the backend refuses to start with). Backstage replaces
@@ -59,6 +60,11 @@ const metrics = YAML.parse(`
 // After the smoke checks, where it is read best; gates run in their own order.
 const { smoke, ...others } = staging.gates ?? {};
 staging.gates = { ...(smoke && { smoke }), metrics, ...others };
+// Closed to promotions while its own error ratio is too high (the
+// `-errors` images); rollbacks still enter.
+staging.freezeOn = {
+  alerts: ['{alertname="DemoHighErrorRatio",namespace="staging"}'],
+};
 
 const overlay = {
   progression: {

@@ -146,10 +146,13 @@ start_prometheus() {
   port=9090
   if port_in_use "$port"; then port="$(free_port)"; fi
   mkdir -p "$ROOT/.demo/prometheus"
-  cat >"$ROOT/.demo/prometheus.yml" <<'YAML'
+  cat >"$ROOT/.demo/prometheus.yml" <<YAML
 global:
   scrape_interval: 2s
   evaluation_interval: 2s
+# The error-ratio alert that freezes staging (its freezeOn).
+rule_files:
+  - '$ROOT/scripts/demo-prometheus-rules.yml'
 scrape_configs:
   - job_name: demo-workloads
     static_configs:
@@ -174,7 +177,7 @@ YAML
   if [ -f "$ROOT/app-config.local.yaml" ]; then
     DEMO_CONFIG_ARGS+=(--config "$ROOT/app-config.local.yaml")
   fi
-  log "Prometheus: http://127.0.0.1:$port (scraping the demo workloads); staging has its error-rate metric gate ($overlay)"
+  log "Prometheus: http://127.0.0.1:$port (scraping the demo workloads); staging has its error-rate metric gate and freezes while DemoHighErrorRatio fires there ($overlay)"
 }
 
 stop_process_group() {

@@ -91,6 +91,21 @@ export interface Config {
     entityCacheTtl?: string | HumanDuration;
 
     /**
+     * Notifications through Backstage's notifications service: a promotion
+     * awaiting approval to its approvers, a failed or rolled-back one and
+     * a success in a pipeline's last stage to the entity's owners
+     * (docs/notifications.md).
+     */
+    notifications?: {
+      /**
+       * Default true. Turn it off in a backend without
+       * `@backstage/plugin-notifications-backend`; with it on there, each
+       * notification is tried once, marked failed and the backend warns once.
+       */
+      enabled?: boolean;
+    };
+
+    /**
      * Pipelines, by name. An entity opts into one with the annotation
      * `progression.backstage.io/pipeline: <name>`.
      */
@@ -119,6 +134,29 @@ export interface Config {
           /** In seconds. */
           p95?: string;
         };
+        /**
+         * Promotion windows of every stage (a stage's own are added): a
+         * window opens at each fire of its cron `schedule` (in `timezone`,
+         * default UTC) and lasts `duration`. Deny wins; with no allow
+         * window a stage is open whenever no deny window is.
+         */
+        windows?: Array<{
+          kind: 'allow' | 'deny';
+          /** Shown in reasons, e.g. 'holiday freeze'. */
+          name?: string;
+          /** Cron: five fields, or six with seconds first. */
+          schedule: string;
+          duration: string | HumanDuration;
+          /** IANA time zone, default UTC. */
+          timezone?: string;
+        }>;
+        /** Close every stage while one of these Prometheus alerts fires. */
+        freezeOn?: {
+          /** Alert names, or selectors on ALERTS such as {severity="page"}. */
+          alerts?: string[];
+        };
+        /** Whether on-demand rollbacks may enter a closed stage. Default allow. */
+        rollbacksWhenClosed?: 'allow' | 'deny';
         /** The stages in the order a release goes through them. */
         stages: Array<{
           /** Unique within the pipeline: a lowercase DNS label such as `staging`. */
@@ -170,6 +208,29 @@ export interface Config {
           deploy?: {
             kind?: string;
           };
+          /**
+           * This stage's promotion windows, added to the pipeline's: a
+           * window opens at each fire of its cron `schedule` (in `timezone`,
+           * default UTC) and lasts `duration`. Deny wins; with no allow
+           * window a stage is open whenever no deny window is.
+           */
+          windows?: Array<{
+            kind: 'allow' | 'deny';
+            /** Shown in reasons, e.g. 'holiday freeze'. */
+            name?: string;
+            /** Cron: five fields, or six with seconds first. */
+            schedule: string;
+            duration: string | HumanDuration;
+            /** IANA time zone, default UTC. */
+            timezone?: string;
+          }>;
+          /** Close this stage while one of these Prometheus alerts fires. */
+          freezeOn?: {
+            /** Alert names, or selectors on ALERTS such as {severity="page"}. */
+            alerts?: string[];
+          };
+          /** Whether on-demand rollbacks may enter this stage while closed; overrides the pipeline's. */
+          rollbacksWhenClosed?: 'allow' | 'deny';
           /** Where this stage's flagd flags live; overrides the pipeline's. */
           flags?: {
             /** Default 'feature-flags'. */

@@ -1,14 +1,17 @@
 /*
- * Benchmark of the environments read, run with
+ * Benchmark of the environments and delivery insights reads, run with
  * `yarn workspace @internal/backstage-plugin-progression-backend bench:environments`.
  * It prints figures; nothing here asserts on time.
  *
  * One Backstage backend (the catalog and Progression, SQLite files, the
  * cluster simulator behind the stages) holds 1,000 entities, each with
  * 3 stages × 100 promotions. autocannon then reads one entity's
- * environments at 50 connections, and the same backend's
+ * environments at 50 connections, its delivery insights over 90 days
+ * (which hold its whole history), the insights of every entity in turn
+ * (so that most reads miss the one-second cache), and the same backend's
  * `GET /api/catalog/entities/by-name/...` for the same entity, and prints
- * requests/s, p99 and the ratio of the two.
+ * requests/s, p99 and the ratio to the catalog's. Last, the insights query
+ * alone, straight on the store, one call at a time.
  */
 import { createBackendModule } from '@backstage/backend-plugin-api';
 import { databaseServiceFactory } from '@backstage/backend-defaults/database';
@@ -22,8 +25,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import knexFactory from 'knex';
+import { DatabasePromotionStore } from '../src/database/DatabasePromotionStore';
 import { applyDatabaseMigrations } from '../src/database/migrations';
 import { progressionPlugin } from '../src/plugin';
+import { percentile } from './benchUtil';
 
 const ENTITIES = Number(process.env.BENCH_ENTITIES ?? 1000);
 const PROMOTIONS_PER_STAGE = Number(process.env.BENCH_PROMOTIONS ?? 100);
@@ -46,6 +51,7 @@ async function seedPromotions(dir: string) {
     const entityRef = `component:default/${name(e)}`;
     const releases: Record<string, unknown>[] = [];
     const promotions: Record<string, unknown>[] = [];
+    const steps: Record<string, unknown>[] = [];
     for (let r = 0; r < PROMOTIONS_PER_STAGE; r++) {
       const id = crypto.randomUUID();
       const version = `1.${r}.0`;
@@ -57,10 +63,25 @@ async function seedPromotions(dir: string) {
         image: `registry.local/${name(e)}:${version}`,
         created_by: 'user:default/ci',
         created_at: at.toISOString(),
+        // Half the releases say when their commit was made: lead time
+        // reads it or the registration.
+        committed_at:
+          r % 2 ? new Date(at.getTime() - 3_600_000).toISOString() : null,
       });
       STAGES.forEach((stage, s) => {
+        const promotionId = crypto.randomUUID();
+        // The image patch went out: a rolled-back promotion is a deployment.
+        if (r % 10 === 9) {
+          steps.push({
+            promotion_id: promotionId,
+            kind: 'deploy',
+            name: 'patch',
+            status: 'started',
+            started_at: new Date(at.getTime() + s * 100 + 10).toISOString(),
+          });
+        }
         promotions.push({
-          id: crypto.randomUUID(),
+          id: promotionId,
           entity_ref: entityRef,
           pipeline: 'standard',
           stage,
@@ -78,6 +99,7 @@ async function seedPromotions(dir: string) {
     }
     await knex.batchInsert('progression_releases', releases, 200);
     await knex.batchInsert('progression_promotions', promotions, 200);
+    await knex.batchInsert('progression_promotion_steps', steps, 200);
   }
   const [{ count }] = await knex('progression_promotions').count({
     count: '*',
@@ -130,12 +152,25 @@ const benchEntities = createBackendModule({
   },
 });
 
-async function load(url: string) {
+async function load(url: string, paths?: string[]) {
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
     duration: DURATION_S,
     headers: { Authorization: 'Bearer mock-user-token' },
+    // Each connection walks `paths` from its own starting point, so that
+    // concurrent requests ask for different entities.
+    ...(paths && {
+      setupClient: (client: any) => {
+        const start = Math.floor(Math.random() * paths.length);
+        client.setRequests(
+          [...paths.slice(start), ...paths.slice(0, start)].map(p => ({
+            method: 'GET',
+            path: p,
+          })),
+        );
+      },
+    }),
   });
   const bad = result.non2xx + result.errors + result.timeouts;
   return {
@@ -227,6 +262,11 @@ async function main() {
   const target = name(0);
   const catalogUrl = `${base}/api/catalog/entities/by-name/component/default/${target}`;
   const environmentsUrl = `${base}/api/progression/v1/entities/component/default/${target}/environments`;
+  const insightsPath = (i: number) =>
+    `/api/progression/v1/entities/component/default/${name(
+      i,
+    )}/insights?range=90d`;
+  const insightsUrl = `${base}${insightsPath(0)}`;
   const headers = { Authorization: 'Bearer mock-user-token' };
 
   // Wait until the catalog has processed the last entity and the informers are warm.
@@ -256,10 +296,47 @@ async function main() {
     await new Promise(r => setTimeout(r, 100));
   }
 
-  // Warm both routes, then measure each in turn.
+  // The 90 days hold the entity's whole history: 100 deployments a stage,
+  // 10 of them rolled back.
+  const seen = await (await fetch(insightsUrl, { headers })).json();
+  const staging = seen.stages?.find((s: any) => s.stage === 'staging');
+  if (
+    staging?.deployments.count !== PROMOTIONS_PER_STAGE ||
+    staging.changeFailureRate.failed !== Math.floor(PROMOTIONS_PER_STAGE / 10)
+  ) {
+    throw new Error(`unexpected insights: ${JSON.stringify(staging)}`);
+  }
+
+  // Warm the routes, then measure each in turn.
   await load(catalogUrl);
   const catalog = await load(catalogUrl);
   const environments = await load(environmentsUrl);
+  await load(insightsUrl);
+  const insights = await load(insightsUrl);
+  const insightsAll = await load(
+    base,
+    Array.from({ length: ENTITIES }, (_, i) => insightsPath(i)),
+  );
+
+  // The query alone, on its own connection to the same database file.
+  const knex = knexFactory({
+    client: 'better-sqlite3',
+    connection: { filename: path.join(dir, 'progression.sqlite') },
+    useNullAsDefault: true,
+  });
+  const store = new DatabasePromotionStore(knex);
+  const since = new Date(Date.now() - 90 * 86_400_000);
+  const queryTimes: number[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const started = performance.now();
+    await store.deliveryInsights({
+      entityRef: `component:default/${name(i % ENTITIES)}`,
+      stages: STAGES,
+      since,
+    });
+    queryTimes.push(performance.now() - started);
+  }
+  await knex.destroy();
 
   console.log(
     `\nEnvironments read (${ENTITIES} entities × ${
@@ -279,11 +356,28 @@ async function main() {
       ).padStart(4)} ms  (${r.total} requests, ${r.bad} not 2xx or failed)`,
     );
   row('GET …/progression/v1/…/environments', environments);
+  row('GET …/progression/v1/…/insights?range=90d', insights);
+  row('  the same, each of the 1,000 entities in turn', insightsAll);
   row('GET …/catalog/entities/by-name/…', catalog);
   console.log(
     `  ratio environments / catalog (req/s):        ${(
       environments.rps / catalog.rps
     ).toFixed(2)} (target ≥ 1.0; p99 target ≤ 50 ms)`,
+  );
+  console.log(
+    `  ratio insights / catalog (req/s):            ${(
+      insights.rps / catalog.rps
+    ).toFixed(2)} (p99 target ≤ 50 ms: ${
+      insights.p99 <= 50 ? 'met' : 'NOT met'
+    } with ${insights.p99} ms; every entity in turn ${insightsAll.p99} ms)`,
+  );
+  console.log(
+    `  insights query alone (store, ${
+      queryTimes.length
+    } calls one at a time, 300 promotions each): p50 ${percentile(
+      queryTimes,
+      50,
+    ).toFixed(2)} ms, p99 ${percentile(queryTimes, 99).toFixed(2)} ms`,
   );
 
   await backend.stop();

@@ -5,6 +5,7 @@ import {
 import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import os from 'node:os';
 import { signalsServiceRef } from '@backstage/plugin-signals-node';
+import { notificationService } from '@backstage/plugin-notifications-node';
 import { progressionPermissions } from '@internal/backstage-plugin-progression-common';
 import {
   Deployer,
@@ -21,12 +22,14 @@ import { PromotionWorker } from './engine/PromotionWorker';
 import { builtInGates } from './gates/builtInGates';
 import { KubernetesDeployer } from './kubernetes/KubernetesDeployer';
 import { KubernetesWorkloads } from './kubernetes/KubernetesWorkloads';
+import { PromotionNotifier } from './notifications/PromotionNotifier';
 import { PrometheusClient } from './prometheus/PrometheusClient';
 import { readPrometheusConfig } from './config/readProgressionConfig';
 import { ProgressionReadModel } from './service/ProgressionReadModel';
 import { PromotionCommands } from './service/PromotionCommands';
 import { createRouter } from './service/router';
 import { PromotionSignals } from './signals/PromotionSignals';
+import { StageWindows } from './windows/StageWindows';
 
 /**
  * Progression backend plugin: pipelines, promotions, gates and rollbacks.
@@ -62,6 +65,11 @@ export const progressionPlugin = createBackendPlugin({
         scheduler: coreServices.scheduler,
         lifecycle: coreServices.lifecycle,
         signals: signalsServiceRef,
+        // Its default factory calls the notifications backend over HTTP;
+        // without that backend each send fails, is marked failed, and the
+        // notifier warns once (progression.notifications.enabled: false
+        // turns it off).
+        notifications: notificationService,
       },
       async init({
         config,
@@ -77,6 +85,7 @@ export const progressionPlugin = createBackendPlugin({
         scheduler,
         lifecycle,
         signals,
+        notifications,
       }) {
         const prometheusConfig = readPrometheusConfig(config);
         const prometheus =
@@ -92,12 +101,16 @@ export const progressionPlugin = createBackendPlugin({
           gates,
           deployers,
         });
-        const store = new DatabasePromotionStore(
-          await getMigratedClient(database),
-        );
+        const db = await getMigratedClient(database);
+        const store = new DatabasePromotionStore(db);
         permissionsRegistry.addPermissions(progressionPermissions);
+        const windows = new StageWindows({
+          config: progressionConfig,
+          prometheus,
+        });
 
         const reads = new ProgressionReadModel({
+          windows,
           store,
           config: progressionConfig,
           gates,
@@ -111,6 +124,15 @@ export const progressionPlugin = createBackendPlugin({
           auth,
           config: progressionConfig,
         });
+        const notifier = progressionConfig.notifications.enabled
+          ? new PromotionNotifier({
+              db,
+              store,
+              config: progressionConfig,
+              notifications,
+              logger,
+            })
+          : undefined;
         const engine = new PromotionEngine({
           store,
           workloads,
@@ -118,10 +140,12 @@ export const progressionPlugin = createBackendPlugin({
           gates,
           deployers,
           logger,
+          windows,
           resolveEntity: ref => entities.resolve(ref),
           onTransition: change => {
             reads.invalidate(change.entityRef);
             progress.publish(change);
+            notifier?.onTransition(change);
           },
         });
         const worker = new PromotionWorker({
@@ -168,8 +192,22 @@ export const progressionPlugin = createBackendPlugin({
             }
           },
         });
+        if (notifier) {
+          // What a crash left unsent: on every replica (the notifications'
+          // rows make each one sent once), soon after a restart.
+          await scheduler.scheduleTask({
+            id: 'promotion-notifications',
+            scope: 'local',
+            frequency: { seconds: 30 },
+            timeout: { minutes: 5 },
+            initialDelay: { seconds: 10 },
+            fn: () => notifier.sweep(),
+          });
+        }
         lifecycle.addShutdownHook(async () => {
           await worker.stop();
+          // After the worker: its last state changes may still notify.
+          await notifier?.stop();
           await workloads.close();
         });
         logger.info(
@@ -195,6 +233,8 @@ export const progressionPlugin = createBackendPlugin({
               deployers,
               onWork: () => worker.kick(),
               memberships: user => entities.memberships(user),
+              windows,
+              onWindowOverride: id => notifier?.onWindowOverride(id),
             }),
           }),
         );

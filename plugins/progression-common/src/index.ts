@@ -8,4 +8,5 @@ export * from './annotations';
 export * from './types';
 export * from './evidence';
 export * from './permissions';
+export * from './promotionOutcome';
 export * from './client/ProgressionApiClient';

@@ -62,6 +62,19 @@ export const progressionReleaseCreatePermission = createPermission({
 });
 
 /**
+ * Let a promotion that waits for a closed stage (a deny window, outside
+ * the allow windows, a freeze alert) go ahead anyway: break-glass, with a
+ * reason, audited and notified.
+ *
+ * @public
+ */
+export const progressionWindowOverridePermission = createPermission({
+  name: 'progression.window.override',
+  attributes: { action: 'update' },
+  resourceType,
+});
+
+/**
  * Every Progression permission, for the permissions registry.
  *
  * @public
@@ -72,4 +85,5 @@ export const progressionPermissions = [
   progressionPromotionCancelPermission,
   progressionRollbackPermission,
   progressionReleaseCreatePermission,
+  progressionWindowOverridePermission,
 ];

@@ -8,6 +8,8 @@ import type { PromotionState } from './schema/openapi/generated';
 
 export type {
   Approval as ApprovalDto,
+  DeliveryDay,
+  DeliveryInsights,
   EntityEnvironments,
   EntityFlags,
   EntityMetrics,
@@ -15,6 +17,7 @@ export type {
   FlagRow,
   GateResult,
   GateStatus,
+  GetEntityInsightsQuery,
   GetEntityMetricsQuery,
   ListPromotionsQuery,
   ListPromotionsResponse,
@@ -33,10 +36,13 @@ export type {
   PromotionSummary,
   Release as ReleaseDto,
   Stage,
+  StageDeliveryInsights,
   StageGateSummary,
   StageLive,
   StageMetrics,
+  StageWindow,
   ValidateEntityRequest,
+  WindowOverride,
 } from './schema/openapi/generated';
 
 /**
@@ -48,6 +54,7 @@ export type {
 export const PROMOTION_STATES = [
   'queued',
   'pending',
+  'waiting',
   'preflight',
   'awaiting-approval',
   'deploying',

@@ -51,21 +51,27 @@ export interface TestPrometheus {
 
 /**
  * A real Prometheus in a temporary folder, scraping `targets` (host:port,
- * path /metrics) every second.
+ * path /metrics) every second, with the alerting `rules` (a rule file's
+ * YAML) evaluated every second.
  */
 export async function startPrometheus(
   targets: string[],
+  options: { rules?: string } = {},
 ): Promise<TestPrometheus> {
   const binary = prometheusBinary();
   if (!binary) throw new Error('no prometheus binary');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'progression-prom-'));
   const configFile = path.join(dir, 'prometheus.yml');
+  if (options.rules) {
+    fs.writeFileSync(path.join(dir, 'rules.yml'), options.rules);
+  }
   fs.writeFileSync(
     configFile,
     [
       'global:',
       '  scrape_interval: 1s',
       '  evaluation_interval: 1s',
+      ...(options.rules ? ['rule_files:', '  - rules.yml'] : []),
       'scrape_configs:',
       '  - job_name: demo-workloads',
       '    static_configs:',

@@ -508,3 +508,163 @@ describe('gates that need a stage url', () => {
     ).toBe('progression.pipelines.p.stages[0].url');
   });
 });
+
+describe('notifications', () => {
+  it('are on unless turned off', () => {
+    expect(read({ clusters }).notifications).toEqual({ enabled: true });
+    expect(
+      read({ clusters, notifications: { enabled: false } }).notifications,
+    ).toEqual({ enabled: false });
+  });
+
+  describe('promotion windows and freezes', () => {
+    const withWindows = (
+      pipeline: object,
+      production: object = {},
+      extra: object = {},
+    ) =>
+      read(
+        {
+          clusters,
+          pipelines: {
+            p: {
+              ...pipeline,
+              stages: [stages[0], { ...stages[2], ...production }],
+            },
+          },
+          ...extra,
+        },
+        {},
+      );
+    const prometheus = { url: 'http://127.0.0.1:9090' };
+
+    it("adds a stage's windows to the pipeline's and merges their alerts", () => {
+      const config = withWindows(
+        {
+          windows: [
+            {
+              kind: 'deny',
+              name: 'holidays',
+              schedule: '0 0 24 12 *',
+              duration: '8d',
+              timezone: 'Europe/Berlin',
+            },
+          ],
+          freezeOn: { alerts: ['HighErrorRatio'] },
+        },
+        {
+          windows: [
+            { kind: 'allow', schedule: '0 9 * * 1-5', duration: { hours: 8 } },
+          ],
+          freezeOn: { alerts: ['{severity="page"}', 'HighErrorRatio'] },
+          rollbacksWhenClosed: 'deny',
+        },
+        { prometheus },
+      );
+      const windows = config.pipelines.get('p')!.windows;
+      expect(windows.get('development')).toMatchObject({
+        windows: [
+          { kind: 'deny', name: 'holidays', durationMs: 8 * 86400_000 },
+        ],
+        freezeOnAlerts: ['HighErrorRatio'],
+        rollbacksWhenClosed: 'allow',
+      });
+      expect(windows.get('production')).toMatchObject({
+        windows: [
+          { kind: 'deny', timezone: 'Europe/Berlin' },
+          { kind: 'allow', timezone: 'UTC', durationMs: 8 * 3600_000 },
+        ],
+        freezeOnAlerts: ['HighErrorRatio', '{severity="page"}'],
+        rollbacksWhenClosed: 'deny',
+      });
+      expect(
+        read({ clusters, pipelines: { p: { stages } } }).pipelines.get('p')!
+          .windows.size,
+      ).toBe(0);
+    });
+
+    it.each([
+      [
+        { windows: [{ kind: 'deny', schedule: '61 * * * *', duration: '1h' }] },
+        {},
+        'progression.pipelines.p.windows[0].schedule',
+        "'61 * * * *' is not a cron schedule",
+      ],
+      [
+        {},
+        {
+          windows: [
+            {
+              kind: 'allow',
+              schedule: '0 9 * * *',
+              duration: '1h',
+              timezone: 'Europe/Atlantis',
+            },
+          ],
+        },
+        'progression.pipelines.p.stages[1].windows[0].timezone',
+        "unknown time zone 'Europe/Atlantis'",
+      ],
+      [
+        {
+          windows: [{ kind: 'deny', schedule: '0 9 * * *', duration: 'soon' }],
+        },
+        {},
+        'progression.pipelines.p.windows[0].duration',
+        'not a duration',
+      ],
+      [
+        { windows: [{ kind: 'deny', schedule: '0 9 * * *' }] },
+        {},
+        'progression.pipelines.p.windows[0].duration',
+        'a window needs a duration',
+      ],
+      [
+        { windows: [{ kind: 'maybe', schedule: '0 9 * * *', duration: '1h' }] },
+        {},
+        'progression.pipelines.p.windows[0].kind',
+        'use allow or deny',
+      ],
+      [
+        {},
+        { freezeOn: { alerts: ['High Error Ratio'] } },
+        'progression.pipelines.p.stages[1].freezeOn.alerts[0]',
+        'is not an alert name',
+      ],
+      [
+        {},
+        { freezeOn: { alerts: ['{severity="page"} or vector(1)'] } },
+        'progression.pipelines.p.stages[1].freezeOn.alerts[0]',
+        'is not a selector of label matchers',
+      ],
+      [
+        {},
+        { freezeOn: { alerts: ['{alertstate="pending"}'] } },
+        'progression.pipelines.p.stages[1].freezeOn.alerts[0]',
+        'may not match __name__ or alertstate',
+      ],
+      [
+        {},
+        { rollbacksWhenClosed: 'sometimes' },
+        'progression.pipelines.p.stages[1].rollbacksWhenClosed',
+        'use allow or deny',
+      ],
+    ])('refuses %j / %j at %s', (pipeline, production, key, problem) => {
+      const error = errorOf(() =>
+        withWindows(pipeline, production, { prometheus }),
+      );
+      expect(error.key).toBe(key);
+      expect(error.message).toContain(problem);
+    });
+
+    it('refuses an alert freeze without Prometheus', () => {
+      const error = errorOf(() =>
+        withWindows({ freezeOn: { alerts: ['HighErrorRatio'] } }),
+      );
+      expect(error.key).toBe('progression.pipelines.p.freezeOn.alerts');
+      expect(error.message).toContain(
+        'progression.prometheus is not configured',
+      );
+    });
+  });
+});

@@ -12,12 +12,15 @@ import { readFlagsConfig } from './readFlagsConfig';
 import { PrometheusConfig } from '../prometheus/PrometheusClient';
 import { checkQueryTemplate } from '../prometheus/promql';
 import { readHttpUrl, readStageUrl } from './stageUrl';
+import { checkAlertEntry } from '../windows/alertFreeze';
+import { PromotionWindow, compileWindow } from '../windows/promotionWindows';
 import {
   ApprovalConfig,
   ChartQueries,
   ClusterConfig,
   PipelineConfig,
   ProgressionConfig,
+  StageWindowPolicy,
 } from './types';
 
 export { ProgressionConfigError } from '@internal/backstage-plugin-progression-node';
@@ -28,6 +31,7 @@ export type {
   PipelineConfig,
   ProgressionConfig,
   StageConfig,
+  StageWindowPolicy,
 } from './types';
 export {
   STAGE_URL_PLACEHOLDERS,
@@ -202,6 +206,118 @@ function readChartQueries(config: Config, path: string): ChartQueries {
   };
 }
 
+/** The `windows`, `freezeOn` and `rollbacksWhenClosed` of a pipeline or a stage. */
+function readWindowSection(
+  config: Config,
+  path: string,
+  hasPrometheus: boolean,
+): Partial<StageWindowPolicy> {
+  const windows = (config.getOptionalConfigArray('windows') ?? []).map(
+    (w, i): PromotionWindow => {
+      const at = `${path}.windows[${i}]`;
+      const kind = w.getString('kind');
+      if (kind !== 'allow' && kind !== 'deny') {
+        throw new ProgressionConfigError(
+          `${at}.kind`,
+          `'${kind}' is not a window kind; use allow or deny`,
+        );
+      }
+      const durationMs = readDurationMs(w, 'duration', at);
+      if (durationMs === undefined || durationMs <= 0) {
+        throw new ProgressionConfigError(
+          `${at}.duration`,
+          'a window needs a duration longer than 0, for example 8h',
+        );
+      }
+      const spec = {
+        kind,
+        name: w.getOptionalString('name'),
+        schedule: w.getString('schedule'),
+        durationMs,
+        timezone: w.getOptionalString('timezone'),
+      } as const;
+      try {
+        return compileWindow(spec);
+      } catch (e) {
+        throw new ProgressionConfigError(
+          /time zone/.test((e as Error).message)
+            ? `${at}.timezone`
+            : `${at}.schedule`,
+          (e as Error).message,
+        );
+      }
+    },
+  );
+  const alerts = config.getOptionalStringArray('freezeOn.alerts');
+  alerts?.forEach((entry, i) => {
+    const problem = checkAlertEntry(entry);
+    if (problem) {
+      throw new ProgressionConfigError(
+        `${path}.freezeOn.alerts[${i}]`,
+        problem,
+      );
+    }
+  });
+  if (alerts?.length && !hasPrometheus) {
+    throw new ProgressionConfigError(
+      `${path}.freezeOn.alerts`,
+      'alerts are read from Prometheus, and progression.prometheus is not configured',
+    );
+  }
+  const rollbacks = config.getOptionalString('rollbacksWhenClosed');
+  if (
+    rollbacks !== undefined &&
+    rollbacks !== 'allow' &&
+    rollbacks !== 'deny'
+  ) {
+    throw new ProgressionConfigError(
+      `${path}.rollbacksWhenClosed`,
+      `'${rollbacks}' is not allowed; use allow or deny`,
+    );
+  }
+  return {
+    windows,
+    freezeOnAlerts: alerts ?? [],
+    ...(rollbacks && { rollbacksWhenClosed: rollbacks }),
+  };
+}
+
+/**
+ * Each stage's windows and freezes: the pipeline's apply to every stage,
+ * a stage's own are added to them; a stage's `rollbacksWhenClosed` wins.
+ */
+function readWindowPolicies(
+  pipeline: Config,
+  path: string,
+  stages: Config[],
+  hasPrometheus: boolean,
+): Map<string, StageWindowPolicy> {
+  const shared = readWindowSection(pipeline, path, hasPrometheus);
+  const policies = new Map<string, StageWindowPolicy>();
+  stages.forEach((stage, i) => {
+    const own = readWindowSection(stage, `${path}.stages[${i}]`, hasPrometheus);
+    const policy: StageWindowPolicy = {
+      windows: [...(shared.windows ?? []), ...(own.windows ?? [])],
+      freezeOnAlerts: [
+        ...new Set([
+          ...(shared.freezeOnAlerts ?? []),
+          ...(own.freezeOnAlerts ?? []),
+        ]),
+      ],
+      rollbacksWhenClosed:
+        own.rollbacksWhenClosed ?? shared.rollbacksWhenClosed ?? 'allow',
+    };
+    if (
+      policy.windows.length ||
+      policy.freezeOnAlerts.length ||
+      policy.rollbacksWhenClosed !== 'allow'
+    ) {
+      policies.set(stage.getString('name'), policy);
+    }
+  });
+  return policies;
+}
+
 function checkPipelineName(name: string) {
   if (!isDnsLabel(name)) {
     throw new ProgressionConfigError(
@@ -269,6 +385,7 @@ function readPipeline(
   config: Config,
   clusters: Map<string, ClusterConfig>,
   extensions: ProgressionExtensions,
+  hasPrometheus: boolean,
 ): PipelineConfig {
   const path = `progression.pipelines.${name}`;
   const stageConfigs = config.getOptionalConfigArray('stages') ?? [];
@@ -333,6 +450,7 @@ function readPipeline(
     description: config.getOptionalString('description'),
     stages,
     charts: readChartQueries(config, path),
+    windows: readWindowPolicies(config, path, stageConfigs, hasPrometheus),
   };
 }
 
@@ -408,6 +526,7 @@ export function readProgressionConfig(
   extensions: ProgressionExtensions,
 ): ProgressionConfig {
   const clusters = readClusters(config);
+  const prometheus = readPrometheusConfig(config);
   const pipelines = new Map<string, PipelineConfig>();
   const pipelinesConfig = config.getOptionalConfig('progression.pipelines');
   for (const name of pipelinesConfig?.keys() ?? []) {
@@ -419,6 +538,7 @@ export function readProgressionConfig(
         pipelinesConfig!.getConfig(name),
         clusters,
         extensions,
+        prometheus !== undefined,
       ),
     );
   }
@@ -449,6 +569,10 @@ export function readProgressionConfig(
       keepLast,
     },
     entityCacheTtlMs,
-    prometheus: readPrometheusConfig(config),
+    prometheus,
+    notifications: {
+      enabled:
+        config.getOptionalBoolean('progression.notifications.enabled') ?? true,
+    },
   };
 }

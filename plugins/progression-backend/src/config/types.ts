@@ -8,6 +8,7 @@ import type {
   StageConfig,
 } from '@internal/backstage-plugin-progression-node';
 import type { PrometheusConfig } from '../prometheus/PrometheusClient';
+import type { PromotionWindow } from '../windows/promotionWindows';
 
 export type {
   ApprovalConfig,
@@ -24,6 +25,18 @@ export interface ChartQueries {
   p95: string;
 }
 
+/**
+ * When a stage may receive promotions: its windows and the pipeline's,
+ * the alerts that freeze it, and whether on-demand rollbacks may enter it
+ * while it is closed.
+ */
+export interface StageWindowPolicy {
+  windows: PromotionWindow[];
+  /** Alert names and selectors on ALERTS; any firing closes the stage. */
+  freezeOnAlerts: string[];
+  rollbacksWhenClosed: 'allow' | 'deny';
+}
+
 export interface PipelineConfig {
   name: string;
   title: string;
@@ -31,6 +44,11 @@ export interface PipelineConfig {
   stages: StageConfig[];
   /** The charts' queries; placeholders as in metric gates, except version. */
   charts: ChartQueries;
+  /**
+   * Each stage's promotion windows and freezes, by stage name; a stage
+   * without any is always open.
+   */
+  windows: Map<string, StageWindowPolicy>;
 }
 
 export interface ProgressionConfig {
@@ -55,4 +73,9 @@ export interface ProgressionConfig {
   entityCacheTtlMs: number;
   /** Where metric gates and charts read from; absent when not configured. */
   prometheus?: PrometheusConfig;
+  /**
+   * Whether approvers and owners are told through Backstage's
+   * notifications service (docs/notifications.md).
+   */
+  notifications: { enabled: boolean };
 }

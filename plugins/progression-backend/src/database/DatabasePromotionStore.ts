@@ -7,15 +7,18 @@ import {
 } from '@internal/backstage-plugin-progression-common';
 import {
   Approval,
+  DeliveryQuery,
   NewPromotion,
   NewStep,
   Promotion,
   PromotionStep,
   PromotionStore,
   Release,
+  StageDelivery,
   StageSummary,
 } from './PromotionStore';
 import { capEvidence } from './capEvidence';
+import { deliveryInsights } from './deliveryInsights';
 
 export type {
   Approval,
@@ -45,6 +48,7 @@ function toRelease(row: any): Release {
     version: row.version,
     image: row.image,
     commit: row.commit_sha ?? undefined,
+    committedAt: date(row.committed_at),
     buildUrl: row.build_url ?? undefined,
     createdBy: row.created_by,
     createdAt: date(row.created_at)!,
@@ -170,6 +174,11 @@ export class DatabasePromotionStore implements PromotionStore {
         version: input.version,
         image: input.image,
         commit_sha: input.commit ?? null,
+        // ISO 8601 with milliseconds on both databases, like created_at of
+        // promotions: SQLite's date functions read it as UTC.
+        committed_at: input.committedAt
+          ? new Date(input.committedAt).toISOString()
+          : null,
         build_url: input.buildUrl ?? null,
         created_by: input.createdBy,
       });
@@ -271,6 +280,14 @@ export class DatabasePromotionStore implements PromotionStore {
       }
     }
     return summaries;
+  }
+
+  /**
+   * Each stage's deployments, lead time, change failure rate and time to
+   * restore since `since`, in one statement (see deliveryInsights).
+   */
+  deliveryInsights(query: DeliveryQuery): Promise<StageDelivery[]> {
+    return deliveryInsights(this.db, query);
   }
 
   async listReleases(entityRef: string, limit = 100): Promise<Release[]> {
@@ -626,7 +643,7 @@ export class DatabasePromotionStore implements PromotionStore {
     from: PromotionState,
     to: PromotionState,
     step: NewStep & { error?: string },
-    options: { ownerId?: string; enqueue?: NewPromotion } = {},
+    options: { ownerId?: string; enqueue?: NewPromotion; retryAt?: Date } = {},
   ): Promise<boolean> {
     const terminal = TERMINAL_PROMOTION_STATES.includes(to);
     const moved = await this.db.transaction(async tx => {
@@ -638,7 +655,7 @@ export class DatabasePromotionStore implements PromotionStore {
         .update({
           state: to,
           updated_at: tx.fn.now(),
-          retry_at: null,
+          retry_at: options.retryAt?.toISOString() ?? null,
           ...(terminal && {
             active_key: null,
             finished_at: tx.fn.now(),
@@ -716,12 +733,21 @@ export class DatabasePromotionStore implements PromotionStore {
     id: string,
     ownerId: string | undefined,
     retryAt: Date,
-    step: NewStep,
+    step?: NewStep,
+    state?: PromotionState,
   ): Promise<boolean> {
+    if (!step) {
+      const updated = await this.db('progression_promotions')
+        .where({ id })
+        .andWhere(q => (state ? q.where({ state }) : q))
+        .andWhere(q => (ownerId ? q.where({ owner_id: ownerId }) : q))
+        .update({ retry_at: retryAt.toISOString() });
+      return updated === 1;
+    }
     return this.addStepIfHeld(
       id,
       step,
-      { ownerId },
+      { ownerId, state },
       { retry_at: retryAt.toISOString() },
     );
   }

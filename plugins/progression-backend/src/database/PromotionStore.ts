@@ -12,6 +12,8 @@ export interface Release {
   version: string;
   image: string;
   commit?: string;
+  /** When the release's commit was made (ISO 8601), if CI said so. */
+  committedAt?: string;
   buildUrl?: string;
   createdBy: string;
   createdAt: string;
@@ -102,6 +104,58 @@ export interface NewPromotion {
 }
 
 /**
+ * What delivery insights read of one entity: its stages, from a time on
+ * (the start of the first day of the range).
+ */
+export interface DeliveryQuery {
+  entityRef: string;
+  stages: string[];
+  since: Date;
+}
+
+/** One day of a stage's delivery, in UTC. */
+export interface DailyDelivery {
+  /** YYYY-MM-DD (UTC). */
+  date: string;
+  /** Deployments that ended this day succeeded. */
+  succeeded: number;
+  /** Deployments that ended this day failed or rolled back. */
+  failed: number;
+  /** The median lead time of this day's succeeded deployments. */
+  leadTimeMedianMs?: number;
+  /** The median time to restore of the incidents that began this day. */
+  restoreMedianMs?: number;
+}
+
+/**
+ * A stage's delivery figures from the promotion history (see
+ * docs/api.md, "Delivery insights", for the definitions).
+ */
+export interface StageDelivery {
+  stage: string;
+  /** Deployments that ended succeeded. */
+  succeeded: number;
+  /** Deployments that failed after the deploy or were rolled back. */
+  failed: number;
+  leadTime: {
+    /** Succeeded deployments measured. */
+    count: number;
+    /** Of those, how many measure from the commit time (the rest from registration). */
+    fromCommit: number;
+    medianMs?: number;
+    p90Ms?: number;
+  };
+  restore: {
+    /** Runs of failed deployments, each ended by the next restore or still open. */
+    incidents: number;
+    restored: number;
+    medianMs?: number;
+  };
+  /** Only the days with something to count, oldest first. */
+  daily: DailyDelivery[];
+}
+
+/**
  * The promotion store. Every state change is a compare-and-set: false (or
  * undefined) means someone else changed the row first.
  */
@@ -122,6 +176,12 @@ export interface PromotionStore {
   ): Promise<Release | undefined>;
   /** The entity's releases, newest first. */
   listReleases(entityRef: string, limit?: number): Promise<Release[]>;
+
+  /**
+   * Each stage's deployments, lead time, change failure rate and time to
+   * restore since `since`, computed by the database.
+   */
+  deliveryInsights(query: DeliveryQuery): Promise<StageDelivery[]>;
 
   /**
    * Creates a pending promotion. The same idempotency key returns the same
@@ -184,7 +244,12 @@ export interface PromotionStore {
     from: PromotionState,
     to: PromotionState,
     step: NewStep & { error?: string },
-    options?: { ownerId?: string; enqueue?: NewPromotion },
+    options?: {
+      ownerId?: string;
+      enqueue?: NewPromotion;
+      /** Not before: when a promotion that waits is looked at again. */
+      retryAt?: Date;
+    },
   ): Promise<boolean>;
   /** Records a step; with a fence, only while the promotion is in that state (and claim). */
   addStep(
@@ -192,12 +257,16 @@ export interface PromotionStore {
     step: NewStep,
     fence?: { state: PromotionState; ownerId?: string },
   ): Promise<boolean>;
-  /** Puts a promotion aside until `retryAt`, recording why. */
+  /**
+   * Puts a promotion aside until `retryAt`, recording why (when a step is
+   * given); with `state`, only while it is still in that state.
+   */
   deferPromotion(
     id: string,
     ownerId: string | undefined,
     retryAt: Date,
-    step: NewStep,
+    step?: NewStep,
+    state?: PromotionState,
   ): Promise<boolean>;
   /** A promotion's steps, oldest first: all, or a page after a step id. */
   listSteps(

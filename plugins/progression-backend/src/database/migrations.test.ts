@@ -28,6 +28,7 @@ const TABLES = [
   'progression_promotions',
   'progression_promotion_steps',
   'progression_approvals',
+  'progression_notifications',
 ];
 
 // PostgreSQL runs when scripts/test.sh has started a server and set
@@ -163,6 +164,62 @@ describe.each(databases.eachSupportedId())('migrations on %p', databaseId => {
     await knex('progression_promotions').where({ id: 'p1' }).delete();
     expect(await knex('progression_promotion_steps')).toEqual([]);
     expect(await knex('progression_approvals')).toEqual([]);
+  });
+
+  it('records each notification once per promotion and event, and does not announce what happened before it', async () => {
+    const knex = await databases.init(databaseId);
+    const before = migrationFiles.filter(
+      f => f < '20261130000000_notifications.js',
+    );
+    for (const file of before) {
+      await migrateUpTo(knex, file);
+    }
+    await insertRelease(knex, 'r1', '1.0.0');
+    await knex('progression_promotions').insert([
+      promotion('ended', 'r1', null),
+      { ...promotion('waiting', 'r1', null), state: 'awaiting-approval' },
+      promotion('running', 'r1', 'component:default/payments-api|staging'),
+    ]);
+    await applyDatabaseMigrations(knex);
+    // Earlier promotions in a state worth a notification are marked as
+    // such, so that the first sweep after an upgrade sends nothing.
+    const seeded = await knex('progression_notifications')
+      .select('promotion_id', 'event', 'status')
+      .orderBy('promotion_id');
+    expect(seeded).toEqual([
+      { promotion_id: 'ended', event: 'succeeded', status: 'skipped' },
+      {
+        promotion_id: 'waiting',
+        event: 'awaiting-approval',
+        status: 'skipped',
+      },
+    ]);
+
+    await knex('progression_notifications').insert({
+      promotion_id: 'running',
+      event: 'rolled-back',
+    });
+    await expect(
+      knex('progression_notifications').insert({
+        promotion_id: 'running',
+        event: 'rolled-back',
+      }),
+    ).rejects.toMatchObject(UNIQUE_VIOLATION);
+    const [row] = await knex('progression_notifications').where({
+      promotion_id: 'running',
+    });
+    expect(row).toMatchObject({ status: 'pending', attempts: 0 });
+
+    // Retention deletes promotions; their notifications go with them.
+    if (knex.client.config.client.includes('sqlite')) {
+      await knex.raw('PRAGMA foreign_keys = ON');
+    }
+    await knex('progression_promotions').where({ id: 'running' }).delete();
+    expect(
+      await knex('progression_notifications').where({
+        promotion_id: 'running',
+      }),
+    ).toEqual([]);
   });
 
   it('leaves the schema alone when database.migrations.skip is set', async () => {

@@ -28,6 +28,7 @@ import {
 } from './evidenceHash';
 import { StepInterrupted, StepTimeoutError, cannotHeal } from './failures';
 import { GateRunner } from './GateRunner';
+import { StageWindowState, StageWindows } from '../windows/StageWindows';
 import { Outcome, RunMemory, StepRun } from './StepRun';
 import {
   PromotionEvent,
@@ -44,11 +45,26 @@ export type ResolveEntity = (entityRef: string) => Promise<EntityTarget>;
 /** States the engine works on; awaiting-approval waits for people. */
 export const WORKABLE_STATES: PromotionState[] = [
   'pending',
+  'waiting',
   'preflight',
   'deploying',
   'verifying',
   'rolling-back',
 ];
+
+/** How often a stage closed by a freeze alert is looked at again. */
+const ALERT_RECHECK_MS = 5000;
+/** The longest a waiting promotion goes without being looked at. */
+const MAX_WAIT_RECHECK_MS = 3600_000;
+
+/** What a `window` step keeps of the stage's state. */
+const windowEvidence = (state: StageWindowState) => ({
+  open: state.open,
+  source: state.source,
+  reason: state.reason,
+  ...(state.nextOpening && { nextOpening: state.nextOpening.toISOString() }),
+  checkedAt: new Date().toISOString(),
+});
 
 /** The first result that stops a promotion: anything but passed or skipped. */
 const firstBlocking = (results: GateResult[]) =>
@@ -82,6 +98,8 @@ export class PromotionEngine {
       actor?: string;
       /** How often a running step checks that its promotion was not moved (a cancel). */
       watchIntervalMs?: number;
+      /** The stages' promotion windows and freezes; without it every stage is open. */
+      windows?: StageWindows;
       /** Told of every state change, for live progress in the frontend. */
       onTransition?: (change: {
         promotionId: string;
@@ -347,6 +365,7 @@ export class PromotionEngine {
   private failure(p: Promotion, memory: RunMemory, reason: string): Outcome {
     const events: Partial<Record<PromotionState, PromotionEvent>> = {
       pending: 'preflight-failed',
+      waiting: 'preflight-failed',
       preflight: 'preflight-failed',
       deploying: memory.deployRecord ? 'deploy-failed' : 'predeploy-failed',
       verifying: 'verify-failed',
@@ -374,28 +393,41 @@ export class PromotionEngine {
     // nothing to roll back to if it fails. A stage that is no longer
     // configured has nothing to roll back with either.
     const rollback = p.kind === 'rollback';
+    const step = {
+      kind: outcome.kind,
+      name: outcome.name,
+      status: outcome.status,
+      reason: outcome.reason,
+      evidence: outcome.evidence,
+      actor: this.actor,
+      error: outcome.error,
+    };
+    if (outcome.stay) {
+      // Still closed: looked at again later, recorded only when the
+      // reason changed.
+      await this.store.deferPromotion(
+        p.id,
+        ownerId,
+        outcome.retryAt ?? new Date(Date.now() + MAX_WAIT_RECHECK_MS),
+        outcome.stay.record ? step : undefined,
+        p.state,
+      );
+      memory.failures = { count: 0, since: 0 };
+      return false;
+    }
     const context: TransitionContext = {
       approvalRequired: !rollback && Boolean(run?.stage.approval.required),
       automaticRollback:
         !rollback && Boolean(run?.stage.rollback.automatic ?? false),
+      ...outcome.context,
     };
     const to = nextState(p.state, outcome.event, context);
     const enqueue = to === 'succeeded' && run ? this.onward(run) : undefined;
-    const moved = await this.store.transition(
-      p.id,
-      p.state,
-      to,
-      {
-        kind: outcome.kind,
-        name: outcome.name,
-        status: outcome.status,
-        reason: outcome.reason,
-        evidence: outcome.evidence,
-        actor: this.actor,
-        error: outcome.error,
-      },
-      { ownerId, enqueue },
-    );
+    const moved = await this.store.transition(p.id, p.state, to, step, {
+      ownerId,
+      enqueue,
+      retryAt: outcome.retryAt,
+    });
     if (moved) {
       memory.failures = { count: 0, since: 0 };
       this.options.onTransition?.({
@@ -420,12 +452,16 @@ export class PromotionEngine {
   private async work(run: StepRun): Promise<Outcome> {
     switch (run.p.state) {
       case 'pending':
-        return {
-          event: 'start',
-          kind: 'transition',
-          name: 'start',
-          status: 'passed',
-        };
+        return (
+          (await this.windowCheck(run)).closed ?? {
+            event: 'start',
+            kind: 'transition',
+            name: 'start',
+            status: 'passed',
+          }
+        );
+      case 'waiting':
+        return this.waitForWindow(run);
       case 'preflight':
         return this.preflight(run);
       case 'deploying':
@@ -439,6 +475,72 @@ export class PromotionEngine {
           `promotion ${run.p.id} is ${run.p.state}: nothing for the engine to do`,
         );
     }
+  }
+
+  /**
+   * Whether the stage lets the promotion in now: open, or a window
+   * override recorded on the promotion, or an on-demand rollback where
+   * rollbacks may enter a closed stage. `closed` is the outcome that makes
+   * it wait, with when to look again: at the next opening, or soon while
+   * an alert (or Prometheus's silence) keeps it closed.
+   */
+  private async windowCheck(
+    run: StepRun,
+  ): Promise<{ closed?: Outcome; state?: StageWindowState }> {
+    const { p } = run;
+    const windows = this.options.windows;
+    const policy = windows?.policyOf(p.pipeline, p.stage);
+    if (!windows || !policy) return {};
+    if (p.kind === 'rollback' && policy.rollbacksWhenClosed === 'allow') {
+      return {};
+    }
+    const state = await windows.state(p.pipeline, p.stage, { fresh: true });
+    if (!state || state.open) return { state };
+    const steps = await this.store.listSteps(p.id);
+    if (steps.some(s => s.kind === 'window' && s.name === 'override')) {
+      return { state };
+    }
+    const now = Date.now();
+    let retryAt = now + MAX_WAIT_RECHECK_MS;
+    if (state.alerts) retryAt = now + ALERT_RECHECK_MS;
+    else if (state.nextOpening) {
+      retryAt = Math.min(retryAt, state.nextOpening.getTime());
+    }
+    return {
+      state,
+      closed: {
+        event: 'window-closed',
+        kind: 'window',
+        name: 'closed',
+        status: 'waiting',
+        reason: `${p.stage} is closed: ${state.reason}`,
+        evidence: windowEvidence(state),
+        retryAt: new Date(retryAt),
+      },
+    };
+  }
+
+  /**
+   * A waiting promotion: goes on where it stopped once its stage opens,
+   * else stays, to be looked at again.
+   */
+  private async waitForWindow(run: StepRun): Promise<Outcome> {
+    const steps = await this.store.listSteps(run.p.id);
+    const { closed, state } = await this.windowCheck(run);
+    if (closed) {
+      const last = [...steps].reverse().find(s => s.kind === 'window');
+      return { ...closed, stay: { record: last?.reason !== closed.reason } };
+    }
+    const waited = [...steps].reverse().find(s => s.toState === 'waiting');
+    return {
+      event: 'window-opened',
+      kind: 'window',
+      name: 'opened',
+      status: 'passed',
+      reason: `${run.p.stage} is open${state ? `: ${state.reason}` : ''}`,
+      ...(state && { evidence: windowEvidence(state) }),
+      context: { waitedBeforeDeploy: waited?.fromState === 'deploying' },
+    };
   }
 
   /** No skipping (the pipeline's order rule), then the preflight gates. */
@@ -510,6 +612,12 @@ export class PromotionEngine {
       changeCause: `Progression: ${release.version} to ${p.stage} (promotion ${p.id})`,
       previous: memory.deployRecord,
     };
+    if (!memory.deployRecord) {
+      // After the approval, before anything is deployed: the stage may
+      // have closed meanwhile.
+      const { closed } = await this.windowCheck(run);
+      if (closed) return closed;
+    }
     if (
       stage.approval.required &&
       p.kind !== 'rollback' &&

@@ -5,7 +5,7 @@ import {
 } from '@internal/backstage-plugin-progression-node';
 import { PipelineConfig, StageConfig } from '../config/types';
 import { Promotion, PromotionStore, Release } from '../database/PromotionStore';
-import { PromotionEvent } from './transitions';
+import { PromotionEvent, TransitionContext } from './transitions';
 
 /** What a step did: the event that moves the promotion, and its record. */
 export interface Outcome {
@@ -16,6 +16,15 @@ export interface Outcome {
   reason?: string;
   evidence?: unknown;
   error?: string;
+  /** Not before: when the promotion is looked at again (one that waits). */
+  retryAt?: Date;
+  /** What the transition depends on beyond the stage's policy. */
+  context?: Partial<TransitionContext>;
+  /**
+   * The promotion stays in its state until `retryAt` (a stage still
+   * closed); the step is recorded only when `record` is set.
+   */
+  stay?: { record: boolean };
 }
 
 /**

@@ -90,6 +90,33 @@ describe('promotion transitions', () => {
     );
   });
 
+  it('waits for a closed stage when it starts or just before the deploy, and goes on where it stopped', () => {
+    expect(walk(['window-closed'])).toBe('waiting');
+    expect(walk(['window-closed', 'window-opened'])).toBe('preflight');
+    expect(walk(['window-closed', 'window-overridden'])).toBe('preflight');
+    expect(walk(['window-closed', 'cancel'])).toBe('cancelled');
+    // After the approval: back to the deploy, whose recheck decides
+    // whether the approval still holds.
+    expect(
+      walk(['start', 'preflight-passed', 'approved', 'window-closed'], gated),
+    ).toBe('waiting');
+    const beforeDeploy = { ...gated, waitedBeforeDeploy: true };
+    expect(nextState('waiting', 'window-opened', beforeDeploy)).toBe(
+      'deploying',
+    );
+    expect(nextState('waiting', 'window-overridden', beforeDeploy)).toBe(
+      'deploying',
+    );
+    expect(walk(['window-closed'], gated, 'deploying')).toBe('waiting');
+    // Only before anything is deployed: no waiting while verifying.
+    expect(() => nextState('verifying', 'window-closed', plain)).toThrow(
+      InvalidTransitionError,
+    );
+    expect(() => nextState('preflight', 'window-opened', plain)).toThrow(
+      InvalidTransitionError,
+    );
+  });
+
   it('refuses any event in a terminal state, and unknown events elsewhere', () => {
     for (const state of TERMINAL_STATES) {
       expect(acceptedEvents(state)).toEqual([]);

@@ -4,6 +4,9 @@
  * over data, tested without a database or a cluster.
  *
  * ```
+ *                 waiting (a closed stage) ◄──────────────────┐
+ *                 ▲     │ opens / overridden                   │
+ *                 │     ▼                                      ▼
  * queued ──► pending ──► preflight ──► awaiting-approval ──► deploying ──► verifying ──► succeeded
  *    │            │                │                  │             │
  *    └────────────┴── failed / rejected / cancelled ◄─┴─────────────┤
@@ -40,6 +43,9 @@ export type PromotionEvent =
   | 'rejected'
   | 'approval-expired'
   | 'evidence-changed'
+  | 'window-closed'
+  | 'window-opened'
+  | 'window-overridden'
   | 'deployed'
   | 'deploy-failed'
   | 'predeploy-failed'
@@ -55,6 +61,11 @@ export interface TransitionContext {
   approvalRequired: boolean;
   /** Roll back automatically when the deploy or verification fails. */
   automaticRollback: boolean;
+  /**
+   * The promotion waited for its stage to open just before its deploy
+   * (after any approval), not when it started.
+   */
+  waitedBeforeDeploy?: boolean;
 }
 
 type Rule = (context: TransitionContext) => PromotionState;
@@ -71,6 +82,19 @@ const TABLE: Partial<
   },
   pending: {
     start: () => 'preflight',
+    // The stage is closed (a window, a freeze alert): wait for it.
+    'window-closed': () => 'waiting',
+    cancel: () => 'cancelled',
+  },
+  // Nothing is deployed while it waits. When the stage opens (or someone
+  // overrides the window) it goes on where it stopped: a promotion that
+  // waited before its deploy deploys, after the approval's recheck.
+  waiting: {
+    'window-opened': c => (c.waitedBeforeDeploy ? 'deploying' : 'preflight'),
+    'window-overridden': c =>
+      c.waitedBeforeDeploy ? 'deploying' : 'preflight',
+    // A step that cannot go on (the stage gone from the configuration).
+    'preflight-failed': () => 'failed',
     cancel: () => 'cancelled',
   },
   preflight: {
@@ -87,6 +111,8 @@ const TABLE: Partial<
   },
   deploying: {
     deployed: () => 'verifying',
+    // Checked again after the approval, before anything is deployed.
+    'window-closed': () => 'waiting',
     // The read-only gates ran again just before the deploy and said
     // something else than what was approved: the approvals are void.
     'evidence-changed': () => 'awaiting-approval',

@@ -2,6 +2,7 @@ import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
 import { InputError, NotFoundError } from '@backstage/errors';
 import { LRUCache } from 'lru-cache';
 import {
+  DeliveryInsights,
   EntityEnvironments,
   EntityFlags,
   EntityMetrics,
@@ -47,12 +48,21 @@ import { StageResources } from '../kubernetes/StageResources';
 import { PrometheusClient } from '../prometheus/PrometheusClient';
 import { renderQuery } from '../prometheus/promql';
 import { withTimeout } from '../util/withTimeout';
+import { StageWindows } from '../windows/StageWindows';
 import {
   describeEnvironments,
   pipelineOf,
   stageUrlOf,
 } from './describeEnvironments';
 import { promotionDto, releaseDto, strip } from './dto';
+
+/** Delivery insights' ranges, in UTC days (today included). */
+const INSIGHT_RANGES: Record<string, number> = {
+  '7d': 7,
+  '30d': 30,
+  '90d': 90,
+};
+const DAY_MS = 86_400_000;
 
 /** The charts' time ranges, in seconds. */
 const CHART_RANGES: Record<string, number> = {
@@ -97,6 +107,8 @@ export class ProgressionReadModel {
       deployers?: readonly Deployer<any>[];
       /** Where the charts' series come from; without it metrics say so. */
       prometheus?: PrometheusClient;
+      /** The stages' windows and freezes: whether each takes promotions now. */
+      windows?: StageWindows;
     },
   ) {
     const deployers =
@@ -320,9 +332,135 @@ export class ProgressionReadModel {
     { stages: string; history: Promise<StageHistory> }
   >({ max: 5000, ttl: 1000 });
 
-  /** Forgets what `environments` knows of the entity's promotions. */
+  /**
+   * Each entity's delivery insights by range, reused for a second like the
+   * history above: the figures move only when a promotion ends, and many
+   * readers of one entity cost one query.
+   */
+  private readonly insightsCache = new LRUCache<
+    string,
+    Promise<DeliveryInsights>
+  >({ max: 5000, ttl: 1000 });
+
+  /** Forgets what `environments` and `insights` know of the entity's promotions. */
   invalidate(entityRef: string) {
     this.history.delete(entityRef);
+    for (const range of Object.keys(INSIGHT_RANGES)) {
+      this.insightsCache.delete(`${entityRef}|${range}`);
+    }
+  }
+
+  /**
+   * Deployment frequency, lead time, change failure rate and time to
+   * restore of each stage over the last `range` (UTC days, today
+   * included), with a series per day; computed by the store.
+   */
+  async insights(
+    entity: Entity,
+    options: { range?: string } = {},
+  ): Promise<DeliveryInsights> {
+    const pipeline = this.pipelineOf(entity);
+    const entityRef = stringifyEntityRef(entity);
+    const range = options.range ?? '30d';
+    const days = INSIGHT_RANGES[range];
+    if (!days) {
+      throw new InputError(
+        `range must be one of ${Object.keys(INSIGHT_RANGES).join(', ')}`,
+      );
+    }
+    const stages = pipeline.stages.map(st => ({
+      name: st.name,
+      title: st.title,
+    }));
+    const key = `${entityRef}|${range}`;
+    const cached = this.insightsCache.get(key);
+    if (cached) {
+      // A changed pipeline (other stages) is a miss.
+      const value = await cached;
+      const same = (a: { stage: string; title: string }[]) =>
+        JSON.stringify(a.map(st => [st.stage, st.title])) ===
+        JSON.stringify(stages.map(st => [st.name, st.title]));
+      if (same(value.stages)) return value;
+    }
+    const computed = this.computeInsights(entityRef, stages, range, days);
+    this.insightsCache.set(key, computed);
+    computed.catch(() => {
+      if (this.insightsCache.get(key) === computed) {
+        this.insightsCache.delete(key);
+      }
+    });
+    return computed;
+  }
+
+  private async computeInsights(
+    entityRef: string,
+    stages: { name: string; title: string }[],
+    range: string,
+    days: number,
+  ): Promise<DeliveryInsights> {
+    const now = new Date();
+    const today = Date.UTC(
+      now.getUTCFullYear(),
+      now.getUTCMonth(),
+      now.getUTCDate(),
+    );
+    const since = new Date(today - (days - 1) * DAY_MS);
+    const figures = await this.store.deliveryInsights({
+      entityRef,
+      stages: stages.map(st => st.name),
+      since,
+    });
+    const dates = Array.from({ length: days }, (_, i) =>
+      new Date(since.getTime() + i * DAY_MS).toISOString().slice(0, 10),
+    );
+    return {
+      entityRef,
+      range,
+      days,
+      from: since.toISOString(),
+      to: now.toISOString(),
+      stages: figures.map((f, i) => {
+        const deployments = f.succeeded + f.failed;
+        const byDate = new Map(f.daily.map(d => [d.date, d]));
+        return {
+          stage: f.stage,
+          title: stages[i].title,
+          deployments: {
+            count: deployments,
+            succeeded: f.succeeded,
+            failed: f.failed,
+            perDay: deployments / days,
+          },
+          leadTime: {
+            count: f.leadTime.count,
+            fromCommit: f.leadTime.fromCommit,
+            medianMs: f.leadTime.medianMs ?? null,
+            p90Ms: f.leadTime.p90Ms ?? null,
+          },
+          changeFailureRate: {
+            failed: f.failed,
+            deployments,
+            rate: deployments ? f.failed / deployments : null,
+          },
+          timeToRestore: {
+            incidents: f.restore.incidents,
+            restored: f.restore.restored,
+            open: f.restore.incidents - f.restore.restored,
+            medianMs: f.restore.medianMs ?? null,
+          },
+          daily: dates.map(date => {
+            const d = byDate.get(date);
+            return {
+              date,
+              deployments: d ? d.succeeded + d.failed : 0,
+              failed: d?.failed ?? 0,
+              leadTimeMedianMs: d?.leadTimeMedianMs ?? null,
+              restoreMedianMs: d?.restoreMedianMs ?? null,
+            };
+          }),
+        };
+      }),
+    };
   }
 
   private stageHistory(
@@ -437,8 +575,23 @@ export class ProgressionReadModel {
           lastSucceeded: lastSuccess,
         } = summaries.get(stage.name) ?? {};
         const shownGates = gates.get((active ?? last)?.id ?? '');
+        const window = await this.options.windows?.state(
+          pipelineConfig.name,
+          stage.name,
+        );
         const result: Stage = {
           ...stage,
+          ...(window && {
+            window: {
+              open: window.open,
+              source: window.source,
+              reason: window.reason,
+              ...(window.nextOpening && {
+                nextOpening: window.nextOpening.toISOString(),
+              }),
+              rollbacksWhenClosed: window.rollbacksWhenClosed,
+            },
+          }),
           ...(shownGates?.length && { gates: shownGates }),
           ...(last && { lastPromotion: summary(last) }),
           ...(active && { activePromotion: summary(active) }),

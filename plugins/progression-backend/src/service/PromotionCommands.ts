@@ -17,8 +17,12 @@ import { refusalToEnter } from '../engine/admission';
 import { evidenceHash } from '../engine/evidenceHash';
 import { nextState } from '../engine/transitions';
 import { stageLocation } from '../gates/gateContext';
+import { StageWindows } from '../windows/StageWindows';
 import { pipelineOf } from './describeEnvironments';
 import { promotionDto, releaseDto } from './dto';
+
+/** How far ahead of this backend's clock a commit time may be (CI's clock may run fast). */
+const MAX_COMMIT_CLOCK_SKEW_MS = 5 * 60_000;
 
 /** A request's idempotency key, whose it is, and what it asked. */
 export interface Idempotency {
@@ -57,6 +61,10 @@ export class PromotionCommands {
       onWork: () => void;
       /** The user and the groups they belong to, read when asked. */
       memberships: (userEntityRef: string) => Promise<string[]>;
+      /** The stages' windows and freezes; without it every stage is open. */
+      windows?: StageWindows;
+      /** Told of a window override, to notify the owners. */
+      onWindowOverride?: (promotionId: string) => void;
     },
   ) {
     this.deployers = new Map(options.deployers.map(d => [d.kind, d]));
@@ -120,7 +128,13 @@ export class PromotionCommands {
    */
   async registerRelease(
     entity: Entity,
-    input: { version: string; image: string; commit?: string; url?: string },
+    input: {
+      version: string;
+      image: string;
+      commit?: string;
+      committedAt?: string;
+      url?: string;
+    },
     actor: string,
   ): Promise<{
     release: ReleaseDto;
@@ -134,11 +148,27 @@ export class PromotionCommands {
         `url must be an http or https URL, got '${input.url}'`,
       );
     }
+    if (input.committedAt !== undefined) {
+      const committed = Date.parse(input.committedAt);
+      // Lead time is measured from it: a time that cannot be read, or one
+      // from a clock far ahead, would make it meaningless.
+      if (!Number.isFinite(committed)) {
+        throw new InputError(
+          `committedAt must be an ISO 8601 date and time, got '${input.committedAt}'`,
+        );
+      }
+      if (committed > Date.now() + MAX_COMMIT_CLOCK_SKEW_MS) {
+        throw new InputError(
+          `committedAt ${input.committedAt} is in the future; send the commit's time (git show -s --format=%cI)`,
+        );
+      }
+    }
     const { release, created } = await this.store.registerRelease({
       entityRef,
       version: input.version,
       image: input.image,
       commit: input.commit,
+      committedAt: input.committedAt,
       buildUrl: input.url,
       createdBy: actor,
     });
@@ -224,6 +254,20 @@ export class PromotionCommands {
     const stage = pipeline.stages[this.stageIndex(pipeline, input.stage)];
     const again = await this.repeated(entityRef, idempotency);
     if (again) return again;
+    const windows = this.options.windows;
+    if (
+      windows?.policyOf(pipeline.name, stage.name)?.rollbacksWhenClosed ===
+      'deny'
+    ) {
+      const state = await windows.state(pipeline.name, stage.name, {
+        fresh: true,
+      });
+      if (state && !state.open) {
+        throw new ConflictError(
+          `${stage.name} is closed (${state.reason}) and takes no rollbacks while closed (rollbacksWhenClosed: deny); cancel the active promotion instead, or wait for the stage to open`,
+        );
+      }
+    }
     let target: Release | undefined;
     if (input.toVersion) {
       target = await this.store.findRelease(entityRef, input.toVersion);
@@ -373,6 +417,64 @@ export class PromotionCommands {
         this.options.onWork();
       }
     }
+    return promotionDto(this.store, (await this.store.getPromotion(p.id))!);
+  }
+
+  /**
+   * Break-glass: a promotion that waits for its closed stage goes on now,
+   * where it stopped. The override, who made it and why, is a step of the
+   * promotion and holds for the rest of it; the owners are told. 409 unless
+   * the promotion waits for a window.
+   */
+  async overrideWindow(
+    p: Promotion,
+    reason: string,
+    actor: string,
+  ): Promise<PromotionDto> {
+    if (!reason.trim()) {
+      throw new InputError('an override of a promotion window needs a reason');
+    }
+    if (p.state !== 'waiting') {
+      throw new ConflictError(
+        `Promotion ${p.id} is ${p.state}, not waiting for a promotion window; there is nothing to override`,
+      );
+    }
+    const steps = await this.store.listSteps(p.id);
+    const waited = [...steps].reverse().find(s => s.toState === 'waiting');
+    const to = nextState(p.state, 'window-overridden', {
+      approvalRequired: false,
+      automaticRollback: true,
+      waitedBeforeDeploy: waited?.fromState === 'deploying',
+    });
+    const state = await this.options.windows?.state(p.pipeline, p.stage);
+    const moved = await this.store.transition(p.id, p.state, to, {
+      kind: 'window',
+      name: 'override',
+      status: 'passed',
+      actor,
+      reason: `window overridden by ${actor}: ${reason.trim()}`,
+      evidence: {
+        by: actor,
+        reason: reason.trim(),
+        ...(state && {
+          window: {
+            open: state.open,
+            source: state.source,
+            reason: state.reason,
+            ...(state.nextOpening && {
+              nextOpening: state.nextOpening.toISOString(),
+            }),
+          },
+        }),
+      },
+    });
+    if (!moved) {
+      throw new ConflictError(
+        `Promotion ${p.id} moved on while its window was being overridden; look at it again`,
+      );
+    }
+    this.options.onWindowOverride?.(p.id);
+    this.options.onWork();
     return promotionDto(this.store, (await this.store.getPromotion(p.id))!);
   }
 

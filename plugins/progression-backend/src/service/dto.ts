@@ -15,6 +15,7 @@ export function releaseDto(r: Release): ReleaseDto {
     version: r.version,
     image: r.image,
     commit: r.commit,
+    committedAt: r.committedAt,
     url: r.buildUrl,
     createdBy: r.createdBy,
     createdAt: r.createdAt,

@@ -10,7 +10,10 @@ import request from 'supertest';
 import { Server } from 'node:http';
 import { readTestConfig } from '../__testUtils__/readTestConfig';
 import { wrapServerOnIPv4 } from '../__testUtils__/wrapServerOnIPv4';
-import { createTestRouter } from '../__testUtils__/createTestRouter';
+import {
+  createTestRouter,
+  createTestStore,
+} from '../__testUtils__/createTestRouter';
 
 const entities: Entity[] = [
   {
@@ -269,5 +272,164 @@ describe('POST /v1/validate', () => {
       .set('Authorization', mockCredentials.none.header())
       .send({ entity: { metadata: { name: 'a' } } });
     expect(anonymous.status).toBe(401);
+  });
+});
+
+describe('GET /v1/entities/{kind}/{namespace}/{name}/insights', () => {
+  let server: Server;
+
+  beforeAll(async () => {
+    const store = await createTestStore();
+    const entityRef = 'component:default/payments-api';
+    const step = { kind: 'transition', name: 'test', status: 'passed' };
+    // Today: one deployment into staging that succeeded, one that was
+    // deployed and rolled back, and one that failed before its deploy.
+    const outcomes = [
+      ['1.0.0', 'succeeded', true],
+      ['1.1.0', 'rolled-back', true],
+      ['1.2.0', 'failed', false],
+    ] as const;
+    for (const [version, state, deployed] of outcomes) {
+      const { release } = await store.registerRelease({
+        entityRef,
+        version,
+        image: `registry.local/payments-api:${version}`,
+        committedAt: '2026-01-01T00:00:00Z',
+        createdBy: 'user:default/ci',
+      });
+      const { promotion } = await store.createPromotion({
+        entityRef,
+        pipeline: 'standard',
+        stage: 'staging',
+        releaseId: release.id,
+        requestedBy: 'user:default/jane',
+      });
+      if (deployed) {
+        await store.addStep(promotion.id, {
+          kind: 'deploy',
+          name: 'patch',
+          status: 'started',
+        });
+      }
+      await store.transition(promotion.id, 'pending', state, step);
+    }
+    const router = await createTestRouter({
+      catalog: catalogServiceMock({ entities }),
+      config,
+      store,
+    });
+    // Every response is checked against src/schema/openapi.yaml.
+    server = await wrapServerOnIPv4(
+      express().use(router).use(mockErrorHandler()),
+    );
+  });
+
+  const insights = (ref: string, query = '') =>
+    request(server).get(`/v1/entities/${ref}/insights${query}`);
+
+  it("answers each stage's figures with their counts, as the contract says", async () => {
+    const res = await insights('component/default/payments-api', '?range=7d');
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      entityRef: 'component:default/payments-api',
+      range: '7d',
+      days: 7,
+    });
+    // The range is whole UTC days, today included.
+    const from = new Date(res.body.from);
+    expect(from.getUTCHours() + from.getUTCMinutes()).toBe(0);
+    expect(Date.parse(res.body.to) - from.getTime()).toBeGreaterThanOrEqual(
+      6 * 86_400_000,
+    );
+    expect(res.body.stages.map((s: { stage: string }) => s.stage)).toEqual([
+      'development',
+      'staging',
+      'production',
+    ]);
+    const [development, staging] = res.body.stages;
+    expect(development).toMatchObject({
+      title: 'development',
+      deployments: { count: 0, succeeded: 0, failed: 0, perDay: 0 },
+      leadTime: { count: 0, fromCommit: 0, medianMs: null, p90Ms: null },
+      changeFailureRate: { failed: 0, deployments: 0, rate: null },
+      timeToRestore: { incidents: 0, restored: 0, open: 0, medianMs: null },
+    });
+    // The failure before the deploy is no deployment.
+    expect(staging).toMatchObject({
+      deployments: { count: 2, succeeded: 1, failed: 1, perDay: 2 / 7 },
+      leadTime: { count: 1, fromCommit: 1 },
+      changeFailureRate: { failed: 1, deployments: 2, rate: 0.5 },
+      // The rollback ended last: the stage has not been restored since.
+      timeToRestore: { incidents: 1, restored: 0, open: 1, medianMs: null },
+    });
+    // From the commit time given at registration, well in the past.
+    expect(staging.leadTime.medianMs).toBeGreaterThan(0);
+    expect(staging.leadTime.p90Ms).toBe(staging.leadTime.medianMs);
+    expect(staging.daily).toHaveLength(7);
+    expect(staging.daily[6]).toMatchObject({
+      date: new Date().toISOString().slice(0, 10),
+      deployments: 2,
+      failed: 1,
+      leadTimeMedianMs: staging.leadTime.medianMs,
+      restoreMedianMs: null,
+    });
+    expect(staging.daily[0]).toEqual({
+      date: res.body.from.slice(0, 10),
+      deployments: 0,
+      failed: 0,
+      leadTimeMedianMs: null,
+      restoreMedianMs: null,
+    });
+  });
+
+  it('reads 30 days by default', async () => {
+    const res = await insights('component/default/payments-api');
+    expect(res.status).toBe(200);
+    expect(res.body.range).toBe('30d');
+    expect(res.body.stages[1].daily).toHaveLength(30);
+  });
+
+  it.each(['1d', '30', '365d', '30d;drop'])(
+    'is 400 for the range %p',
+    async range => {
+      const res = await insights(
+        'component/default/payments-api',
+        `?range=${encodeURIComponent(range)}`,
+      );
+      expect(res.status).toBe(400);
+      expect(res.body.error.name).toBe('InputError');
+    },
+  );
+
+  it('is 401 without credentials, 404 for an entity that is not there or does not use Progression', async () => {
+    const anonymous = await insights('component/default/payments-api').set(
+      'Authorization',
+      mockCredentials.none.header(),
+    );
+    expect(anonymous.status).toBe(401);
+    expect((await insights('component/default/nope')).status).toBe(404);
+    expect((await insights('component/default/legacy-batch')).status).toBe(404);
+  });
+
+  it('takes the commit time of a release at registration, and refuses one it cannot use', async () => {
+    const post = (body: object) =>
+      request(server)
+        .post('/v1/entities/component/default/payments-api/releases')
+        .send({ image: 'registry.local/payments-api:2.0.0', ...body });
+    const created = await post({
+      version: '2.0.0',
+      committedAt: '2026-01-02T10:00:00+01:00',
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.committedAt).toBe('2026-01-02T09:00:00.000Z');
+    // Without a time zone, not a date, or from a clock far ahead: 400.
+    for (const committedAt of [
+      '2026-01-02T10:00:00',
+      'yesterday',
+      new Date(Date.now() + 3_600_000).toISOString(),
+    ]) {
+      const refused = await post({ version: '2.0.1', committedAt });
+      expect(refused.status).toBe(400);
+    }
   });
 });

@@ -25,6 +25,7 @@ import {
   progressionPromotionCreatePermission,
   progressionReleaseCreatePermission,
   progressionRollbackPermission,
+  progressionWindowOverridePermission,
 } from '@internal/backstage-plugin-progression-common';
 import express from 'express';
 import stableStringify from 'fast-json-stable-stringify';
@@ -182,10 +183,11 @@ export async function createRouter(
       entityRef: string;
     },
     fn: () => Promise<T>,
+    severityLevel: 'medium' | 'high' = 'medium',
   ): Promise<T> => {
     const event = await auditor.createEvent({
       eventId,
-      severityLevel: 'medium',
+      severityLevel,
       request: req,
       meta,
     });
@@ -303,6 +305,14 @@ export async function createRouter(
           range: req.query.range,
         }),
       );
+    },
+  );
+
+  router.get(
+    '/v1/entities/:kind/:namespace/:name/insights',
+    async (req, res) => {
+      const entity = await readEntity(req, req.params);
+      res.json(await reads.insights(entity, { range: req.query.range }));
     },
   );
 
@@ -456,6 +466,35 @@ export async function createRouter(
       },
     );
     res.status(201).json(result);
+  });
+
+  router.post('/v1/promotions/:id/override-window', async (req, res) => {
+    const credentials = await callerOf(req);
+    const promotion = await visiblePromotion(req.params.id, credentials);
+    const result = await audited(
+      req,
+      'promotion-window-override',
+      {
+        entityRef: promotion.entityRef,
+        stage: promotion.stage,
+        promotionId: promotion.id,
+        reason: req.body.reason,
+      },
+      {
+        credentials,
+        permission: progressionWindowOverridePermission,
+        entityRef: promotion.entityRef,
+      },
+      async () =>
+        commands.overrideWindow(
+          promotion,
+          req.body.reason,
+          principalRef(credentials),
+        ),
+      // Break-glass: worth a look.
+      'high',
+    );
+    res.status(202).json(result);
   });
 
   router.post('/v1/promotions/:id/cancel', async (req, res) => {

@@ -1,10 +1,12 @@
 import { CompoundEntityRef } from '@backstage/catalog-model';
 import { ResponseError } from '@backstage/errors';
 import type {
+  DeliveryInsights,
   EntityEnvironments,
   EntityFlags,
   EntityMetrics,
   EntityValidation,
+  GetEntityInsightsQuery,
   GetEntityMetricsQuery,
   ListPromotionsQuery,
   ListPromotionsResponse,
@@ -137,12 +139,33 @@ export class ProgressionApiClient {
     return this.post(`promotions/${encodeURIComponent(id)}/cancel`);
   }
 
+  /**
+   * Break-glass: lets a promotion that waits for a closed stage go ahead
+   * now (needs `progression.window.override`; audited and notified).
+   */
+  async overrideWindow(id: string, reason: string): Promise<PromotionDto> {
+    return this.post(`promotions/${encodeURIComponent(id)}/override-window`, {
+      reason,
+    });
+  }
+
   /** Request rate, error rate and p95 per stage over a time range. */
   async getMetrics(
     entity: CompoundEntityRef,
     query: GetEntityMetricsQuery = {},
   ): Promise<EntityMetrics> {
     return this.get(`entities/${entityPath(entity)}/metrics`, query);
+  }
+
+  /**
+   * Deployment frequency, lead time, change failure rate and time to
+   * restore of each stage over the last 7, 30 (default) or 90 days.
+   */
+  async getInsights(
+    entity: CompoundEntityRef,
+    query: GetEntityInsightsQuery = {},
+  ): Promise<DeliveryInsights> {
+    return this.get(`entities/${entityPath(entity)}/insights`, query);
   }
 
   /** Every stage's feature flags, with the differences marked. */

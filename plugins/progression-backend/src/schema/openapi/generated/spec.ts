@@ -244,6 +244,52 @@ export const spec = {
             description:
               'Why the live state could not be read (for example an unreachable cluster).',
           },
+          window: {
+            $ref: '#/components/schemas/StageWindow',
+            description:
+              'Whether the stage takes promotions now, for stages with promotion windows or alert freezes (absent: always open).',
+          },
+        },
+      },
+      StageWindow: {
+        type: 'object',
+        description:
+          "A stage's promotion windows and freezes now: open or closed, why, and when a closed one opens next. A promotion requested while it is closed waits `waiting` until it opens.",
+        required: ['open', 'source', 'reason', 'rollbacksWhenClosed'],
+        additionalProperties: false,
+        properties: {
+          open: {
+            type: 'boolean',
+          },
+          source: {
+            type: 'string',
+            description:
+              'What decides: `always` (no window applies now), `allow-window`, `deny-window`, `outside-allow-windows`, `alert` (a freeze alert fires) or `prometheus-unavailable` (whether one fires cannot be told, so the stage is closed).',
+            enum: [
+              'always',
+              'allow-window',
+              'deny-window',
+              'outside-allow-windows',
+              'alert',
+              'prometheus-unavailable',
+            ],
+          },
+          reason: {
+            type: 'string',
+            description:
+              "In words, for example `inside deny window 'holiday freeze' until 2026-01-02T00:00:00.000Z; opens 2026-01-02T00:00:00.000Z`.",
+          },
+          nextOpening: {
+            type: 'string',
+            description:
+              'While closed, when the windows open next (ISO 8601). Absent when alerts keep it closed (it opens when they resolve) or no opening lies within 400 days.',
+          },
+          rollbacksWhenClosed: {
+            type: 'string',
+            enum: ['allow', 'deny'],
+            description:
+              'Whether on-demand rollbacks may enter the stage while it is closed.',
+          },
         },
       },
       StageGateSummary: {
@@ -437,6 +483,11 @@ export const spec = {
           commit: {
             type: 'string',
           },
+          committedAt: {
+            type: 'string',
+            description:
+              "When the release's commit was made (ISO 8601), as CI said at registration.",
+          },
           url: {
             type: 'string',
           },
@@ -469,6 +520,14 @@ export const spec = {
             type: 'string',
             pattern: '^[0-9a-f]{7,64}$',
           },
+          committedAt: {
+            type: 'string',
+            maxLength: 64,
+            pattern:
+              '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,9})?)?(Z|[+-][0-9]{2}:?[0-9]{2})$',
+            description:
+              'When the commit was made, ISO 8601 with a time zone (for example `git show -s --format=%cI`). Delivery insights measure lead time from it; without it, from the registration. At most 5 minutes in the future.',
+          },
           url: {
             type: 'string',
             description: "The build's http(s) URL.",
@@ -479,10 +538,11 @@ export const spec = {
       PromotionState: {
         type: 'string',
         description:
-          "A state of a promotion (see the backend's transition table). A release that flows into a busy stage by itself waits `queued`; when the stage frees, the newest one waiting is promoted and the older ones end `skipped`.",
+          "A state of a promotion (see the backend's transition table). A release that flows into a busy stage by itself waits `queued`; when the stage frees, the newest one waiting is promoted and the older ones end `skipped`. A promotion into a stage that is closed (a deny window, outside its allow windows, a freeze alert) waits `waiting` until it opens or someone overrides the window.",
         enum: [
           'queued',
           'pending',
+          'waiting',
           'preflight',
           'awaiting-approval',
           'deploying',
@@ -727,6 +787,21 @@ export const spec = {
           },
         },
       },
+      WindowOverride: {
+        type: 'object',
+        required: ['reason'],
+        additionalProperties: false,
+        properties: {
+          reason: {
+            type: 'string',
+            description:
+              'Why the window is overridden; recorded, audited and sent to the owners.',
+            minLength: 1,
+            maxLength: 1000,
+            pattern: '\\S',
+          },
+        },
+      },
       MetricPoint: {
         type: 'object',
         description:
@@ -808,6 +883,199 @@ export const spec = {
             type: 'array',
             items: {
               $ref: '#/components/schemas/StageMetrics',
+            },
+          },
+        },
+      },
+      DeliveryDay: {
+        type: 'object',
+        description: "One UTC day of a stage's delivery, for the trend charts.",
+        required: [
+          'date',
+          'deployments',
+          'failed',
+          'leadTimeMedianMs',
+          'restoreMedianMs',
+        ],
+        additionalProperties: false,
+        properties: {
+          date: {
+            type: 'string',
+            description: 'YYYY-MM-DD (UTC).',
+          },
+          deployments: {
+            type: 'integer',
+            description: 'Deployments that ended this day.',
+          },
+          failed: {
+            type: 'integer',
+            description:
+              'Of those, the ones that failed after the deploy or were rolled back.',
+          },
+          leadTimeMedianMs: {
+            type: ['number', 'null'],
+            description:
+              'Median lead time of the deployments that succeeded this day; null when none did.',
+          },
+          restoreMedianMs: {
+            type: ['number', 'null'],
+            description:
+              'Median time to restore of the incidents that began this day and were restored; null when none.',
+          },
+        },
+      },
+      StageDeliveryInsights: {
+        type: 'object',
+        description:
+          "A stage's delivery over the range, from the promotion history, each figure with the counts it comes from. See docs/api.md for the exact definitions.",
+        required: [
+          'stage',
+          'title',
+          'deployments',
+          'leadTime',
+          'changeFailureRate',
+          'timeToRestore',
+          'daily',
+        ],
+        additionalProperties: false,
+        properties: {
+          stage: {
+            type: 'string',
+          },
+          title: {
+            type: 'string',
+            description: "The stage's human-readable name.",
+          },
+          deployments: {
+            type: 'object',
+            description:
+              'Deployment frequency: promotions (not on-demand rollbacks) whose image patch went out and that ended succeeded, rolled-back or failed, by the day they ended.',
+            required: ['count', 'succeeded', 'failed', 'perDay'],
+            additionalProperties: false,
+            properties: {
+              count: {
+                type: 'integer',
+              },
+              succeeded: {
+                type: 'integer',
+              },
+              failed: {
+                type: 'integer',
+                description:
+                  'Failed after the deploy (rollout or verification) or rolled back.',
+              },
+              perDay: {
+                type: 'number',
+                description: 'count divided by the days of the range.',
+              },
+            },
+          },
+          leadTime: {
+            type: 'object',
+            description:
+              "From the release's commit time (or its registration when CI gave none) to the end of its succeeded deployment into this stage.",
+            required: ['count', 'fromCommit', 'medianMs', 'p90Ms'],
+            additionalProperties: false,
+            properties: {
+              count: {
+                type: 'integer',
+                description: 'Succeeded deployments measured.',
+              },
+              fromCommit: {
+                type: 'integer',
+                description: 'Of those, how many measure from a commit time.',
+              },
+              medianMs: {
+                type: ['number', 'null'],
+              },
+              p90Ms: {
+                type: ['number', 'null'],
+              },
+            },
+          },
+          changeFailureRate: {
+            type: 'object',
+            description: 'Failed deployments divided by deployments.',
+            required: ['failed', 'deployments', 'rate'],
+            additionalProperties: false,
+            properties: {
+              failed: {
+                type: 'integer',
+              },
+              deployments: {
+                type: 'integer',
+              },
+              rate: {
+                type: ['number', 'null'],
+                description: '0..1; null when there were no deployments.',
+              },
+            },
+          },
+          timeToRestore: {
+            type: 'object',
+            description:
+              'An incident is a run of failed deployments; it lasts from the end of the first to the end of the next succeeded deployment or on-demand rollback that succeeded in the stage.',
+            required: ['incidents', 'restored', 'open', 'medianMs'],
+            additionalProperties: false,
+            properties: {
+              incidents: {
+                type: 'integer',
+                description: 'Incidents that began in the range.',
+              },
+              restored: {
+                type: 'integer',
+              },
+              open: {
+                type: 'integer',
+                description: 'Not restored yet.',
+              },
+              medianMs: {
+                type: ['number', 'null'],
+                description:
+                  'Median of the restored incidents; null when none was.',
+              },
+            },
+          },
+          daily: {
+            type: 'array',
+            description: 'Every day of the range, oldest first.',
+            items: {
+              $ref: '#/components/schemas/DeliveryDay',
+            },
+          },
+        },
+      },
+      DeliveryInsights: {
+        type: 'object',
+        description:
+          "Deployment frequency, lead time, change failure rate and time to restore of each stage of an entity's pipeline.",
+        required: ['entityRef', 'range', 'days', 'from', 'to', 'stages'],
+        additionalProperties: false,
+        properties: {
+          entityRef: {
+            type: 'string',
+          },
+          range: {
+            type: 'string',
+          },
+          days: {
+            type: 'integer',
+            description: 'The range in UTC days, today included.',
+          },
+          from: {
+            type: 'string',
+            description:
+              "The start of the range's first day (ISO 8601, UTC midnight).",
+          },
+          to: {
+            type: 'string',
+            description: 'When the figures were computed (ISO 8601).',
+          },
+          stages: {
+            type: 'array',
+            description: "The pipeline's stages, in order.",
+            items: {
+              $ref: '#/components/schemas/StageDeliveryInsights',
             },
           },
         },
@@ -1412,6 +1680,55 @@ export const spec = {
         },
       },
     },
+    '/v1/promotions/{id}/override-window': {
+      post: {
+        operationId: 'OverridePromotionWindow',
+        summary:
+          "Break-glass: lets a promotion that waits for a closed stage (a deny window, outside the allow windows, a freeze alert) go ahead now. Needs `progression.window.override` and a reason; audited, recorded as a step and sent to the entity's owners. The override holds for the rest of the promotion.",
+        parameters: [
+          {
+            $ref: '#/components/parameters/promotionId',
+          },
+        ],
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                $ref: '#/components/schemas/WindowOverride',
+              },
+            },
+          },
+        },
+        responses: {
+          '202': {
+            description: 'Accepted; the promotion goes on.',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/Promotion',
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '403': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '409': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+    },
     '/v1/promotions/{id}/cancel': {
       post: {
         operationId: 'CancelPromotion',
@@ -1530,6 +1847,55 @@ export const spec = {
               'application/json': {
                 schema: {
                   $ref: '#/components/schemas/EntityMetrics',
+                },
+              },
+            },
+          },
+          '400': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '401': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+          '404': {
+            $ref: '#/components/responses/ErrorResponse',
+          },
+        },
+      },
+    },
+    '/v1/entities/{kind}/{namespace}/{name}/insights': {
+      get: {
+        operationId: 'GetEntityInsights',
+        summary:
+          'Delivery insights per stage from the promotion history: deployment frequency, lead time (median, p90), change failure rate and time to restore (median), each with its counts and a daily series.',
+        parameters: [
+          {
+            $ref: '#/components/parameters/kind',
+          },
+          {
+            $ref: '#/components/parameters/namespace',
+          },
+          {
+            $ref: '#/components/parameters/name',
+          },
+          {
+            name: 'range',
+            in: 'query',
+            description:
+              'The last 7, 30 or 90 UTC days, today included. Default 30d.',
+            schema: {
+              type: 'string',
+              enum: ['7d', '30d', '90d'],
+            },
+          },
+        ],
+        responses: {
+          '200': {
+            description: 'The figures of each stage.',
+            content: {
+              'application/json': {
+                schema: {
+                  $ref: '#/components/schemas/DeliveryInsights',
                 },
               },
             },

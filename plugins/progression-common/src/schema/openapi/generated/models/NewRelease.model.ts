@@ -16,6 +16,10 @@ export interface NewRelease {
   image: string;
   commit?: string;
   /**
+   * When the commit was made, ISO 8601 with a time zone (for example `git show -s --format=%cI`). Delivery insights measure lead time from it; without it, from the registration. At most 5 minutes in the future.
+   */
+  committedAt?: string;
+  /**
    * The build's http(s) URL.
    */
   url?: string;

@@ -4,13 +4,14 @@
 // ******************************************************************
 // Regenerate: yarn workspace @internal/backstage-plugin-progression-backend generate:openapi
 /**
- * A state of a promotion (see the backend's transition table). A release that flows into a busy stage by itself waits `queued`; when the stage frees, the newest one waiting is promoted and the older ones end `skipped`.
+ * A state of a promotion (see the backend's transition table). A release that flows into a busy stage by itself waits `queued`; when the stage frees, the newest one waiting is promoted and the older ones end `skipped`. A promotion into a stage that is closed (a deny window, outside its allow windows, a freeze alert) waits `waiting` until it opens or someone overrides the window.
  *
  * @public
  */
 export type PromotionState =
   | 'queued'
   | 'pending'
+  | 'waiting'
   | 'preflight'
   | 'awaiting-approval'
   | 'deploying'

@@ -16,6 +16,10 @@ export interface Release {
   version: Version;
   image: string;
   commit?: string;
+  /**
+   * When the release's commit was made (ISO 8601), as CI said at registration.
+   */
+  committedAt?: string;
   url?: string;
   createdBy: string;
   /**

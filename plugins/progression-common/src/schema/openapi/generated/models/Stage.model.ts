@@ -6,6 +6,7 @@
 import { PromotionSummary } from './PromotionSummary.model';
 import { StageGateSummary } from './StageGateSummary.model';
 import { StageLive } from './StageLive.model';
+import { StageWindow } from './StageWindow.model';
 
 /**
  * One environment of a pipeline, as the REST API returns it.
@@ -71,4 +72,8 @@ export interface Stage {
    * Why the live state could not be read (for example an unreachable cluster).
    */
   error?: string;
+  /**
+   * Whether the stage takes promotions now, for stages with promotion windows or alert freezes (absent: always open).
+   */
+  window?: StageWindow;
 }

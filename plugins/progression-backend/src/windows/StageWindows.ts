@@ -1,0 +1,150 @@
+import { ProgressionConfig, StageWindowPolicy } from '../config/types';
+import { PrometheusClient } from '../prometheus/PrometheusClient';
+import { alertQuery, describeFiring } from './alertFreeze';
+import { evaluateWindows } from './promotionWindows';
+
+/** Whether a stage takes promotions now, why, and when it opens next. */
+export interface StageWindowState {
+  open: boolean;
+  /**
+   * What decides: `always` (no window applies now), `allow-window`,
+   * `deny-window`, `outside-allow-windows`, `alert` (a freeze alert
+   * fires) or `prometheus-unavailable` (whether one fires is unknown, so
+   * the stage counts as closed).
+   */
+  source:
+    | 'always'
+    | 'allow-window'
+    | 'deny-window'
+    | 'outside-allow-windows'
+    | 'alert'
+    | 'prometheus-unavailable';
+  reason: string;
+  /** While closed: when the windows open next; absent when that depends on alerts or lies beyond a year. */
+  nextOpening?: Date;
+  /** Whether on-demand rollbacks may enter while it is closed. */
+  rollbacksWhenClosed: 'allow' | 'deny';
+  /** Closed by alerts: open again only when a poll finds them resolved. */
+  alerts?: boolean;
+}
+
+/**
+ * Evaluates stages' promotion windows and alert freezes. Alert queries are
+ * reused for a couple of seconds, so the Environments tab's polling and
+ * the engine's checks do not each ask Prometheus. An alert query that
+ * fails closes the stage: a freeze fails closed.
+ */
+export class StageWindows {
+  private readonly alertCache = new Map<
+    string,
+    { at: number; result: Promise<Record<string, string>[]> }
+  >();
+
+  constructor(
+    private readonly options: {
+      config: ProgressionConfig;
+      prometheus?: PrometheusClient;
+      /** How long an alert query's answer is reused; default 2 s. */
+      cacheMs?: number;
+      now?: () => number;
+    },
+  ) {}
+
+  private now() {
+    return this.options.now?.() ?? Date.now();
+  }
+
+  policyOf(pipeline: string, stage: string): StageWindowPolicy | undefined {
+    return this.options.config.pipelines.get(pipeline)?.windows.get(stage);
+  }
+
+  /** The firing alerts' labels (reused for a moment unless `fresh`), or an error. */
+  private firing(
+    query: string,
+    fresh: boolean,
+  ): Promise<Record<string, string>[]> {
+    const now = this.now();
+    const cached = this.alertCache.get(query);
+    if (!fresh && cached && now - cached.at < (this.options.cacheMs ?? 2000)) {
+      return cached.result;
+    }
+    const prometheus = this.options.prometheus;
+    const result = prometheus
+      ? prometheus.query(query).then(r => r.samples.map(s => s.labels))
+      : Promise.reject(new Error('progression.prometheus is not configured'));
+    result.catch(() => this.alertCache.delete(query));
+    this.alertCache.set(query, { at: now, result });
+    return result;
+  }
+
+  /**
+   * The stage's state now; undefined for a stage without windows or
+   * freezes (always open). `fresh` asks Prometheus again rather than reuse
+   * a recent answer: for the decision to let a promotion in.
+   */
+  async state(
+    pipeline: string,
+    stage: string,
+    options: { fresh?: boolean } = {},
+  ): Promise<StageWindowState | undefined> {
+    const policy = this.policyOf(pipeline, stage);
+    if (!policy) return undefined;
+    const windows = evaluateWindows(policy.windows, new Date(this.now()));
+    const base = { rollbacksWhenClosed: policy.rollbacksWhenClosed };
+    let alert:
+      | { source: 'alert' | 'prometheus-unavailable'; reason: string }
+      | undefined;
+    if (policy.freezeOnAlerts.length) {
+      const names = policy.freezeOnAlerts.join(', ');
+      try {
+        const firing = await this.firing(
+          alertQuery(policy.freezeOnAlerts),
+          options.fresh ?? false,
+        );
+        if (firing.length) {
+          alert = {
+            source: 'alert',
+            reason: `frozen while ${describeFiring(
+              firing,
+            )} fires; opens when it resolves`,
+          };
+        }
+      } catch (e) {
+        alert = {
+          source: 'prometheus-unavailable',
+          reason: `closed: cannot tell whether ${names} fire: ${
+            (e as Error).message
+          }`,
+        };
+      }
+    }
+    if (windows.open && !alert) {
+      return {
+        ...base,
+        open: true,
+        source: windows.source,
+        reason: policy.freezeOnAlerts.length
+          ? `${windows.reason}; no freeze alert fires`
+          : windows.reason,
+      };
+    }
+    if (!alert) {
+      return {
+        ...base,
+        open: false,
+        source: windows.source,
+        reason: windows.reason,
+        ...(windows.nextOpening && { nextOpening: windows.nextOpening }),
+      };
+    }
+    return {
+      ...base,
+      open: false,
+      alerts: true,
+      source: windows.open ? alert.source : windows.source,
+      reason: windows.open
+        ? alert.reason
+        : `${windows.reason}; besides, ${alert.reason}`,
+    };
+  }
+}
