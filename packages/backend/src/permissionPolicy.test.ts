@@ -4,6 +4,7 @@ import {
   progressionPromotionCreatePermission,
   progressionReleaseCreatePermission,
   progressionRollbackPermission,
+  progressionWindowOverridePermission,
 } from '@internal/backstage-plugin-progression-common';
 import { ProgressionDemoPolicy } from './permissionPolicy';
 
@@ -69,5 +70,28 @@ describe('ProgressionDemoPolicy', () => {
         jane,
       ),
     ).toEqual({ result: AuthorizeResult.ALLOW });
+  });
+
+  it('lets only release managers override a closed window, never CI', async () => {
+    const permission = progressionWindowOverridePermission;
+    expect(await policy.handle({ permission }, jane)).toEqual({
+      result: AuthorizeResult.DENY,
+    });
+    expect(await policy.handle({ permission })).toEqual({
+      result: AuthorizeResult.DENY,
+    });
+    const olivia = {
+      ...jane,
+      info: {
+        userEntityRef: 'user:default/olivia',
+        ownershipEntityRefs: [
+          'user:default/olivia',
+          'group:default/release-managers',
+        ],
+      },
+    };
+    expect(await policy.handle({ permission }, olivia)).toEqual({
+      result: AuthorizeResult.ALLOW,
+    });
   });
 });

@@ -21,9 +21,12 @@ import {
   progressionPromotionCreatePermission,
   progressionReleaseCreatePermission,
   progressionRollbackPermission,
+  progressionWindowOverridePermission,
 } from '@internal/backstage-plugin-progression-common';
 
 const DENY: PolicyDecision = { result: AuthorizeResult.DENY };
+
+const RELEASE_MANAGERS = 'group:default/release-managers';
 
 const OWNER_ONLY = [
   progressionPromotionCancelPermission,
@@ -35,7 +38,8 @@ const OWNER_ONLY = [
  * CI (a service, not a person) and owners register releases and request
  * promotions; anyone may
  * ask to approve, and Progression lets only the stage's configured
- * approvers (release managers for production) decide. Everything else is
+ * approvers (release managers for production) decide; only release
+ * managers may override a closed promotion window. Everything else is
  * allowed, as in the template's allow-all policy.
  */
 export class ProgressionDemoPolicy implements PermissionPolicy {
@@ -66,6 +70,13 @@ export class ProgressionDemoPolicy implements PermissionPolicy {
     }
     if (isPermission(permission, progressionPromotionApprovePermission)) {
       return { result: AuthorizeResult.ALLOW };
+    }
+    // Break-glass past a closed promotion window: release managers only,
+    // never a service.
+    if (isPermission(permission, progressionWindowOverridePermission)) {
+      return user?.info.ownershipEntityRefs.includes(RELEASE_MANAGERS)
+        ? { result: AuthorizeResult.ALLOW }
+        : DENY;
     }
     return { result: AuthorizeResult.ALLOW };
   }

@@ -12,7 +12,11 @@ import {
 } from '@backstage/plugin-catalog-react/alpha';
 import { screen, within } from '@testing-library/react';
 import { progressionApiRef } from './api';
-import plugin, { entityEnvironmentsContent, entityReleaseCard } from './alpha';
+import plugin, {
+  entityDeliveryInsightsCard,
+  entityEnvironmentsContent,
+  entityReleaseCard,
+} from './alpha';
 
 const annotated: Entity = {
   apiVersion: 'backstage.io/v1alpha1',
@@ -143,5 +147,62 @@ describe('new frontend system plugin', () => {
     expect(rows[2]).toHaveTextContent(
       'Production—unknown1.2.0 (awaiting-approval)',
     );
+  });
+
+  it("offers production's delivery insights as a card for the Overview tab of entities that use Progression", async () => {
+    const tester = createExtensionTester(entityDeliveryInsightsCard);
+    const filter = tester.get(EntityCardBlueprint.dataRefs.filterFunction)!;
+    expect(filter(annotated)).toBe(true);
+    expect(filter({ ...annotated, metadata: { name: 'other' } })).toBe(false);
+    await renderInTestApp(
+      <EntityProvider entity={annotated}>
+        {tester.get(coreExtensionData.reactElement)}
+      </EntityProvider>,
+      {
+        apis: [
+          [
+            progressionApiRef,
+            {
+              getInsights: async () => ({
+                entityRef: 'component:default/payments-api',
+                range: '30d',
+                days: 30,
+                from: '2026-10-08T00:00:00.000Z',
+                to: '2026-11-06T12:00:00.000Z',
+                stages: [
+                  {
+                    stage: 'production',
+                    title: 'Production',
+                    deployments: {
+                      count: 3,
+                      succeeded: 3,
+                      failed: 0,
+                      perDay: 0.1,
+                    },
+                    leadTime: {
+                      count: 3,
+                      fromCommit: 3,
+                      medianMs: 7_200_000,
+                      p90Ms: 9_000_000,
+                    },
+                    changeFailureRate: { failed: 0, deployments: 3, rate: 0 },
+                    timeToRestore: {
+                      incidents: 0,
+                      restored: 0,
+                      open: 0,
+                      medianMs: null,
+                    },
+                    daily: [],
+                  },
+                ],
+              }),
+            },
+          ],
+        ],
+      },
+    );
+    expect(
+      await screen.findByRole('region', { name: 'Delivery to Production' }),
+    ).toHaveTextContent('3 deployments in 30 days');
   });
 });

@@ -58,6 +58,25 @@ export const entityReleaseCard = EntityCardBlueprint.make({
 });
 
 /**
+ * Production's delivery insights — deployment frequency, lead time, change
+ * failure rate, time to restore over 30 days — as a card for the Overview
+ * tab.
+ *
+ * @alpha
+ */
+export const entityDeliveryInsightsCard = EntityCardBlueprint.make({
+  name: 'delivery-insights',
+  params: {
+    filter: isProgressionAvailable,
+    type: 'content',
+    loader: () =>
+      import('./components/DeliveryInsightsCard').then(m => (
+        <m.DeliveryInsightsCard />
+      )),
+  },
+});
+
+/**
  * The Progression frontend plugin for the new frontend system.
  *
  * @alpha
@@ -65,5 +84,10 @@ export const entityReleaseCard = EntityCardBlueprint.make({
 export default createFrontendPlugin({
   pluginId: 'progression',
   info: { packageJson: () => import('../package.json') },
-  extensions: [progressionApi, entityEnvironmentsContent, entityReleaseCard],
+  extensions: [
+    progressionApi,
+    entityEnvironmentsContent,
+    entityReleaseCard,
+    entityDeliveryInsightsCard,
+  ],
 });

@@ -9,6 +9,7 @@ export {
   progressionPlugin,
   EntityEnvironmentsContent,
   EntityReleaseCard,
+  EntityDeliveryInsightsCard,
 } from './plugin';
 export { progressionApiRef, ProgressionClient } from './api';
 export type { ProgressionApi } from './api';

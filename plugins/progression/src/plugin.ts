@@ -65,3 +65,23 @@ export const EntityReleaseCard = progressionPlugin.provide(
     },
   }),
 );
+
+/**
+ * Production's delivery insights (deployment frequency, lead time, change
+ * failure rate, time to restore over 30 days) for legacy apps' Overview
+ * tab: `<EntityDeliveryInsightsCard />` inside the entity page's overview
+ * grid.
+ *
+ * @public
+ */
+export const EntityDeliveryInsightsCard = progressionPlugin.provide(
+  createComponentExtension({
+    name: 'EntityDeliveryInsightsCard',
+    component: {
+      lazy: () =>
+        import('./components/DeliveryInsightsCard').then(
+          m => m.DeliveryInsightsCard,
+        ),
+    },
+  }),
+);

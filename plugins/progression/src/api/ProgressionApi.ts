@@ -1,10 +1,12 @@
 import { CompoundEntityRef } from '@backstage/catalog-model';
 import { createApiRef } from '@backstage/frontend-plugin-api';
 import {
+  DeliveryInsights,
   EntityEnvironments,
   EntityFlags,
   EntityMetrics,
   GateResult,
+  GetEntityInsightsQuery,
   GetEntityMetricsQuery,
   NewApproval,
   NewPromotion,
@@ -29,6 +31,11 @@ export interface ProgressionApi {
   ): Promise<PromotionRef>;
   /** Approves or rejects a promotion awaiting approval. */
   decide(promotionId: string, decision: NewApproval): Promise<PromotionRef>;
+  /**
+   * Lets a promotion that waits for its closed stage (a deny window, a
+   * freeze) go ahead: break-glass, with a reason; audited and notified.
+   */
+  overrideWindow(promotionId: string, reason: string): Promise<PromotionRef>;
   /** Cancels an active promotion. */
   cancel(promotionId: string): Promise<PromotionRef>;
   /** The entity's promotions, newest first. */
@@ -43,6 +50,14 @@ export interface ProgressionApi {
     entityRef: CompoundEntityRef,
     options?: GetEntityMetricsQuery,
   ): Promise<EntityMetrics>;
+  /**
+   * Deployment frequency, lead time, change failure rate and time to
+   * restore of each stage over the last `range` (default 30d).
+   */
+  getInsights(
+    entityRef: CompoundEntityRef,
+    options?: GetEntityInsightsQuery,
+  ): Promise<DeliveryInsights>;
   /**
    * What the read-only gates before the approval (isolation, parity) say
    * now about a promotion into `stage`, without starting one.

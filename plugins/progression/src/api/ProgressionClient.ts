@@ -1,10 +1,12 @@
 import { CompoundEntityRef } from '@backstage/catalog-model';
 import { DiscoveryApi, FetchApi } from '@backstage/frontend-plugin-api';
 import {
+  DeliveryInsights,
   EntityEnvironments,
   EntityFlags,
   EntityMetrics,
   GateResult,
+  GetEntityInsightsQuery,
   GetEntityMetricsQuery,
   ListPromotionsQuery,
   NewApproval,
@@ -57,6 +59,13 @@ export class ProgressionClient implements ProgressionApi {
     return this.client.decideApproval(promotionId, decision);
   }
 
+  async overrideWindow(
+    promotionId: string,
+    reason: string,
+  ): Promise<PromotionRef> {
+    return this.client.overrideWindow(promotionId, reason);
+  }
+
   async cancel(promotionId: string): Promise<PromotionRef> {
     return this.client.cancelPromotion(promotionId);
   }
@@ -75,6 +84,13 @@ export class ProgressionClient implements ProgressionApi {
     options: GetEntityMetricsQuery = {},
   ): Promise<EntityMetrics> {
     return this.client.getMetrics(entityRef, options);
+  }
+
+  async getInsights(
+    entityRef: CompoundEntityRef,
+    options: GetEntityInsightsQuery = {},
+  ): Promise<DeliveryInsights> {
+    return this.client.getInsights(entityRef, options);
   }
 
   async previewPromotion(

@@ -4,7 +4,8 @@ import { mockApis, renderInTestApp } from '@backstage/frontend-test-utils';
 import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import { EntityProvider } from '@backstage/plugin-catalog-react';
 import { EntityEnvironments } from '@internal/backstage-plugin-progression-common';
-import { screen, within } from '@testing-library/react';
+import { screen, waitFor, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
 import { ProgressionApi, progressionApiRef } from '../../api';
 import { EnvironmentsContent } from './EnvironmentsContent';
 
@@ -80,6 +81,7 @@ function render(
   authorize:
     | AuthorizeResult.ALLOW
     | AuthorizeResult.DENY = AuthorizeResult.ALLOW,
+  initialRouteEntries?: string[],
 ) {
   return renderInTestApp(
     <EntityProvider entity={e}>
@@ -90,6 +92,7 @@ function render(
         [progressionApiRef, api as ProgressionApi],
         mockApis.permission({ authorize }),
       ],
+      initialRouteEntries,
     },
   );
 }
@@ -233,6 +236,60 @@ describe('EnvironmentsContent', () => {
     );
     expect(after).toHaveTextContent('fast-refunds off here, on in development');
     expect(after).toHaveTextContent('Metrics: No Prometheus is configured.');
+  });
+
+  it("opens the promotion a notification's link names, in the notification's words", async () => {
+    const waiting = {
+      id: 'p7',
+      kind: 'promotion' as const,
+      stage: 'production',
+      state: 'awaiting-approval',
+      release: { version: '7.7.0', image: 'registry.local/payments-api:7.7.0' },
+      requestedBy: 'service:ci',
+      createdAt: '2026-11-26T10:00:00.000Z',
+    };
+    const older = {
+      ...waiting,
+      id: 'p6',
+      state: 'succeeded',
+      stage: 'staging',
+    };
+    const getPromotion = jest.fn().mockResolvedValue({
+      promotion: waiting,
+      steps: [],
+      approvals: [],
+    });
+    render(
+      {
+        getEnvironments: jest.fn().mockResolvedValue(environments),
+        listPromotions: jest
+          .fn()
+          .mockResolvedValue({ items: [waiting, older] }),
+        getPromotion,
+      },
+      entity,
+      AuthorizeResult.ALLOW,
+      ['/?promotion=p7'],
+    );
+    const dialog = await screen.findByRole('dialog');
+    expect(getPromotion).toHaveBeenCalledWith('p7');
+    expect(
+      await within(dialog).findByText(
+        'The promotion of 7.7.0 to Production awaits approval.',
+      ),
+    ).toBeInTheDocument();
+    // Its row in the history, behind the dialog, is marked.
+    const rows = within(
+      screen.getByRole('table', { name: 'Promotion history', hidden: true }),
+    ).getAllByRole('row', { hidden: true });
+    expect(rows.filter(r => r.getAttribute('aria-current'))).toEqual([
+      rows.find(r => r.textContent?.includes('production')),
+    ]);
+
+    await userEvent.keyboard('{Escape}');
+    await waitFor(() =>
+      expect(screen.queryByRole('dialog')).not.toBeInTheDocument(),
+    );
   });
 
   it('shows progress while loading', async () => {

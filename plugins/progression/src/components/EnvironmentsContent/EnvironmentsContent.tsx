@@ -14,42 +14,39 @@ import {
 import { useSignal } from '@backstage/plugin-signals-react';
 import { Alert } from '@material-ui/lab';
 import {
+  PromotionOutcome,
   Stage,
   isProgressionAvailable,
+  promotionOutcome,
 } from '@internal/backstage-plugin-progression-common';
 import { Box, Typography } from '@material-ui/core';
-import { Suspense, useEffect, useRef, useState } from 'react';
+import { Suspense, useCallback, useEffect, useRef, useState } from 'react';
+import { useSearchParams } from 'react-router-dom';
 import useAsyncRetry from 'react-use/esm/useAsyncRetry';
 import { progressionApiRef } from '../../api';
 import { HowToEnable } from '../HowToEnable';
 import { PipelineView } from '../PipelineView';
 import { PromotionHistory } from '../PromotionHistory';
 
-/** How a promotion that was running when the tab last looked ended. */
-function endings(before: Stage[], after: Stage[]): string[] {
+/**
+ * How a promotion that was running when the tab last looked ended, in the
+ * words its notification uses.
+ */
+function endings(before: Stage[], after: Stage[]): PromotionOutcome[] {
   return before.flatMap(was => {
     const active = was.activePromotion;
     const now = after.find(s => s.name === was.name);
     if (!active || !now || now.activePromotion?.id === active.id) return [];
     const last = now.lastPromotion;
     if (!last || last.id !== active.id) return [];
-    const what = `${last.version} to ${now.title}`;
-    switch (last.state) {
-      case 'succeeded':
-        return [`The promotion of ${what} succeeded.`];
-      case 'rolled-back':
-        return [
-          `The promotion of ${what} failed and was rolled back${
-            last.error ? `: ${last.error}` : '.'
-          }`,
-        ];
-      default:
-        return [
-          `The promotion of ${what} ended ${last.state}${
-            last.error ? `: ${last.error}` : '.'
-          }`,
-        ];
-    }
+    return [
+      promotionOutcome({
+        state: last.state,
+        version: last.version,
+        stageTitle: now.title,
+        error: last.error,
+      }),
+    ];
   });
 }
 
@@ -57,6 +54,22 @@ function Environments() {
   const { entity } = useEntity();
   const api = useApi(progressionApiRef);
   const entityRef = getCompoundEntityRef(entity);
+  // A notification's link names the promotion it is about: the history
+  // opens it. Closing it drops the parameter, so a reload does not reopen it.
+  const [searchParams, setSearchParams] = useSearchParams();
+  const focus = searchParams.get('promotion') ?? undefined;
+  const unfocus = useCallback(
+    () =>
+      setSearchParams(
+        params => {
+          const next = new URLSearchParams(params);
+          next.delete('promotion');
+          return next;
+        },
+        { replace: true },
+      ),
+    [setSearchParams],
+  );
   const { value, loading, error, retry } = useAsyncRetry(
     () => api.getEnvironments(getCompoundEntityRef(entity)),
     [api, entity],
@@ -93,7 +106,7 @@ function Environments() {
 
   // When a running promotion ends, say how.
   const previous = useRef<Stage[]>();
-  const [notices, setNotices] = useState<string[]>([]);
+  const [notices, setNotices] = useState<PromotionOutcome[]>([]);
   useEffect(() => {
     if (!value) return;
     const ended = previous.current
@@ -126,7 +139,7 @@ function Environments() {
   return (
     <>
       <ContentHeader title={`Pipeline: ${value.pipeline.title}`}>
-        <Typography variant="body2" color="textSecondary">
+        <Typography variant="body2">
           Workload label{' '}
           <code>backstage.io/kubernetes-id={value.kubernetesId}</code>
         </Typography>
@@ -139,10 +152,10 @@ function Environments() {
       {notices.map((notice, i) => (
         <Box key={i} mb={1}>
           <Alert
-            severity={notice.includes(' succeeded') ? 'success' : 'warning'}
+            severity={notice.tone}
             onClose={() => setNotices(n => n.filter((_, j) => j !== i))}
           >
-            {notice}
+            {notice.text}
           </Alert>
         </Box>
       ))}
@@ -157,7 +170,12 @@ function Environments() {
         <PromotionHistory
           entityRef={entityRef}
           stages={value.pipeline.stages.map(st => st.name)}
+          stageTitles={Object.fromEntries(
+            value.pipeline.stages.map(st => [st.name, st.title]),
+          )}
           refreshKey={value}
+          focus={focus}
+          onFocusClosed={unfocus}
         />
       </Suspense>
     </>

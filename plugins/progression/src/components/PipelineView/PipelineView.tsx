@@ -22,7 +22,8 @@ import {
   Pipeline,
   Stage,
 } from '@internal/backstage-plugin-progression-common';
-import { StageActions } from '../StageActions';
+import { DeliveryInsights } from '../DeliveryInsights';
+import { StageActions, describeClosedStage } from '../StageActions';
 import { StageCharts, StageFlags, StageGates } from '../StageInsights';
 
 const useStyles = makeStyles(theme => ({
@@ -30,16 +31,27 @@ const useStyles = makeStyles(theme => ({
     display: 'flex',
     alignItems: 'stretch',
     gap: theme.spacing(1),
-    overflowX: 'auto',
     paddingBottom: theme.spacing(1),
+    // Side by side while each card keeps a readable width; below that,
+    // one above the other (a phone), the arrows pointing down.
+    [theme.breakpoints.down('sm')]: {
+      flexDirection: 'column',
+    },
   },
   card: {
     flex: '1 1 0',
-    minWidth: 220,
+    minWidth: 0,
+    overflowWrap: 'anywhere',
+    [theme.breakpoints.down('sm')]: {
+      flex: '0 0 auto',
+    },
   },
   arrow: {
     alignSelf: 'center',
     color: theme.palette.text.secondary,
+    [theme.breakpoints.down('sm')]: {
+      transform: 'rotate(90deg)',
+    },
   },
   term: {
     color: theme.palette.text.secondary,
@@ -51,6 +63,28 @@ const HEALTH = {
   progressing: { Icon: StatusPending, label: 'Rolling out' },
   degraded: { Icon: StatusError, label: 'Degraded' },
 };
+
+/**
+ * Whether the stage takes promotions now, for a stage with promotion
+ * windows or freezes: open, or closed with why and when it opens.
+ */
+function StageWindowLine({ stage }: { stage: Stage }) {
+  const classes = useStyles();
+  if (!stage.window) return null;
+  if (stage.window.open) {
+    return (
+      <Typography variant="body2" role="status">
+        <span className={classes.term}>Promotions: </span>
+        open ({stage.window.reason})
+      </Typography>
+    );
+  }
+  return (
+    <Typography variant="body2" role="status">
+      <StatusWarning>{describeClosedStage(stage)}</StatusWarning>
+    </Typography>
+  );
+}
 
 /** What runs in the stage: version, health and replicas, drift, or why unknown. */
 function LiveState({ stage }: { stage: Stage }) {
@@ -158,6 +192,7 @@ function StageCard({
           </Typography>
         )}
         <LiveState stage={stage} />
+        <StageWindowLine stage={stage} />
         <StageGates gates={stage.gates} />
         <StageFlags flags={flags} stage={stage} />
         <StageCharts
@@ -181,7 +216,8 @@ function StageCard({
 }
 
 /**
- * The stages of a pipeline in order, left to right, joined by arrows.
+ * The stages of a pipeline in order, left to right, joined by arrows; with
+ * `entityRef`, their delivery insights below them.
  */
 export function PipelineView({
   pipeline,
@@ -200,7 +236,11 @@ export function PipelineView({
   flags?: EntityFlags;
 }) {
   const classes = useStyles();
-  return (
+  // The insights change only when a promotion starts or ends.
+  const ended = pipeline.stages
+    .map(s => `${s.lastPromotion?.id}:${s.lastPromotion?.finishedAt}`)
+    .join(',');
+  const stages = (
     <Box
       component="ol"
       className={classes.row}
@@ -228,5 +268,12 @@ export function PipelineView({
         </Fragment>
       ))}
     </Box>
+  );
+  if (!entityRef) return stages;
+  return (
+    <>
+      {stages}
+      <DeliveryInsights entityRef={entityRef} refreshKey={ended} />
+    </>
   );
 }

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import {
   CodeSnippet,
   ResponseErrorPanel,
@@ -26,12 +26,15 @@ import {
   TableHead,
   TableRow,
   TextField,
+  Tooltip,
   Typography,
+  makeStyles,
 } from '@material-ui/core';
 import {
   GateResult,
   MetricCheckEvidence,
   MetricsGateEvidence,
+  promotionOutcome,
 } from '@internal/backstage-plugin-progression-common';
 import useAsync from 'react-use/esm/useAsync';
 import { PromotionListItem, progressionApiRef } from '../../api';
@@ -187,6 +190,53 @@ function MetricEvidence({ evidence }: { evidence: unknown }) {
   );
 }
 
+const useStyles = makeStyles(theme => ({
+  scroll: {
+    overflowX: 'auto',
+  },
+  table: {
+    '& th, & td': {
+      whiteSpace: 'nowrap',
+      padding: theme.spacing(0.75, 1),
+    },
+    '& td$why': {
+      whiteSpace: 'normal',
+      minWidth: 160,
+      maxWidth: 360,
+      width: '100%',
+    },
+  },
+  why: {},
+  // The theme's secondary text is too faint on the page's grey (axe).
+  label: {
+    color: theme.palette.text.primary,
+  },
+  reason: {
+    display: '-webkit-box',
+    WebkitLineClamp: 2,
+    WebkitBoxOrient: 'vertical',
+    overflow: 'hidden',
+    overflowWrap: 'anywhere',
+    [theme.breakpoints.down('xs')]: {
+      WebkitLineClamp: 1,
+    },
+  },
+}));
+
+/**
+ * Why a promotion ended as it did: two lines at most (one on a phone), the
+ * whole text in a tooltip and in the details.
+ */
+function Why({ text }: { text: string }) {
+  const classes = useStyles();
+  if (!text) return null;
+  return (
+    <Tooltip title={text} placement="top-start">
+      <span className={classes.reason}>{text}</span>
+    </Tooltip>
+  );
+}
+
 function duration(p: PromotionListItem): string {
   if (!p.finishedAt) return '—';
   const s = Math.max(
@@ -200,9 +250,12 @@ function duration(p: PromotionListItem): string {
 export function PromotionDetailsDialog({
   id,
   onClose,
+  stageTitles,
 }: {
   id: string;
   onClose: () => void;
+  /** Each stage's title by its name; the name where it is missing. */
+  stageTitles?: Record<string, string>;
 }) {
   const api = useApi(progressionApiRef);
   const { value, loading, error } = useAsync(
@@ -229,6 +282,25 @@ export function PromotionDetailsDialog({
         {error && <ResponseErrorPanel error={error} />}
         {value && (
           <>
+            {[...OUTCOMES, 'awaiting-approval', 'waiting'].includes(
+              value.promotion.state,
+            ) && (
+              // The words of the tab's notice and of the notification
+              // whose link may have opened this.
+              <Typography variant="subtitle1" paragraph>
+                {
+                  promotionOutcome({
+                    state: value.promotion.state,
+                    version: value.promotion.release.version,
+                    stageTitle:
+                      stageTitles?.[value.promotion.stage] ??
+                      value.promotion.stage,
+                    kind: value.promotion.kind,
+                    error: value.promotion.error,
+                  }).text
+                }
+              </Typography>
+            )}
             <Typography variant="body2" paragraph>
               <StateLabel state={value.promotion.state} /> — requested by{' '}
               {value.promotion.requestedBy}
@@ -307,17 +379,30 @@ export function PromotionDetailsDialog({
 export function PromotionHistory({
   entityRef,
   stages,
+  stageTitles,
   refreshKey,
+  focus,
+  onFocusClosed,
 }: {
   entityRef: CompoundEntityRef;
   stages: string[];
+  /** Each stage's title by its name, for the details. */
+  stageTitles?: Record<string, string>;
   /** Changes when the stages were read again, so the history follows. */
   refreshKey?: unknown;
+  /** A promotion to open and mark, for example from a notification's link. */
+  focus?: string;
+  /** Called when the focused promotion's details are closed. */
+  onFocusClosed?: () => void;
 }) {
+  const classes = useStyles();
   const api = useApi(progressionApiRef);
   const [stage, setStage] = useState('');
   const [status, setStatus] = useState('');
-  const [open, setOpen] = useState<string>();
+  const [open, setOpen] = useState<string | undefined>(focus);
+  useEffect(() => {
+    if (focus) setOpen(focus);
+  }, [focus]);
   const { value, loading, error } = useAsync(
     async () => api.listPromotions(entityRef, { stage, status, limit: 100 }),
     [
@@ -349,7 +434,7 @@ export function PromotionHistory({
           value={stage}
           onChange={e => setStage(e.target.value)}
           SelectProps={{ native: true }}
-          InputLabelProps={{ shrink: true }}
+          InputLabelProps={{ shrink: true, className: classes.label }}
         >
           {['', ...stages].map(s => (
             <option key={s} value={s}>
@@ -364,7 +449,7 @@ export function PromotionHistory({
           value={status}
           onChange={e => setStatus(e.target.value)}
           SelectProps={{ native: true }}
-          InputLabelProps={{ shrink: true }}
+          InputLabelProps={{ shrink: true, className: classes.label }}
         >
           {['', ...OUTCOMES].map(o => (
             <option key={o} value={o}>
@@ -380,53 +465,85 @@ export function PromotionHistory({
         </Typography>
       )}
       {items.length > 0 && (
-        <Table size="small" aria-label="Promotion history">
-          <TableHead>
-            <TableRow>
-              {[
-                'Stage',
-                'Kind',
-                'Version',
-                'Outcome',
-                'Requested by',
-                'Started',
-                'Duration',
-                'Why',
-                '',
-              ].map(h => (
-                <TableCell key={h}>{h}</TableCell>
-              ))}
-            </TableRow>
-          </TableHead>
-          <TableBody>
-            {items.map(p => (
-              <TableRow key={p.id} hover>
-                <TableCell>{p.stage}</TableCell>
-                <TableCell>{p.kind}</TableCell>
-                <TableCell>{p.release.version}</TableCell>
-                <TableCell>
-                  <StateLabel state={p.state} />
-                </TableCell>
-                <TableCell>{p.requestedBy}</TableCell>
-                <TableCell>{new Date(p.createdAt).toLocaleString()}</TableCell>
-                <TableCell>{duration(p)}</TableCell>
-                <TableCell>{p.error ?? p.reason ?? ''}</TableCell>
-                <TableCell>
-                  <Button
-                    size="small"
-                    onClick={() => setOpen(p.id)}
-                    aria-label={`Details of ${p.kind} ${p.release.version} to ${p.stage}`}
-                  >
-                    Details
-                  </Button>
-                </TableCell>
+        // Each column keeps its words whole; on a narrow screen the table
+        // scrolls sideways instead of breaking them.
+        <Box className={classes.scroll}>
+          <Table
+            size="small"
+            aria-label="Promotion history"
+            className={classes.table}
+          >
+            <TableHead>
+              <TableRow>
+                {[
+                  'Stage',
+                  'Kind',
+                  'Version',
+                  'Outcome',
+                  'Requested by',
+                  'Started',
+                  'Duration',
+                  'Why',
+                  '',
+                ].map(h => (
+                  <TableCell key={h}>{h}</TableCell>
+                ))}
               </TableRow>
-            ))}
-          </TableBody>
-        </Table>
+            </TableHead>
+            <TableBody>
+              {items.map(p => (
+                <TableRow
+                  key={p.id}
+                  hover
+                  selected={p.id === focus}
+                  aria-current={p.id === focus ? 'true' : undefined}
+                >
+                  <TableCell>{p.stage}</TableCell>
+                  <TableCell>{p.kind}</TableCell>
+                  <TableCell>{p.release.version}</TableCell>
+                  <TableCell>
+                    <StateLabel state={p.state} />
+                  </TableCell>
+                  <TableCell>{p.requestedBy}</TableCell>
+                  <TableCell>
+                    <time
+                      dateTime={p.createdAt}
+                      title={new Date(p.createdAt).toLocaleString()}
+                    >
+                      {new Date(p.createdAt).toLocaleString(undefined, {
+                        dateStyle: 'short',
+                        timeStyle: 'short',
+                      })}
+                    </time>
+                  </TableCell>
+                  <TableCell>{duration(p)}</TableCell>
+                  <TableCell className={classes.why}>
+                    <Why text={p.error ?? p.reason ?? ''} />
+                  </TableCell>
+                  <TableCell>
+                    <Button
+                      size="small"
+                      onClick={() => setOpen(p.id)}
+                      aria-label={`Details of ${p.kind} ${p.release.version} to ${p.stage}`}
+                    >
+                      Details
+                    </Button>
+                  </TableCell>
+                </TableRow>
+              ))}
+            </TableBody>
+          </Table>
+        </Box>
       )}
       {open && (
-        <PromotionDetailsDialog id={open} onClose={() => setOpen(undefined)} />
+        <PromotionDetailsDialog
+          id={open}
+          stageTitles={stageTitles}
+          onClose={() => {
+            setOpen(undefined);
+            if (open === focus) onFocusClosed?.();
+          }}
+        />
       )}
     </Box>
   );

@@ -12,12 +12,14 @@ import { useEntity } from '@backstage/plugin-catalog-react';
 import { getCompoundEntityRef } from '@backstage/catalog-model';
 import { Stage } from '@internal/backstage-plugin-progression-common';
 import {
+  Box,
   Table,
   TableBody,
   TableCell,
   TableHead,
   TableRow,
   Typography,
+  makeStyles,
 } from '@material-ui/core';
 import useAsync from 'react-use/esm/useAsync';
 import { progressionApiRef } from '../../api';
@@ -39,7 +41,13 @@ function Health({ stage }: { stage: Stage }) {
  * "Where is my release": each stage's live version and health, and what is
  * on its way, in a compact card for the entity's Overview tab.
  */
+const useStyles = makeStyles({
+  scroll: { overflowX: 'auto' },
+  table: { '& th, & td': { whiteSpace: 'nowrap' } },
+});
+
 export function ReleaseCard() {
+  const classes = useStyles();
   const { entity } = useEntity();
   const api = useApi(progressionApiRef);
   const { value, loading, error } = useAsync(
@@ -57,37 +65,45 @@ export function ReleaseCard() {
         <ResponseErrorPanel error={error} title="Could not load the stages" />
       )}
       {value && (
-        <Table size="small" aria-label="Where is my release">
-          <TableHead>
-            <TableRow>
-              <TableCell>Stage</TableCell>
-              <TableCell>Live</TableCell>
-              <TableCell>Health</TableCell>
-              <TableCell>On its way</TableCell>
-            </TableRow>
-          </TableHead>
-          <TableBody>
-            {value.pipeline.stages.map(stage => (
-              <TableRow key={stage.name}>
-                <TableCell>{stage.title}</TableCell>
-                <TableCell>{stage.live?.version ?? '—'}</TableCell>
-                <TableCell>
-                  <Health stage={stage} />
-                </TableCell>
-                <TableCell>
-                  {stage.activePromotion ? (
-                    <Typography variant="body2">
-                      {stage.activePromotion.version} (
-                      {stage.activePromotion.state})
-                    </Typography>
-                  ) : (
-                    '—'
-                  )}
-                </TableCell>
+        // Words stay whole ("Development", "healthy"); a narrow card
+        // scrolls sideways.
+        <Box className={classes.scroll}>
+          <Table
+            size="small"
+            aria-label="Where is my release"
+            className={classes.table}
+          >
+            <TableHead>
+              <TableRow>
+                <TableCell>Stage</TableCell>
+                <TableCell>Live</TableCell>
+                <TableCell>Health</TableCell>
+                <TableCell>On its way</TableCell>
               </TableRow>
-            ))}
-          </TableBody>
-        </Table>
+            </TableHead>
+            <TableBody>
+              {value.pipeline.stages.map(stage => (
+                <TableRow key={stage.name}>
+                  <TableCell>{stage.title}</TableCell>
+                  <TableCell>{stage.live?.version ?? '—'}</TableCell>
+                  <TableCell>
+                    <Health stage={stage} />
+                  </TableCell>
+                  <TableCell>
+                    {stage.activePromotion ? (
+                      <Typography variant="body2">
+                        {stage.activePromotion.version} (
+                        {stage.activePromotion.state})
+                      </Typography>
+                    ) : (
+                      '—'
+                    )}
+                  </TableCell>
+                </TableRow>
+              ))}
+            </TableBody>
+          </Table>
+        </Box>
       )}
     </InfoCard>
   );

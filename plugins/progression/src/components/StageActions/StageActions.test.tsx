@@ -190,6 +190,10 @@ describe('stage actions', () => {
       'title',
       'Production is busy with 1.2.0 (awaiting-approval)',
     );
+    // Said on the card too, not only on hover, and tied to the button.
+    expect(promote).toHaveAccessibleDescription(
+      'Promote to Production is not available: Production is busy with 1.2.0 (awaiting-approval).',
+    );
   });
 
   it('binds an approval to the evidence the card shows', async () => {
@@ -499,13 +503,127 @@ describe('stage actions', () => {
     );
     await screen.findByText('Pipeline: Standard');
     // The policy answered (every action was asked about), and said no.
-    await waitFor(() => expect(deny).toHaveBeenCalledTimes(4));
+    await waitFor(() => expect(deny).toHaveBeenCalledTimes(5));
     await new Promise(r => setTimeout(r, 50));
     expect(
       screen.queryByRole('button', { name: /Promote/ }),
     ).not.toBeInTheDocument();
     expect(
       screen.queryByRole('button', { name: /Roll back/ }),
+    ).not.toBeInTheDocument();
+  });
+});
+
+describe('promotion windows', () => {
+  const closed: Stage = {
+    ...production,
+    window: {
+      open: false,
+      source: 'deny-window',
+      reason: "inside deny window 'holiday freeze'",
+      nextOpening: '2027-01-02T00:00:00.000Z',
+      rollbacksWhenClosed: 'allow',
+    },
+  };
+  const opens = new Date('2027-01-02T00:00:00.000Z').toLocaleString();
+
+  it('shows a closed stage on its card and in the promote dialog before the click', async () => {
+    render({
+      getEnvironments: jest
+        .fn()
+        .mockResolvedValue(environments([staging, closed])),
+      previewPromotion: jest
+        .fn()
+        .mockResolvedValue({ stage: 'production', results: [] }),
+    });
+    const card = await screen.findByTestId('stage-production');
+    expect(card).toHaveTextContent(
+      `Production is closed: inside deny window 'holiday freeze'; opens ${opens}`,
+    );
+    await userEvent.click(
+      screen.getByRole('button', { name: 'Promote 1.2.0 to Production' }),
+    );
+    expect(await screen.findByRole('dialog')).toHaveTextContent(
+      `Production is closed: inside deny window 'holiday freeze'; opens ${opens}. The promotion waits until then.`,
+    );
+  });
+
+  it('says an alert keeps a stage closed until it resolves', async () => {
+    render({
+      getEnvironments: jest.fn().mockResolvedValue(
+        environments([
+          staging,
+          {
+            ...production,
+            window: {
+              open: false,
+              source: 'alert',
+              reason: 'DemoHighErrorRatio fires',
+              rollbacksWhenClosed: 'allow',
+            },
+          },
+        ]),
+      ),
+    });
+    expect(await screen.findByTestId('stage-production')).toHaveTextContent(
+      'Production is closed: DemoHighErrorRatio fires; opens when the alert resolves',
+    );
+  });
+
+  it('overrides a closed window only with a reason, for those allowed', async () => {
+    const waiting: Stage = {
+      ...closed,
+      activePromotion: { ...succeeded('1.2.0'), id: 'p7', state: 'waiting' },
+    };
+    const overrideWindow = jest
+      .fn()
+      .mockResolvedValue({ id: 'p7', state: 'deploying' });
+    const getEnvironments = jest
+      .fn()
+      .mockResolvedValue(environments([staging, waiting]));
+    render({ getEnvironments, overrideWindow });
+    await userEvent.click(
+      await screen.findByRole('button', {
+        name: 'Override the window: deploy 1.2.0 to Production now',
+      }),
+    );
+    const dialog = await screen.findByRole('dialog');
+    expect(dialog).toHaveTextContent('Break-glass');
+    const confirm = within(dialog).getByRole('button', {
+      name: 'Override and deploy',
+    });
+    expect(confirm).toBeDisabled();
+    await userEvent.type(
+      within(dialog).getByRole('textbox', { name: /Reason/ }),
+      'incident fix INC-42',
+    );
+    await userEvent.click(confirm);
+    await waitFor(() =>
+      expect(overrideWindow).toHaveBeenCalledWith('p7', 'incident fix INC-42'),
+    );
+  });
+
+  it('offers no override to those the policy does not allow', async () => {
+    const waiting: Stage = {
+      ...closed,
+      activePromotion: { ...succeeded('1.2.0'), id: 'p7', state: 'waiting' },
+    };
+    render(
+      {
+        getEnvironments: jest
+          .fn()
+          .mockResolvedValue(environments([staging, waiting])),
+      },
+      AuthorizeResult.DENY,
+      // Another entity: usePermission caches answers per resource (SWR).
+      { ...entity, metadata: { ...entity.metadata, name: 'frozen-api' } },
+    );
+    expect(await screen.findByTestId('stage-production')).toHaveTextContent(
+      'Production is closed',
+    );
+    await new Promise(r => setTimeout(r, 50));
+    expect(
+      screen.queryByRole('button', { name: /Override the window/ }),
     ).not.toBeInTheDocument();
   });
 });

@@ -9,6 +9,7 @@ import {
   DialogTitle,
   TextField,
   Tooltip,
+  Typography,
 } from '@material-ui/core';
 import {
   CompoundEntityRef,
@@ -25,6 +26,7 @@ import {
   progressionPromotionCancelPermission,
   progressionPromotionCreatePermission,
   progressionRollbackPermission,
+  progressionWindowOverridePermission,
 } from '@internal/backstage-plugin-progression-common';
 import useAsync from 'react-use/esm/useAsync';
 import { progressionApiRef } from '../../api';
@@ -51,6 +53,8 @@ interface Confirmation {
   /** Preview the read-only preflight gates of a promotion into this stage. */
   previewStage?: string;
   confirm: string;
+  /** The reason must be given (a break-glass override). */
+  reasonRequired?: boolean;
   run: (reason: string, toVersion?: string) => Promise<unknown>;
   done: string;
 }
@@ -127,6 +131,25 @@ function PreviewLines({
   );
 }
 
+/**
+ * A closed stage in words, for the card and the promote dialog: why, and
+ * when it opens next.
+ */
+export function describeClosedStage(stage: Stage): string | undefined {
+  const window = stage.window;
+  if (!window || window.open) return undefined;
+  let opens = 'no opening is scheduled';
+  if (window.nextOpening) {
+    opens = `opens ${new Date(window.nextOpening).toLocaleString()}`;
+  } else if (
+    window.source === 'alert' ||
+    window.source === 'prometheus-unavailable'
+  ) {
+    opens = 'opens when the alert resolves';
+  }
+  return `${stage.title} is closed: ${window.reason}; ${opens}`;
+}
+
 /** Why Promote is disabled, or undefined when it may be used. */
 export function promoteBlocker(stage: Stage, next?: Stage): string | undefined {
   if (!next) return undefined;
@@ -175,6 +198,10 @@ export function StageActions({
   });
   const canRollBack = usePermission({
     permission: progressionRollbackPermission,
+    resourceRef,
+  });
+  const canOverride = usePermission({
+    permission: progressionWindowOverridePermission,
     resourceRef,
   });
   const [confirmation, setConfirmation] = useState<Confirmation>();
@@ -236,7 +263,9 @@ export function StageActions({
             color="primary"
             size="small"
             disabled={!!blocker}
-            aria-label={`Promote ${version ?? ''} to ${next.title}`}
+            aria-describedby={
+              blocker ? `progression-promote-blocker-${stage.name}` : undefined
+            }
             onClick={() =>
               ask({
                 title: `Promote to ${next.title}`,
@@ -244,6 +273,11 @@ export function StageActions({
                   next.live?.version ?? 'unknown'
                 } to ${version}; a failure after the deploy rolls it back.`,
                 details: [
+                  // Said before the click: the promotion will wait.
+                  describeClosedStage(next) &&
+                    `${describeClosedStage(
+                      next,
+                    )}. The promotion waits until then.`,
                   describeGates(next),
                   ...flagDifferences(flags, stage.name)
                     .filter(d => d.neighbour === next.name)
@@ -264,7 +298,9 @@ export function StageActions({
               })
             }
           >
-            Promote to {next.title}
+            {/* The whole name in view: what a screen reader says is
+              what the button shows (WCAG 2.5.3). */}
+            Promote {version ? `${version} ` : ''}to {next.title}
           </Button>
         </span>
       </Tooltip>,
@@ -326,6 +362,31 @@ export function StageActions({
       );
     }
   }
+  if (active?.state === 'waiting' && canOverride.allowed) {
+    buttons.push(
+      <Button
+        key="override"
+        variant="outlined"
+        color="secondary"
+        size="small"
+        aria-label={`Override the window: deploy ${active.version} to ${stage.title} now`}
+        onClick={() =>
+          ask({
+            title: `Deploy ${active.version} to ${stage.title} while it is closed`,
+            text: `${
+              describeClosedStage(stage) ?? `${stage.title} is closed`
+            }. Break-glass: the promotion goes ahead now; your name and reason are recorded, audited and sent to the owners.`,
+            confirm: 'Override and deploy',
+            reasonRequired: true,
+            run: r => api.overrideWindow(active.id, r),
+            done: `${active.version} goes ahead in ${stage.title}`,
+          })
+        }
+      >
+        Override window
+      </Button>,
+    );
+  }
   if (active && canCancel.allowed) {
     buttons.push(
       <Button
@@ -335,9 +396,12 @@ export function StageActions({
         onClick={() =>
           ask({
             title: `Cancel ${active.version} to ${stage.title}`,
-            text: ['pending', 'preflight', 'awaiting-approval'].includes(
-              active.state,
-            )
+            text: [
+              'pending',
+              'waiting',
+              'preflight',
+              'awaiting-approval',
+            ].includes(active.state)
               ? 'Nothing has been deployed yet; the promotion stops.'
               : `${stage.title} is rolled back to what ran before.`,
             confirm: 'Cancel promotion',
@@ -385,6 +449,18 @@ export function StageActions({
       <Box display="flex" flexWrap="wrap" style={{ gap: 8 }} mt={1}>
         {buttons}
       </Box>
+      {blocker && next && canPromote.allowed && (
+        // On the card, not only on hover: a disabled button says nothing
+        // to a touch screen or a newcomer.
+        <Typography
+          variant="caption"
+          color="textSecondary"
+          component="p"
+          id={`progression-promote-blocker-${stage.name}`}
+        >
+          Promote to {next.title} is not available: {blocker}.
+        </Typography>
+      )}
       <Dialog
         open={!!confirmation}
         onClose={() => !busy && setConfirmation(undefined)}
@@ -439,7 +515,10 @@ export function StageActions({
           )}
           <TextField
             id="progression-confirm-reason"
-            label="Reason (optional)"
+            label={
+              confirmation?.reasonRequired ? 'Reason' : 'Reason (optional)'
+            }
+            required={confirmation?.reasonRequired}
             fullWidth
             value={reason}
             onChange={e => setReason(e.target.value)}
@@ -454,7 +533,7 @@ export function StageActions({
             onClick={confirm}
             color="primary"
             variant="contained"
-            disabled={busy}
+            disabled={busy || (confirmation?.reasonRequired && !reason.trim())}
           >
             {confirmation?.confirm}
           </Button>

@@ -1,1 +1,5 @@
-export { StageActions, promoteBlocker } from './StageActions';
+export {
+  StageActions,
+  describeClosedStage,
+  promoteBlocker,
+} from './StageActions';

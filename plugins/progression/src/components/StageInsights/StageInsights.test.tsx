@@ -218,6 +218,22 @@ describe('StageCharts', () => {
       screen.getByText('Metrics unavailable: query timed out'),
     ).toBeInTheDocument();
   });
+
+  it('does not say "no data yet" beside a value', async () => {
+    await renderInTestApp(
+      <StageCharts
+        metrics={{
+          stage: 'a',
+          requestRate: [{ t: 1_700_000_000, v: 2 }],
+          errorRate: [],
+          p95: [],
+        }}
+      />,
+    );
+    const rate = screen.getByText('one sample so far');
+    expect(rate.parentElement).toHaveTextContent('2.00');
+    expect(screen.getAllByText('no data yet')).toHaveLength(2);
+  });
 });
 
 describe('StageFlags', () => {

@@ -204,7 +204,7 @@ export function StageCharts({
                 color="textSecondary"
                 component="span"
               >
-                no data yet
+                {data.length ? 'one sample so far' : 'no data yet'}
               </Typography>
             )}
             <Typography variant="body2" component="span" align="right">

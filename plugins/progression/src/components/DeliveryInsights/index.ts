@@ -1,0 +1,3 @@
+export { DeliveryInsights } from './DeliveryInsights';
+export { StageDeliveryFigures } from './StageDeliveryFigures';
+export { formatDuration } from './formatDuration';

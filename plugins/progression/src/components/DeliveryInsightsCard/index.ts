@@ -1,0 +1,1 @@
+export { DeliveryInsightsCard } from './DeliveryInsightsCard';
