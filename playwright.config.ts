@@ -41,4 +41,11 @@ export default defineConfig({
       ],
     },
   },
+  projects: [
+    // Against the demo scripts/test.sh starts for them (no history).
+    { name: 'demo', testIgnore: /walkthrough\.test\.ts$/ },
+    // The README's walk-through, against a fresh ./scripts/start.sh (with
+    // the history its simulated CI makes); scripts/test.sh runs it last.
+    { name: 'walkthrough', testMatch: /walkthrough\.test\.ts$/ },
+  ],
 });

@@ -14,11 +14,31 @@ for port in 3000 7007; do
   fi
 done
 
-SIMULATOR_PID=""
-trap 'stop_process_group "$SIMULATOR_PID"; stop_process_group "$PROMETHEUS_PID"' EXIT
+SIMULATOR_PID="" SEED_PID=""
+trap 'stop_process_group "$SEED_PID"; stop_process_group "$SIMULATOR_PID"; stop_process_group "$PROMETHEUS_PID"' EXIT
 trap 'exit 130' INT TERM
 start_simulator "$ROOT/.demo/simulator.log"
 start_prometheus "$ROOT/.demo/prometheus.log"
+
+# A simulated CI makes a short history once the backend answers (releases
+# through development and staging, one rolled back, one waiting in
+# development), so that the tab has something to show and to promote on
+# first open. PROGRESSION_DEMO_SEED=0 starts with none.
+rm -f "$ROOT/.demo/seed.log"
+if [ "${PROGRESSION_DEMO_SEED:-1}" != 0 ]; then
+  setsid bash -c '
+    for _ in $(seq 1 300); do
+      curl -fsS -o /dev/null http://localhost:7007/.backstage/health/v1/readiness && break
+      sleep 1
+    done
+    if "$1/scripts/demo-ci.sh" seed >"$1/.demo/seed.log" 2>&1; then
+      echo "The demo history is made (scripts/demo-ci.sh seed)." >>"$1/.demo/seed.log"
+    else
+      echo "The demo history could not be made; see above." >>"$1/.demo/seed.log"
+    fi' seed "$ROOT" &
+  SEED_PID=$!
+  log "A simulated CI makes a short history once the backend is up (log: .demo/seed.log)."
+fi
 
 log "Starting the demo: open http://localhost:3000, press Enter (guest), then"
 log "open payments-api and its Environments tab:"
