@@ -43,9 +43,13 @@ export default defineConfig({
   },
   projects: [
     // Against the demo scripts/test.sh starts for them (no history).
-    { name: 'demo', testIgnore: /walkthrough\.test\.ts$/ },
+    { name: 'demo', testIgnore: /(walkthrough|windows)\.test\.ts$/ },
     // The README's walk-through, against a fresh ./scripts/start.sh (with
     // the history its simulated CI makes); scripts/test.sh runs it last.
     { name: 'walkthrough', testMatch: /walkthrough\.test\.ts$/ },
+    // Against ./scripts/start.sh with a deny window on web-shop's
+    // production (scripts/demo-window-config.sh); scripts/test.sh runs it
+    // after the walk-through.
+    { name: 'windows', testMatch: /windows\.test\.ts$/ },
   ],
 });

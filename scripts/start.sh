@@ -40,6 +40,12 @@ if [ "${PROGRESSION_DEMO_SEED:-1}" != 0 ]; then
   log "A simulated CI makes a short history once the backend is up (log: .demo/seed.log)."
 fi
 
+# Extra `--config FILE`s (scripts/demo-window-config.sh) come after the
+# demo's own, which then must be named too.
+if [ ${#DEMO_CONFIG_ARGS[@]} -eq 0 ] && [[ " $* " == *" --config "* ]]; then
+  DEMO_CONFIG_ARGS=(--config "$ROOT/app-config.yaml")
+fi
+
 log "Starting the demo: open http://localhost:3000, press Enter (guest), then"
 log "open payments-api and its Environments tab:"
 log "  http://localhost:3000/catalog/default/component/payments-api/environments"

@@ -159,38 +159,59 @@ else
   FAILED+=("Browser end-to-end tests (the demo did not start)")
 fi
 
-# The README's demo walk-through, literally: a fresh ./scripts/start.sh
-# (which makes its short history through scripts/demo-ci.sh), then the
-# steps the README lists.
-start_readme_demo() {
+# Stops the demo that runs and starts ./scripts/start.sh with ARGS (log:
+# LOG), as a person does; waits until it answers and, unless
+# PROGRESSION_DEMO_SEED=0, until its simulated CI has made the history.
+restart_with_start_sh() {
+  local log="$1" port i
+  shift
   stop_process_group "$DEMO_PID"
   stop_process_group "$SIMULATOR_PID"
   stop_process_group "$PROMETHEUS_PID"
   DEMO_PID="" SIMULATOR_PID="" PROMETHEUS_PID=""
-  local port i
   for port in 3000 7007 6443 9090; do
     for i in $(seq 1 60); do
       port_in_use "$port" || break
       sleep 0.5
     done
   done
-  log "Starting the demo as the README does: ./scripts/start.sh (log: $WORK/start.log)..."
-  setsid "$ROOT/scripts/start.sh" >"$WORK/start.log" 2>&1 &
+  log "Starting the demo as the README does: ./scripts/start.sh $* (log: $log)..."
+  setsid "$ROOT/scripts/start.sh" "$@" >"$log" 2>&1 &
   DEMO_PID=$!
   if ! wait_while_alive "$DEMO_PID" 300 curl -fsS -o /dev/null http://localhost:7007/.backstage/health/v1/readiness \
-    || ! wait_while_alive "$DEMO_PID" 300 curl -fsS -o /dev/null http://localhost:3000 \
-    || ! wait_while_alive "$DEMO_PID" 300 grep -q 'The demo history' "$ROOT/.demo/seed.log"; then
-    tail -n 80 "$WORK/start.log" >&2
+    || ! wait_while_alive "$DEMO_PID" 300 curl -fsS -o /dev/null http://localhost:3000; then
+    tail -n 80 "$log" >&2
+    return 1
+  fi
+  [ "${PROGRESSION_DEMO_SEED:-1}" = 0 ] && return 0
+  if ! wait_while_alive "$DEMO_PID" 300 grep -q 'The demo history' "$ROOT/.demo/seed.log"; then
+    tail -n 80 "$log" >&2
     return 1
   fi
   cat "$ROOT/.demo/seed.log"
   grep -q 'The demo history is made' "$ROOT/.demo/seed.log"
 }
-if step "Start the demo as the README does" start_readme_demo; then
+
+# The README's demo walk-through, literally: a fresh ./scripts/start.sh
+# (which makes its short history through scripts/demo-ci.sh), then the
+# steps the README lists.
+if step "Start the demo as the README does" restart_with_start_sh "$WORK/start.log"; then
   PROGRESSION_E2E_JSON="$WORK/e2e-walkthrough.json" \
     step "The README's demo walk-through (Playwright)" yarn test:e2e --project walkthrough
 else
   FAILED+=("The README's demo walk-through (the demo did not start)")
+fi
+
+# Promotion windows: the demo with a deny window on web-shop's production
+# for the first 40 s of every minute (scripts/demo-window-config.sh).
+"$ROOT/scripts/demo-window-config.sh" "$WORK/app-config.window.yaml" '* * * * *' 40s UTC
+export PROGRESSION_DEMO_LOG="$WORK/start-windows.log"
+if PROGRESSION_DEMO_SEED=0 step "Start the demo with a deny window" \
+  restart_with_start_sh "$PROGRESSION_DEMO_LOG" --config "$WORK/app-config.window.yaml"; then
+  PROGRESSION_E2E_JSON="$WORK/e2e-windows.json" \
+    step "Promotion windows and freezes (Playwright)" yarn test:e2e --project windows
+else
+  FAILED+=("Promotion windows and freezes (the demo did not start)")
 fi
 
 # One closing line that counts every test that ran.
@@ -198,14 +219,14 @@ node -e '
   const fs = require("node:fs");
   const read = f => { try { return JSON.parse(fs.readFileSync(f, "utf8")); } catch { return undefined; } };
   const jest = read(process.argv[1]) ?? {};
-  const stats = [process.argv[2], process.argv[3]].map(f => read(f)?.stats ?? {});
+  const stats = process.argv.slice(2).map(f => read(f)?.stats ?? {});
   const e2e = Object.fromEntries(["expected", "unexpected", "flaky", "skipped"].map(k => [k, stats.reduce((n, s) => n + (s[k] ?? 0), 0)]));
   const passed = (jest.numPassedTests ?? 0) + (e2e.expected ?? 0);
   const failed = (jest.numFailedTests ?? 0) + (e2e.unexpected ?? 0) + (e2e.flaky ?? 0);
   const skipped = (jest.numPendingTests ?? 0) + (e2e.skipped ?? 0);
   console.log(`unit tests: ${jest.numPassedTests ?? 0} passed, ${jest.numFailedTests ?? 0} failed; browser tests: ${e2e.expected ?? 0} passed, ${e2e.unexpected ?? 0} failed`);
   console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
-' "$WORK/jest.json" "$WORK/e2e.json" "$WORK/e2e-walkthrough.json"
+' "$WORK/jest.json" "$WORK/e2e.json" "$WORK/e2e-walkthrough.json" "$WORK/e2e-windows.json"
 
 if [ ${#FAILED[@]} -gt 0 ]; then
   printf '\033[1;31mFailed steps:\033[0m\n'

@@ -189,6 +189,10 @@ describe('the demo with the Prometheus file the scripts write', () => {
         {
           ...stages[1],
           gates: { ...stages[1].gates, metrics: expect.any(Array) },
+          // Closed while the demo rule's alert fires for staging.
+          freezeOn: {
+            alerts: ['{alertname="DemoHighErrorRatio",namespace="staging"}'],
+          },
         },
         stages[2],
       ]);
@@ -215,5 +219,58 @@ describe('the demo with the Prometheus file the scripts write', () => {
     await expect(startDemoBackend(withoutUrl)).rejects.toThrow(
       "Invalid Progression configuration at 'progression.pipelines.standard.stages[1].gates.metrics[0]': stage 'staging' has metric check 'error-rate' but no Prometheus is configured",
     );
+  });
+});
+
+describe('the demo with the deny window scripts/demo-window-config.sh writes', () => {
+  it("closes web-shop's production only, and says when it opens", async () => {
+    const file = path.join(tmp, 'app-config.window.yaml');
+    // Closed for all but the last second of every minute.
+    execFileSync('bash', [
+      path.join(root, 'scripts/demo-window-config.sh'),
+      file,
+      '* * * * *',
+      '59s',
+      'UTC',
+    ]);
+    const base = await progressionOf([baseConfig]);
+    const progression = await progressionOf([baseConfig, file]);
+    const [staging, production] = (progression as any).pipelines['fast-lane']
+      .stages;
+    const baseStages = (base as any).pipelines['fast-lane'].stages;
+    expect(staging).toEqual(baseStages[0]);
+    expect(production).toEqual({
+      ...baseStages[1],
+      windows: [
+        {
+          kind: 'deny',
+          name: 'demo freeze',
+          schedule: '* * * * *',
+          duration: '59s',
+          timezone: 'UTC',
+        },
+      ],
+    });
+    expect((progression as any).pipelines.standard).toEqual(
+      (base as any).pipelines.standard,
+    );
+    const backend = await startDemoBackend(progression);
+    try {
+      const { stages } = (await environments(backend.server, 'web-shop')).body
+        .pipeline;
+      const { window } = stages[1];
+      expect(window).toMatchObject({ rollbacksWhenClosed: 'allow' });
+      // Open only in the last second of a minute.
+      if (!window.open) {
+        expect(window).toMatchObject({
+          source: 'deny-window',
+          nextOpening: expect.any(String),
+        });
+        expect(window.reason).toContain("deny window 'demo freeze'");
+      }
+      expect(stages[0].window).toBeUndefined();
+    } finally {
+      await backend.stop();
+    }
   });
 });

@@ -520,7 +520,8 @@ describe('promotion windows', () => {
     window: {
       open: false,
       source: 'deny-window',
-      reason: "inside deny window 'holiday freeze'",
+      reason:
+        "inside deny window 'holiday freeze' until 2027-01-02T00:00:00.000Z; opens 2027-01-02T00:00:00.000Z",
       nextOpening: '2027-01-02T00:00:00.000Z',
       rollbacksWhenClosed: 'allow',
     },
@@ -538,13 +539,13 @@ describe('promotion windows', () => {
     });
     const card = await screen.findByTestId('stage-production');
     expect(card).toHaveTextContent(
-      `Production is closed: inside deny window 'holiday freeze'; opens ${opens}`,
+      `Production is closed: inside deny window 'holiday freeze' until ${opens}; opens ${opens}`,
     );
     await userEvent.click(
       screen.getByRole('button', { name: 'Promote 1.2.0 to Production' }),
     );
     expect(await screen.findByRole('dialog')).toHaveTextContent(
-      `Production is closed: inside deny window 'holiday freeze'; opens ${opens}. The promotion waits until then.`,
+      `Production is closed: inside deny window 'holiday freeze' until ${opens}; opens ${opens}. The promotion waits until then.`,
     );
   });
 
@@ -558,7 +559,8 @@ describe('promotion windows', () => {
             window: {
               open: false,
               source: 'alert',
-              reason: 'DemoHighErrorRatio fires',
+              reason:
+                'frozen while DemoHighErrorRatio fires; opens when it resolves',
               rollbacksWhenClosed: 'allow',
             },
           },
@@ -566,7 +568,7 @@ describe('promotion windows', () => {
       ),
     });
     expect(await screen.findByTestId('stage-production')).toHaveTextContent(
-      'Production is closed: DemoHighErrorRatio fires; opens when the alert resolves',
+      'Production is closed: frozen while DemoHighErrorRatio fires; opens when it resolves',
     );
   });
 

@@ -138,16 +138,13 @@ function PreviewLines({
 export function describeClosedStage(stage: Stage): string | undefined {
   const window = stage.window;
   if (!window || window.open) return undefined;
-  let opens = 'no opening is scheduled';
-  if (window.nextOpening) {
-    opens = `opens ${new Date(window.nextOpening).toLocaleString()}`;
-  } else if (
-    window.source === 'alert' ||
-    window.source === 'prometheus-unavailable'
-  ) {
-    opens = 'opens when the alert resolves';
-  }
-  return `${stage.title} is closed: ${window.reason}; ${opens}`;
+  // The backend's reason says when it opens (or that an alert must
+  // resolve first), in UTC; shown in the reader's time.
+  const reason = window.reason.replace(
+    /\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\b/g,
+    at => new Date(at).toLocaleString(),
+  );
+  return `${stage.title} is closed: ${reason}`;
 }
 
 /** Why Promote is disabled, or undefined when it may be used. */
