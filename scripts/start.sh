@@ -41,7 +41,17 @@ if [ "${PROGRESSION_DEMO_SEED:-1}" != 0 ]; then
 fi
 
 # Extra `--config FILE`s (scripts/demo-window-config.sh) come after the
-# demo's own, which then must be named too.
+# demo's own, which then must be named too. yarn start reads them from
+# packages/backend: a relative FILE is made absolute from here.
+EXTRA_ARGS=()
+previous=""
+for arg in "$@"; do
+  if [ "$previous" = --config ] && [[ "$arg" != /* ]]; then
+    arg="$PWD/$arg"
+  fi
+  EXTRA_ARGS+=("$arg")
+  previous="$arg"
+done
 if [ ${#DEMO_CONFIG_ARGS[@]} -eq 0 ] && [[ " $* " == *" --config "* ]]; then
   DEMO_CONFIG_ARGS=(--config "$ROOT/app-config.yaml")
 fi
@@ -49,4 +59,4 @@ fi
 log "Starting the demo: open http://localhost:3000, press Enter (guest), then"
 log "open payments-api and its Environments tab:"
 log "  http://localhost:3000/catalog/default/component/payments-api/environments"
-node "$YARN_RELEASE" start ${DEMO_CONFIG_ARGS[@]+"${DEMO_CONFIG_ARGS[@]}"} "$@"
+node "$YARN_RELEASE" start ${DEMO_CONFIG_ARGS[@]+"${DEMO_CONFIG_ARGS[@]}"} ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"}
