@@ -63,7 +63,7 @@ function kubectl(...args: string[]) {
   });
 }
 
-test("a deny window holds web-shop's production; a release manager's break-glass override lets it through and is audited", async ({
+test("a deny window holds web-shop's production; a release manager's break-glass override lets it through, audited and notified", async ({
   page,
   request,
 }, testInfo) => {
@@ -153,6 +153,22 @@ test("a deny window holds web-shop's production; a release manager's break-glass
     .click();
   await stateOf(request, id, 'succeeded', 120_000);
   await expect(production).toContainText('Last promotion: 3.1.0 succeeded');
+
+  // Notified: the owners (team-web, the guest among them) are told once.
+  await expect(async () => {
+    await page.goto('/notifications');
+    const enter = page.getByRole('button', { name: 'Enter' });
+    const filter = page.getByPlaceholder('Filter');
+    await expect(enter.or(filter)).toBeVisible();
+    if (await enter.isVisible()) await enter.click();
+    await filter.fill('promotion window for web-shop 3.1.0');
+    await expect(
+      page.getByRole('link', {
+        name: "user:default/guest overrode Production's promotion window for web-shop 3.1.0",
+      }),
+    ).toHaveCount(1);
+    await expect(page.getByText('Reason: hotfix INC-310')).toHaveCount(1);
+  }).toPass({ timeout: 60_000 });
 
   // Audited: the backend's log has the override's audit event.
   const log = process.env.PROGRESSION_DEMO_LOG;
