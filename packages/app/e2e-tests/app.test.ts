@@ -1,15 +1,4 @@
-import { test, expect, Page } from './fixtures';
-
-async function signInAsGuest(page: Page) {
-  await page.goto('/');
-  const enter = page.getByRole('button', { name: 'Enter' });
-  await expect(enter).toBeVisible();
-  await enter.click();
-  // The catalog is the home page of the demo.
-  await expect(
-    page.getByRole('heading', { name: 'Progression demo Catalog' }),
-  ).toBeVisible();
-}
+import { test, expect, api, CI, signInAsGuest } from './fixtures';
 
 test('the Environments tab lists the stages of payments-api in order', async ({
   page,
@@ -189,10 +178,6 @@ test('an unhealthy release fails its smoke checks, is rolled back, and the histo
     fullPage: true,
   });
 });
-
-/** A token of CI: the demo's static external-access token (app-config). */
-const CI = { Authorization: 'Bearer progression-demo-ci-token' };
-const api = 'http://localhost:7007/api/progression/v1';
 
 test('a release CI requests for production waits for a release manager, is approved in the tab and goes live', async ({
   page,

@@ -1,4 +1,9 @@
-import { test as base, expect } from '@playwright/test';
+import {
+  test as base,
+  expect,
+  APIRequestContext,
+  Page,
+} from '@playwright/test';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -60,3 +65,60 @@ export const test = base.extend<{ pluginWarnings: string[] }>({
 
 export { expect };
 export type { APIRequestContext, Locator, Page } from '@playwright/test';
+
+/** CI's token: the demo's static external-access token (app-config). */
+export const CI = { Authorization: 'Bearer progression-demo-ci-token' };
+/** The demo backend's Progression API. */
+export const api = 'http://localhost:7007/api/progression/v1';
+
+/** Signs in as the demo's guest and waits for the catalog, the home page. */
+export async function signInAsGuest(page: Page) {
+  await page.goto('/');
+  const enter = page.getByRole('button', { name: 'Enter' });
+  await expect(enter).toBeVisible();
+  await enter.click();
+  await expect(
+    page.getByRole('heading', { name: 'Progression demo Catalog' }),
+  ).toBeVisible();
+}
+
+/**
+ * Opens the guest's notifications filtered by `text`. A guest session the
+ * app could not restore on this load (its refresh call failed while the
+ * backend was busy) enters again.
+ */
+export async function openNotifications(page: Page, text: string) {
+  await page.goto('/notifications');
+  const enter = page.getByRole('button', { name: 'Enter' });
+  const filter = page.getByPlaceholder('Filter');
+  await expect(enter.or(filter)).toBeVisible();
+  if (await enter.isVisible()) await enter.click();
+  await filter.fill(text);
+}
+
+/**
+ * Registers a release of payments-api as CI does (with `data`'s extra
+ * fields) and waits until its promotion into development (autoPromote)
+ * ended `state`: nothing of it is left running for the tests after it.
+ */
+export async function releaseToDevelopment(
+  request: APIRequestContext,
+  version: string,
+  state: 'succeeded' | 'rolled-back',
+  data: Record<string, string> = {},
+) {
+  const entity = `${api}/entities/component/default/payments-api`;
+  const registered = await request.post(`${entity}/releases`, {
+    headers: CI,
+    data: { version, image: `registry.local/payments-api:${version}`, ...data },
+  });
+  expect([200, 201]).toContain(registered.status());
+  await expect(async () => {
+    const list = await (
+      await request.get(`${entity}/promotions?stage=development&limit=1`, {
+        headers: CI,
+      })
+    ).json();
+    expect(list.items[0]).toMatchObject({ state, release: { version } });
+  }).toPass({ timeout: 90_000 });
+}

@@ -1,48 +1,19 @@
-import { test, expect, APIRequestContext, Page } from './fixtures';
+import {
+  test,
+  expect,
+  api,
+  CI,
+  releaseToDevelopment,
+  signInAsGuest,
+} from './fixtures';
 import path from 'node:path';
 
-/** CI's token: the demo's static external-access token (app-config). */
-const CI = { Authorization: 'Bearer progression-demo-ci-token' };
-const entity =
-  'http://localhost:7007/api/progression/v1/entities/component/default/payments-api';
-
-async function signInAsGuest(page: Page) {
-  await page.goto('/');
-  await page.getByRole('button', { name: 'Enter' }).click();
-  await expect(
-    page.getByRole('heading', { name: 'Progression demo Catalog' }),
-  ).toBeVisible();
-}
-
-/**
- * Registers a release as CI does, with its commit time, and waits until its
- * promotion into development (autoPromote) has ended `state`: nothing of
- * this test is left running for the tests after it.
- */
-async function release(
-  request: APIRequestContext,
-  version: string,
-  state: 'succeeded' | 'rolled-back',
-) {
-  const registered = await request.post(`${entity}/releases`, {
-    headers: CI,
-    data: {
-      version,
-      image: `registry.local/payments-api:${version}`,
-      commit: 'fee1dead',
-      committedAt: new Date(Date.now() - 3_600_000).toISOString(),
-    },
-  });
-  expect([200, 201]).toContain(registered.status());
-  await expect(async () => {
-    const list = await (
-      await request.get(`${entity}/promotions?stage=development&limit=1`, {
-        headers: CI,
-      })
-    ).json();
-    expect(list.items[0]).toMatchObject({ state, release: { version } });
-  }).toPass({ timeout: 90_000 });
-}
+const entity = `${api}/entities/component/default/payments-api`;
+/** Commit and commit time, as CI gives them: lead time reads them. */
+const commit = () => ({
+  commit: 'fee1dead',
+  committedAt: new Date(Date.now() - 3_600_000).toISOString(),
+});
 
 test("payments-api's Environments tab shows each stage's delivery insights after promotions ran", async ({
   page,
@@ -52,9 +23,14 @@ test("payments-api's Environments tab shows each stage's delivery insights after
   // Versions no other test uses. A good release, a bad one that is rolled
   // back (a failed deployment: an incident opens), a good one that
   // restores development.
-  await release(request, '1.8.0-insights', 'succeeded');
-  await release(request, '1.8.1-insights-unhealthy', 'rolled-back');
-  await release(request, '1.8.2-insights', 'succeeded');
+  await releaseToDevelopment(request, '1.8.0-insights', 'succeeded', commit());
+  await releaseToDevelopment(
+    request,
+    '1.8.1-insights-unhealthy',
+    'rolled-back',
+    commit(),
+  );
+  await releaseToDevelopment(request, '1.8.2-insights', 'succeeded', commit());
 
   // What the API says; the section must say the same.
   const insights = await (

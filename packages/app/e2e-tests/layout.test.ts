@@ -1,7 +1,13 @@
 import AxeBuilder from '@axe-core/playwright';
 import fs from 'node:fs';
 import path from 'node:path';
-import { test, expect, APIRequestContext, Locator, Page } from './fixtures';
+import {
+  test,
+  expect,
+  Locator,
+  releaseToDevelopment,
+  signInAsGuest,
+} from './fixtures';
 
 /*
  * The Environments tab at the widths people use — a laptop (1440 × 900,
@@ -12,9 +18,6 @@ import { test, expect, APIRequestContext, Locator, Page } from './fixtures';
  * 1.9.x-<this run> are this file's own.
  */
 
-const CI = { Authorization: 'Bearer progression-demo-ci-token' };
-const entity =
-  'http://localhost:7007/api/progression/v1/entities/component/default/payments-api';
 const IMAGES = path.resolve(__dirname, '../../../docs/images');
 
 const WIDTHS = [
@@ -22,35 +25,6 @@ const WIDTHS = [
   { width: 1280, height: 800 },
   { width: 390, height: 844 },
 ];
-
-async function signInAsGuest(page: Page) {
-  await page.goto('/');
-  await page.getByRole('button', { name: 'Enter' }).click();
-  await expect(
-    page.getByRole('heading', { name: 'Progression demo Catalog' }),
-  ).toBeVisible();
-}
-
-/** Registers a release as CI does and waits until development has it `state`. */
-async function release(
-  request: APIRequestContext,
-  version: string,
-  state: 'succeeded' | 'rolled-back',
-) {
-  const registered = await request.post(`${entity}/releases`, {
-    headers: CI,
-    data: { version, image: `registry.local/payments-api:${version}` },
-  });
-  expect([200, 201]).toContain(registered.status());
-  await expect(async () => {
-    const list = await (
-      await request.get(`${entity}/promotions?stage=development&limit=1`, {
-        headers: CI,
-      })
-    ).json();
-    expect(list.items[0]).toMatchObject({ state, release: { version } });
-  }).toPass({ timeout: 90_000 });
-}
 
 /**
  * How many lines each element's text takes in the page as laid out: the
@@ -90,9 +64,9 @@ test('the Environments tab is readable at 1440, 1280 and 390 px and has no serio
   // that has its releases already.
   const run = Date.now().toString(36).slice(-4);
   const unhealthy = `1.9.1-${run}-unhealthy`;
-  await release(request, `1.9.0-${run}`, 'succeeded');
-  await release(request, unhealthy, 'rolled-back');
-  await release(request, `1.9.2-${run}`, 'succeeded');
+  await releaseToDevelopment(request, `1.9.0-${run}`, 'succeeded');
+  await releaseToDevelopment(request, unhealthy, 'rolled-back');
+  await releaseToDevelopment(request, `1.9.2-${run}`, 'succeeded');
 
   await signInAsGuest(page);
   for (const size of WIDTHS) {

@@ -1,4 +1,13 @@
-import { test, expect, APIRequestContext, Page } from './fixtures';
+import {
+  test,
+  expect,
+  api,
+  APIRequestContext,
+  CI,
+  openNotifications,
+  Page,
+  signInAsGuest,
+} from './fixtures';
 
 /*
  * Notifications in the demo: CI asks for production, the release managers
@@ -8,20 +17,7 @@ import { test, expect, APIRequestContext, Page } from './fixtures';
  * file's own.
  */
 
-/** A token of CI: the demo's static external-access token (app-config). */
-const CI = { Authorization: 'Bearer progression-demo-ci-token' };
-const api = 'http://localhost:7007/api/progression/v1';
 const entity = `${api}/entities/component/default/payments-api`;
-
-async function signInAsGuest(page: Page) {
-  await page.goto('/');
-  const enter = page.getByRole('button', { name: 'Enter' });
-  await expect(enter).toBeVisible();
-  await enter.click();
-  await expect(
-    page.getByRole('heading', { name: 'Progression demo Catalog' }),
-  ).toBeVisible();
-}
 
 /** Waits until the newest promotion of `version` into `stage` is in `state`; returns it. */
 async function promotionOf(
@@ -61,14 +57,7 @@ async function notificationsAbout(
   check: (page: Page) => Promise<void>,
 ) {
   await expect(async () => {
-    await page.goto('/notifications');
-    // A guest session the app could not restore on this load (its refresh
-    // call failed while the backend was busy): enter again.
-    const enter = page.getByRole('button', { name: 'Enter' });
-    const filter = page.getByPlaceholder('Filter');
-    await expect(enter.or(filter)).toBeVisible();
-    if (await enter.isVisible()) await enter.click();
-    await filter.fill(text);
+    await openNotifications(page, text);
     await check(page);
   }).toPass({ timeout: 60_000 });
 }

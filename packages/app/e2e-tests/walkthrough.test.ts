@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { test, expect, Page } from './fixtures';
+import { test, expect, signInAsGuest } from './fixtures';
 
 /*
  * The README's demo walk-through, step by step, against a fresh
@@ -37,14 +37,6 @@ function says(text: string) {
 async function run(n: number) {
   const [script, ...args] = COMMANDS[n].split(/\s+/);
   return promisify(execFile)(path.join(ROOT, script), args, { cwd: ROOT });
-}
-
-async function signInAsGuest(page: Page) {
-  await page.goto('/');
-  await page.getByRole('button', { name: 'Enter' }).click();
-  await expect(
-    page.getByRole('heading', { name: 'Progression demo Catalog' }),
-  ).toBeVisible();
 }
 
 test("the README's demo walk-through: promote, CI asks for production, the guest approves, roll back, a bad release", async ({

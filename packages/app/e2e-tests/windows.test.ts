@@ -2,7 +2,15 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { test, expect, APIRequestContext, Page } from './fixtures';
+import {
+  test,
+  expect,
+  api,
+  APIRequestContext,
+  CI,
+  openNotifications,
+  signInAsGuest,
+} from './fixtures';
 
 /*
  * Promotion windows and freezes in the demo, run by scripts/test.sh against
@@ -14,17 +22,7 @@ import { test, expect, APIRequestContext, Page } from './fixtures';
  */
 
 const ROOT = path.resolve(__dirname, '../../..');
-const CI = { Authorization: 'Bearer progression-demo-ci-token' };
-const api = 'http://localhost:7007/api/progression/v1';
 const IMAGES = path.join(ROOT, 'docs/images');
-
-async function signInAsGuest(page: Page) {
-  await page.goto('/');
-  await page.getByRole('button', { name: 'Enter' }).click();
-  await expect(
-    page.getByRole('heading', { name: 'Progression demo Catalog' }),
-  ).toBeVisible();
-}
 
 async function stageOf(
   request: APIRequestContext,
@@ -156,12 +154,7 @@ test("a deny window holds web-shop's production; a release manager's break-glass
 
   // Notified: the owners (team-web, the guest among them) are told once.
   await expect(async () => {
-    await page.goto('/notifications');
-    const enter = page.getByRole('button', { name: 'Enter' });
-    const filter = page.getByPlaceholder('Filter');
-    await expect(enter.or(filter)).toBeVisible();
-    if (await enter.isVisible()) await enter.click();
-    await filter.fill('promotion window for web-shop 3.1.0');
+    await openNotifications(page, 'promotion window for web-shop 3.1.0');
     await expect(
       page.getByRole('link', {
         name: "user:default/guest overrode Production's promotion window for web-shop 3.1.0",
