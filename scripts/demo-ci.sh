@@ -100,6 +100,7 @@ promotion_of() {
     id="$(call GET "$ENTITY_URL/promotions?stage=$stage&limit=20" | node -e '
       let s = "";
       process.stdin.on("data", d => (s += d)).on("end", () => {
+        if (!s.trim()) process.exit(1);
         const p = JSON.parse(s).items.find(p => p.release.version === process.argv[1]);
         console.log(p ? p.id : "");
       });' "$version")"
@@ -127,7 +128,10 @@ release() {
 first_stage() {
   call GET "$ENTITY_URL/environments" | node -e '
     let s = "";
-    process.stdin.on("data", d => (s += d)).on("end", () => console.log(JSON.parse(s).pipeline.stages[0].name));'
+    process.stdin.on("data", d => (s += d)).on("end", () => {
+      if (!s.trim()) process.exit(1);
+      console.log(JSON.parse(s).pipeline.stages[0].name);
+    });'
 }
 
 promote() {
@@ -142,6 +146,7 @@ status() {
   call GET "$ENTITY_URL/environments" | node -e '
     let s = "";
     process.stdin.on("data", d => (s += d)).on("end", () => {
+      if (!s.trim()) process.exit(1);
       for (const st of JSON.parse(s).pipeline.stages) {
         const active = st.activePromotion ? `, on its way: ${st.activePromotion.version} (${st.activePromotion.state})` : "";
         console.log(`${st.title.padEnd(12)} ${st.live ? `${st.live.version} (${st.live.health})` : "unknown"}${active}`);
