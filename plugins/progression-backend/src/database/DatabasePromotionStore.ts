@@ -18,7 +18,7 @@ import {
   StageSummary,
 } from './PromotionStore';
 import { capEvidence } from './capEvidence';
-import { deliveryInsights } from './deliveryInsights';
+import { deliveryFingerprint, deliveryInsights } from './deliveryInsights';
 
 export type {
   Approval,
@@ -288,6 +288,10 @@ export class DatabasePromotionStore implements PromotionStore {
    */
   deliveryInsights(query: DeliveryQuery): Promise<StageDelivery[]> {
     return deliveryInsights(this.db, query);
+  }
+
+  deliveryFingerprint(query: DeliveryQuery): Promise<string> {
+    return deliveryFingerprint(this.db, query);
   }
 
   async listReleases(entityRef: string, limit = 100): Promise<Release[]> {

@@ -182,6 +182,12 @@ export interface PromotionStore {
    * restore since `since`, computed by the database.
    */
   deliveryInsights(query: DeliveryQuery): Promise<StageDelivery[]>;
+  /**
+   * What the delivery insights of `query` are computed from, in a few
+   * characters: it changes when a promotion of those stages ends in the
+   * range (ended promotions never change). Read from an index alone.
+   */
+  deliveryFingerprint(query: DeliveryQuery): Promise<string>;
 
   /**
    * Creates a pending promotion. The same idempotency key returns the same

@@ -413,6 +413,60 @@ describe.each(databases.eachSupportedId())(
       expect(without.committedAt).toBeUndefined();
     });
 
+    it('fingerprint a range: it moves when a promotion of its stages ends, and only then', async () => {
+      const { knex, store } = await createStore(databaseId);
+      const seed = seeder(knex);
+      const query = {
+        entityRef,
+        stages: ['staging', 'production'],
+        since: new Date('2026-11-01T00:00:00Z'),
+      };
+      const empty = await store.deliveryFingerprint(query);
+      await seed.release('1.0.0', '2026-10-31T09:00:00Z');
+      await seed.release('1.1.0', '2026-11-01T09:00:00Z');
+      // Before the range, in another stage, another entity's, still running:
+      // none of them is in the figures, so none moves the fingerprint.
+      await seed.promotion(
+        'staging',
+        '1.0.0',
+        'succeeded',
+        '2026-10-31T10:00:00Z',
+        { deployed: true },
+      );
+      await seed.promotion(
+        'development',
+        '1.1.0',
+        'succeeded',
+        '2026-11-01T10:00:00Z',
+        { deployed: true },
+      );
+      await seed.promotion('staging', '1.1.0', 'running', undefined);
+      expect(await store.deliveryFingerprint(query)).toBe(empty);
+
+      await seed.promotion(
+        'production',
+        '1.1.0',
+        'succeeded',
+        '2026-11-01T11:00:00Z',
+        { deployed: true },
+      );
+      const one = await store.deliveryFingerprint(query);
+      expect(one).not.toBe(empty);
+      expect(await store.deliveryFingerprint(query)).toBe(one);
+      // Another ending in the same second still moves it.
+      await seed.promotion(
+        'staging',
+        '1.1.0',
+        'failed',
+        '2026-11-01T11:00:00Z',
+        { deployed: true },
+      );
+      expect(await store.deliveryFingerprint(query)).not.toBe(one);
+      expect(await store.deliveryFingerprint({ ...query, stages: [] })).toBe(
+        '0',
+      );
+    });
+
     it('has an index on when promotions finished, for the range', async () => {
       const { knex } = await createStore(databaseId);
       // The index the read stays on, whatever the history's length.

@@ -277,3 +277,24 @@ WHERE di IN ((dn - 1) / 2, dn / 2)
     daily: [...days.values()].sort((a, b) => a.date.localeCompare(b.date)),
   }));
 }
+
+/**
+ * The count and the latest end of the range's ended promotions, from the
+ * entity-stage-finished index alone. A promotion's row does not change once
+ * it has ended, and rows only enter a range that starts on a fixed day, so
+ * equal fingerprints mean equal insights.
+ */
+export async function deliveryFingerprint(
+  db: Knex,
+  query: DeliveryQuery,
+): Promise<string> {
+  if (!query.stages.length) return '0';
+  const [row] = await db('progression_promotions')
+    .where('entity_ref', query.entityRef)
+    .whereIn('stage', query.stages)
+    .andWhere('finished_at', '>=', dialect(db).at(query.since))
+    .count({ n: '*' })
+    .max({ last: 'finished_at' });
+  const last = row.last instanceof Date ? row.last.toISOString() : row.last;
+  return `${row.n}|${last ?? ''}`;
+}

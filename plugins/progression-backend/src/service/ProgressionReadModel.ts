@@ -32,6 +32,7 @@ import {
 } from '../config/types';
 import {
   Approval,
+  DeliveryQuery,
   Promotion,
   PromotionStep,
   PromotionStore,
@@ -333,14 +334,23 @@ export class ProgressionReadModel {
   >({ max: 5000, ttl: 1000 });
 
   /**
-   * Each entity's delivery insights by range, reused for a second like the
-   * history above: the figures move only when a promotion ends, and many
-   * readers of one entity cost one query.
+   * Each entity's delivery insights by range. An answer is reused as it is
+   * for a second, so that many readers of one entity cost nothing; after
+   * that, while the store's fingerprint of the range (an index-only count)
+   * is unchanged, with `to` moved to now. The figures move only when a
+   * promotion ends, through this replica or another, and the fingerprint
+   * sees both.
    */
   private readonly insightsCache = new LRUCache<
     string,
-    Promise<DeliveryInsights>
-  >({ max: 5000, ttl: 1000 });
+    {
+      /** The range's first day and the stages: another is a miss. */
+      shape: string;
+      fingerprint: Promise<string>;
+      answer: Promise<DeliveryInsights>;
+      checkedAt: number;
+    }
+  >({ max: 5000 });
 
   /** Forgets what `environments` and `insights` know of the entity's promotions. */
   invalidate(entityRef: string) {
@@ -372,32 +382,6 @@ export class ProgressionReadModel {
       name: st.name,
       title: st.title,
     }));
-    const key = `${entityRef}|${range}`;
-    const cached = this.insightsCache.get(key);
-    if (cached) {
-      // A changed pipeline (other stages) is a miss.
-      const value = await cached;
-      const same = (a: { stage: string; title: string }[]) =>
-        JSON.stringify(a.map(st => [st.stage, st.title])) ===
-        JSON.stringify(stages.map(st => [st.name, st.title]));
-      if (same(value.stages)) return value;
-    }
-    const computed = this.computeInsights(entityRef, stages, range, days);
-    this.insightsCache.set(key, computed);
-    computed.catch(() => {
-      if (this.insightsCache.get(key) === computed) {
-        this.insightsCache.delete(key);
-      }
-    });
-    return computed;
-  }
-
-  private async computeInsights(
-    entityRef: string,
-    stages: { name: string; title: string }[],
-    range: string,
-    days: number,
-  ): Promise<DeliveryInsights> {
     const now = new Date();
     const today = Date.UTC(
       now.getUTCFullYear(),
@@ -405,11 +389,51 @@ export class ProgressionReadModel {
       now.getUTCDate(),
     );
     const since = new Date(today - (days - 1) * DAY_MS);
-    const figures = await this.store.deliveryInsights({
-      entityRef,
-      stages: stages.map(st => st.name),
-      since,
+    const query = { entityRef, stages: stages.map(st => st.name), since };
+    const shape = JSON.stringify([today, stages]);
+    const key = `${entityRef}|${range}`;
+
+    const cached = this.insightsCache.get(key);
+    if (cached?.shape === shape) {
+      if (now.getTime() - cached.checkedAt < 1000) return cached.answer;
+      // One check a second; readers meanwhile take the answer as it is.
+      cached.checkedAt = now.getTime();
+      const [was, is] = await Promise.all([
+        cached.fingerprint,
+        this.store.deliveryFingerprint(query),
+      ]);
+      if (was === is && this.insightsCache.get(key) === cached) {
+        cached.answer = cached.answer.then(answer => ({
+          ...answer,
+          to: new Date().toISOString(),
+        }));
+        return cached.answer;
+      }
+    }
+    // The fingerprint is read before the figures: a promotion that ends in
+    // between is in the figures and makes the next check compute again.
+    const fingerprint = this.store.deliveryFingerprint(query);
+    const answer = fingerprint.then(() =>
+      this.computeInsights(query, stages, range, days),
+    );
+    const entry = { shape, fingerprint, answer, checkedAt: now.getTime() };
+    this.insightsCache.set(key, entry);
+    answer.catch(() => {
+      if (this.insightsCache.get(key) === entry) {
+        this.insightsCache.delete(key);
+      }
     });
+    return answer;
+  }
+
+  private async computeInsights(
+    query: DeliveryQuery,
+    stages: { name: string; title: string }[],
+    range: string,
+    days: number,
+  ): Promise<DeliveryInsights> {
+    const { entityRef, since } = query;
+    const figures = await this.store.deliveryInsights(query);
     const dates = Array.from({ length: days }, (_, i) =>
       new Date(since.getTime() + i * DAY_MS).toISOString().slice(0, 10),
     );
@@ -418,7 +442,7 @@ export class ProgressionReadModel {
       range,
       days,
       from: since.toISOString(),
-      to: now.toISOString(),
+      to: new Date().toISOString(),
       stages: figures.map((f, i) => {
         const deployments = f.succeeded + f.failed;
         const byDate = new Map(f.daily.map(d => [d.date, d]));

@@ -411,6 +411,70 @@ describe('GET /v1/entities/{kind}/{namespace}/{name}/insights', () => {
     expect((await insights('component/default/legacy-batch')).status).toBe(404);
   });
 
+  it('shows a promotion that ended through another replica after a second, and computes nothing again while none ends', async () => {
+    const store = await createTestStore();
+    const entityRef = 'component:default/payments-api';
+    const router = await createTestRouter({
+      catalog: catalogServiceMock({ entities }),
+      config,
+      store,
+    });
+    const app = await wrapServerOnIPv4(
+      express().use(router).use(mockErrorHandler()),
+    );
+    const computed = jest.spyOn(store, 'deliveryInsights');
+    const read = () =>
+      request(app).get('/v1/entities/component/default/payments-api/insights');
+    const first = await read();
+    expect(first.status).toBe(200);
+    expect(first.body.stages[1].deployments.count).toBe(0);
+    expect(computed).toHaveBeenCalledTimes(1);
+    // The same answer again: a client that has it is told so.
+    const again = await read().set('If-None-Match', first.headers.etag);
+    expect(again.status).toBe(304);
+
+    // Past the second, nothing ended: checked, not computed, `to` moved on.
+    await new Promise(r => setTimeout(r, 1100));
+    const unchanged = await read();
+    expect(unchanged.body.stages).toEqual(first.body.stages);
+    expect(Date.parse(unchanged.body.to)).toBeGreaterThan(
+      Date.parse(first.body.to),
+    );
+    expect(computed).toHaveBeenCalledTimes(1);
+
+    // Another replica (the store, not this router) ends a deployment.
+    const { release } = await store.registerRelease({
+      entityRef,
+      version: '2.0.0',
+      image: 'registry.local/payments-api:2.0.0',
+      createdBy: 'user:default/ci',
+    });
+    const { promotion } = await store.createPromotion({
+      entityRef,
+      pipeline: 'standard',
+      stage: 'staging',
+      releaseId: release.id,
+      requestedBy: 'user:default/jane',
+    });
+    await store.addStep(promotion.id, {
+      kind: 'deploy',
+      name: 'patch',
+      status: 'started',
+    });
+    await store.transition(promotion.id, 'pending', 'succeeded', {
+      kind: 'transition',
+      name: 'test',
+      status: 'passed',
+    });
+    await new Promise(r => setTimeout(r, 1100));
+    const moved = await read();
+    expect(moved.body.stages[1].deployments).toMatchObject({
+      count: 1,
+      succeeded: 1,
+    });
+    expect(computed).toHaveBeenCalledTimes(2);
+  });
+
   it('takes the commit time of a release at registration, and refuses one it cannot use', async () => {
     const post = (body: object) =>
       request(server)
