@@ -10,4 +10,5 @@ export * from './gates';
 export * from './deployers';
 export * from './extensions';
 export * from './readConfig';
+export * from './permissions';
 export type { StageJobRun } from '@internal/backstage-plugin-progression-common';
