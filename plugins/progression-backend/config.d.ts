@@ -333,6 +333,11 @@ export interface Config {
               | {
                   /** The namespace label that names the environment. Default 'environment'. */
                   environmentLabel?: string;
+                  /**
+                   * The namespace Backstage runs in on the stage's cluster: the
+                   * stage must admit it (smoke and load checks come from there).
+                   */
+                  observerNamespace?: string;
                 };
             /** Before the approval: the Secrets and ConfigMaps the workload references exist here. */
             parity?: boolean | {};

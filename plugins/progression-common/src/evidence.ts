@@ -266,6 +266,16 @@ export interface IsolationEvidence {
   otherStages: OtherNamespace[];
   violations: IsolationViolation[];
   warnings: string[];
+  /**
+   * The namespace Backstage's checks come from, when configured
+   * (`observerNamespace`): its labels, absent when it does not exist, and
+   * the ingress rules that admit it ('policy rule i').
+   */
+  observer?: {
+    namespace: string;
+    labels?: Record<string, string>;
+    admittedBy: string[];
+  };
 }
 
 /**

@@ -84,7 +84,7 @@ const smokeChecks = [
   },
 ];
 const productionGates = {
-  isolation: true,
+  isolation: { observerNamespace: 'backstage' },
   parity: true,
   job: { migration: { command: ['./migrate', 'up'], timeout: '2m' } },
   smoke: { checks: smokeChecks },
@@ -443,6 +443,7 @@ describe('the progressive-service template', () => {
             'ConfigMap/feature-flags',
             'Deployment/orders-api',
             `Namespace/${stage}`,
+            'NetworkPolicy/allow-from-backstage',
             'NetworkPolicy/allow-same-environment',
             'NetworkPolicy/default-deny-ingress',
             'Service/orders-api',
@@ -501,6 +502,20 @@ describe('the progressive-service template', () => {
         );
         expect(allow.spec.ingress).toEqual([
           { from: [{ namespaceSelector: { matchLabels: { environment } } }] },
+        ]);
+        const backstage = policies.find(
+          (p: any) => p.metadata.name === 'allow-from-backstage',
+        );
+        expect(backstage.spec.ingress).toEqual([
+          {
+            from: [
+              {
+                namespaceSelector: {
+                  matchLabels: { 'kubernetes.io/metadata.name': 'backstage' },
+                },
+              },
+            ],
+          },
         ]);
         const deny = policies.find(
           (p: any) => p.metadata.name === 'default-deny-ingress',

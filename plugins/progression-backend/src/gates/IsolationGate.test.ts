@@ -197,6 +197,87 @@ describe('IsolationGate against the demo cluster', () => {
     }
   });
 
+  it("with an observer namespace, passes only while a rule admits it: Backstage's checks come from there", async () => {
+    const observed = (name: string) => {
+      const context = contextFor(name);
+      return {
+        ...context,
+        stage: {
+          ...context.stage,
+          gates: {
+            ...context.stage.gates,
+            isolation: {
+              environmentLabel: 'environment',
+              observerNamespace: 'backstage',
+            },
+          },
+        },
+      };
+    };
+    // Not there yet: named, and no pass.
+    let result = await gate.run(observed('staging'), 'preflight');
+    expect(result.status).toBe('failed');
+    expect(result.reason).toBe(
+      'the observer namespace backstage does not exist in cluster sim',
+    );
+    expect((result.evidence as IsolationEvidence).observer).toEqual({
+      namespace: 'backstage',
+      admittedBy: [],
+    });
+
+    sim.apply({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      // The API server adds the kubernetes.io/metadata.name label itself.
+      metadata: { name: 'backstage' },
+    });
+    try {
+      // There, but staging's default-deny keeps it out.
+      result = await gate.run(observed('staging'), 'preflight');
+      expect(result.status).toBe('failed');
+      expect(result.reason).toBe(
+        "namespace staging admits nothing from the observer namespace backstage, where Backstage's smoke and load checks come from; add an ingress rule whose namespaceSelector matches it",
+      );
+
+      // The template's policy admits it by its name label: passed, and
+      // another stage's namespace is still kept out.
+      policy('allow-from-backstage', 'staging', {
+        podSelector: {},
+        policyTypes: ['Ingress'],
+        ingress: [
+          {
+            from: [
+              {
+                namespaceSelector: {
+                  matchLabels: { 'kubernetes.io/metadata.name': 'backstage' },
+                },
+              },
+            ],
+          },
+        ],
+      });
+      result = await gate.run(observed('staging'), 'preflight');
+      expect(result.status).toBe('passed');
+      expect(result.reason).toContain(
+        'admits the observer namespace backstage (allow-from-backstage rule 0)',
+      );
+      expect((result.evidence as IsolationEvidence).observer).toEqual({
+        namespace: 'backstage',
+        labels: expect.objectContaining({
+          'kubernetes.io/metadata.name': 'backstage',
+        }),
+        admittedBy: ['allow-from-backstage rule 0'],
+      });
+      expect((result.evidence as IsolationEvidence).violations).toEqual([]);
+      // Without the setting the observer is not looked at.
+      result = await gate.run(contextFor('staging'), 'preflight');
+      expect((result.evidence as IsolationEvidence).observer).toBeUndefined();
+    } finally {
+      removePolicy('allow-from-backstage', 'staging');
+      sim.store.delete('namespaces', '', 'backstage');
+    }
+  });
+
   it('evaluates matchExpressions: NotIn admits every other environment', async () => {
     policy('allow-not-prod', 'production', {
       podSelector: {},
@@ -379,6 +460,12 @@ describe('readIsolationGateConfig', () => {
         's',
       ),
     ).toEqual({ environmentLabel: 'example.com/env' });
+    expect(
+      readIsolationGateConfig(stage({ observerNamespace: 'backstage' }), 's'),
+    ).toEqual({
+      environmentLabel: 'environment',
+      observerNamespace: 'backstage',
+    });
     expect(readIsolationGateConfig(stage(false), 's')).toBeUndefined();
     expect(readIsolationGateConfig(new ConfigReader({}), 's')).toBeUndefined();
   });
@@ -392,10 +479,17 @@ describe('readIsolationGateConfig', () => {
     expect(
       errorOf(() => readIsolationGateConfig(stage({ label: 'env' }), 's')).key,
     ).toBe('s.gates.isolation.label');
+    for (const bad of ['Backstage', 'a/b', '', 7]) {
+      expect(
+        errorOf(() =>
+          readIsolationGateConfig(stage({ observerNamespace: bad }), 's'),
+        ).key,
+      ).toBe('s.gates.isolation.observerNamespace');
+    }
     expect(
       errorOf(() => readIsolationGateConfig(stage('yes'), 's')).message,
     ).toBe(
-      "Invalid Progression configuration at 's.gates.isolation': must be true or an object { environmentLabel }",
+      "Invalid Progression configuration at 's.gates.isolation': must be true or an object { environmentLabel, observerNamespace }",
     );
   });
 

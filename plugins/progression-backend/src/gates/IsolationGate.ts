@@ -14,6 +14,7 @@ import {
   describeKubeError,
   isLabelKey,
 } from '../kubernetes/StageResources';
+import { isDnsLabel } from '../kubernetes/names';
 import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 import type {
   IsolationEvidence,
@@ -27,11 +28,16 @@ export type { IsolationEvidence, IsolationViolation, OtherNamespace };
 export interface IsolationGateConfig {
   /** The namespace label that says which environment a namespace is. */
   environmentLabel: string;
+  /**
+   * The namespace Backstage runs in, on the stage's cluster: its smoke and
+   * load checks come from there, so the stage must admit it.
+   */
+  observerNamespace?: string;
 }
 
 /**
  * Reads and validates a stage's `gates.isolation` (`true`, or
- * `{ environmentLabel }`), or undefined when the stage has none or it is
+ * `{ environmentLabel, observerNamespace }`), or undefined when the stage has none or it is
  * `false`. Throws ProgressionConfigError naming the bad key.
  */
 declare module '@internal/backstage-plugin-progression-node' {
@@ -52,20 +58,25 @@ export function readIsolationGateConfig(
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ProgressionConfigError(
       at,
-      'must be true or an object { environmentLabel }',
+      'must be true or an object { environmentLabel, observerNamespace }',
     );
   }
   for (const key of Object.keys(raw)) {
-    if (key !== 'environmentLabel') {
+    if (key !== 'environmentLabel' && key !== 'observerNamespace') {
       throw new ProgressionConfigError(
         `${at}.${key}`,
-        'unknown key; use environmentLabel',
+        'unknown key; use environmentLabel or observerNamespace',
       );
     }
   }
-  const label = (raw as { environmentLabel?: unknown }).environmentLabel;
-  if (label === undefined) return { environmentLabel: 'environment' };
-  if (typeof label !== 'string' || !isLabelKey(label)) {
+  const { environmentLabel: label, observerNamespace: observer } = raw as {
+    environmentLabel?: unknown;
+    observerNamespace?: unknown;
+  };
+  if (
+    label !== undefined &&
+    (typeof label !== 'string' || !isLabelKey(label))
+  ) {
     throw new ProgressionConfigError(
       `${at}.environmentLabel`,
       `${JSON.stringify(
@@ -73,7 +84,21 @@ export function readIsolationGateConfig(
       )} is not a label key such as 'environment' or 'example.com/environment'`,
     );
   }
-  return { environmentLabel: label };
+  if (
+    observer !== undefined &&
+    (typeof observer !== 'string' || !isDnsLabel(observer))
+  ) {
+    throw new ProgressionConfigError(
+      `${at}.observerNamespace`,
+      `${JSON.stringify(
+        observer,
+      )} is not a namespace name (lowercase letters, digits and '-')`,
+    );
+  }
+  return {
+    environmentLabel: (label as string | undefined) ?? 'environment',
+    ...(observer !== undefined && { observerNamespace: observer as string }),
+  };
 }
 
 /**
@@ -221,6 +246,36 @@ export function ingressViolations(
 }
 
 /**
+ * The ingress rules of `policies` that admit pods of a namespace with
+ * `labels` (a peer whose namespaceSelector matches them, or a rule without
+ * `from`), as 'policy rule i'.
+ */
+export function rulesAdmitting(
+  policies: V1NetworkPolicy[],
+  labels: Record<string, string>,
+): string[] {
+  const found: string[] = [];
+  for (const policy of policies) {
+    if (!policyTypes(policy).includes('Ingress')) continue;
+    (policy.spec?.ingress ?? []).forEach((rule, i) => {
+      const from =
+        rule._from ?? (rule as { from?: V1NetworkPolicyPeer[] }).from ?? [];
+      if (
+        from.length === 0 ||
+        from.some(
+          peer =>
+            peer.namespaceSelector &&
+            selectorMatches(peer.namespaceSelector, labels),
+        )
+      ) {
+        found.push(`${policy.metadata?.name ?? '(unnamed)'} rule ${i}`);
+      }
+    });
+  }
+  return found;
+}
+
+/**
  * Before the approval: the target stage's namespace must deny ingress by
  * default and admit nothing from the other stages' namespaces (the ones on
  * the same cluster, which namespace selectors can reach).
@@ -256,6 +311,7 @@ export class IsolationGate extends Gate<IsolationGateConfig> {
     let labels: Record<string, string> | undefined;
     let policies: V1NetworkPolicy[];
     const others: OtherNamespace[] = [];
+    let observerLabels: Record<string, string> | undefined;
     try {
       labels = await resources.namespaceLabels(location);
       if (!labels) {
@@ -281,6 +337,12 @@ export class IsolationGate extends Gate<IsolationGateConfig> {
         const otherLabels = await resources.namespaceLabels(other.location);
         if (otherLabels) entry.labels = otherLabels;
         else entry.note = 'the namespace does not exist';
+      }
+      if (config.observerNamespace) {
+        observerLabels = await resources.namespaceLabels({
+          ...location,
+          namespace: config.observerNamespace,
+        });
       }
     } catch (e) {
       return result(
@@ -332,6 +394,15 @@ export class IsolationGate extends Gate<IsolationGateConfig> {
       violations.push(...ingressViolations(policy, sameCluster, key));
     }
     const defaultDeny = policies.find(isDefaultDenyIngress);
+    const observer = config.observerNamespace
+      ? {
+          namespace: config.observerNamespace,
+          ...(observerLabels && { labels: observerLabels }),
+          admittedBy: observerLabels
+            ? rulesAdmitting(policies, observerLabels)
+            : [],
+        }
+      : undefined;
     const evidence: IsolationEvidence = {
       cluster: location.cluster.name,
       namespace: location.namespace,
@@ -343,6 +414,7 @@ export class IsolationGate extends Gate<IsolationGateConfig> {
       otherStages: others,
       violations,
       warnings,
+      ...(observer && { observer }),
     };
     const problems = [
       ...(defaultDeny
@@ -351,6 +423,13 @@ export class IsolationGate extends Gate<IsolationGateConfig> {
             `namespace ${location.namespace} has no default-deny ingress policy (podSelector {}, policyTypes [Ingress], no ingress rules)`,
           ]),
       ...violations.map(v => v.description),
+      ...(!observer || observer.admittedBy.length || !defaultDeny
+        ? []
+        : [
+            observer.labels
+              ? `namespace ${location.namespace} admits nothing from the observer namespace ${observer.namespace}, where Backstage's smoke and load checks come from; add an ingress rule whose namespaceSelector matches it`
+              : `the observer namespace ${observer.namespace} does not exist in cluster ${location.cluster.name}`,
+          ]),
     ];
     if (problems.length) {
       return result(
@@ -363,7 +442,15 @@ export class IsolationGate extends Gate<IsolationGateConfig> {
     }
     return result(
       'passed',
-      `namespace ${location.namespace} denies ingress by default (${evidence.defaultDeny}) and admits none of ${sameCluster.length} other stage namespace(s); ${policies.length} policies checked`,
+      `namespace ${location.namespace} denies ingress by default (${
+        evidence.defaultDeny
+      }) and admits none of ${sameCluster.length} other stage namespace(s)${
+        observer
+          ? `, but admits the observer namespace ${
+              observer.namespace
+            } (${observer.admittedBy.join(', ')})`
+          : ''
+      }; ${policies.length} policies checked`,
       evidence,
     );
   }
