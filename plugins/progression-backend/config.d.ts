@@ -340,7 +340,16 @@ export interface Config {
                   observerNamespace?: string;
                 };
             /** Before the approval: the Secrets and ConfigMaps the workload references exist here. */
-            parity?: boolean | {};
+            parity?:
+              | boolean
+              | {
+                  /**
+                   * 'keys' (default): check the keys containers take (those
+                   * Secrets read whole, values dropped); 'names': existence
+                   * only, every Secret read as metadata.
+                   */
+                  secrets?: 'keys' | 'names';
+                };
             /**
              * PromQL checks against progression.prometheus, sampled over time;
              * without one configured, only `optional` checks are accepted.

@@ -220,6 +220,45 @@ describe('CRUD', () => {
     expect(secret.stringData).toBeUndefined();
   });
 
+  it('answers metadata only when asked for PartialObjectMetadata, as the API server does', async () => {
+    const get = (path: string, accept: string) =>
+      fetch(`${sim.url}${path}`, {
+        headers: { Authorization: `Bearer ${sim.token}`, Accept: accept },
+      });
+    const one = await get(
+      `/api/v1/namespaces/${ns}/secrets/db`,
+      'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json',
+    );
+    expect(one.headers.get('content-type')).toBe(
+      'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1',
+    );
+    const body = await one.json();
+    expect(body).toEqual({
+      kind: 'PartialObjectMetadata',
+      apiVersion: 'meta.k8s.io/v1',
+      metadata: expect.objectContaining({ name: 'db', namespace: ns }),
+    });
+    expect(JSON.stringify(body)).not.toContain(
+      Buffer.from('x').toString('base64'),
+    );
+    const list = await (
+      await get(
+        `/api/v1/namespaces/${ns}/secrets`,
+        'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1',
+      )
+    ).json();
+    expect(list.kind).toBe('PartialObjectMetadataList');
+    expect(list.items.map((i: any) => [i.kind, i.metadata.name])).toEqual([
+      ['PartialObjectMetadata', 'db'],
+    ]);
+    // Without the parameter, the object.
+    const whole = await (
+      await get(`/api/v1/namespaces/${ns}/secrets/db`, 'application/json')
+    ).json();
+    expect(whole.kind).toBe('Secret');
+    expect(whole.data.password).toBeDefined();
+  });
+
   it('applies server-side defaults and generation rules', async () => {
     const d = await apps.createNamespacedDeployment({
       namespace: ns,

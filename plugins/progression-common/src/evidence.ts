@@ -301,6 +301,11 @@ export interface ResourceReference {
 export interface ReferenceCheck extends ResourceReference {
   exists: boolean;
   missingKeys: string[];
+  /**
+   * False for a Secret's keys the gate did not look at
+   * (`gates.parity.secrets: names`: existence only).
+   */
+  keysChecked?: false;
 }
 
 /**

@@ -41,6 +41,34 @@ interface Route {
 const MAX_BODY = 8 * 1024 * 1024;
 
 /**
+ * The form an `Accept` header asks for, the first the server knows of its
+ * comma-separated choices (as the API server's content negotiation picks):
+ * a Table (kubectl get), PartialObjectMetadata (metadata only: a Secret's
+ * data stays on the server) or the object.
+ */
+function representation(
+  accept: string,
+): 'Table' | 'PartialObjectMetadata' | 'Object' {
+  for (const choice of accept.split(',')) {
+    const as = /;\s*as=([A-Za-z]+)/.exec(choice)?.[1];
+    if (as === 'Table') return 'Table';
+    if (as === 'PartialObjectMetadata' || as === 'PartialObjectMetadataList') {
+      return 'PartialObjectMetadata';
+    }
+    if (!as && /application\/json|\*\/\*/.test(choice)) return 'Object';
+  }
+  return 'Object';
+}
+
+function partialObjectMetadata(o: KubeObject) {
+  return {
+    kind: 'PartialObjectMetadata',
+    apiVersion: 'meta.k8s.io/v1',
+    metadata: o.metadata,
+  };
+}
+
+/**
  * The HTTP face of the simulator: Kubernetes REST paths, verbs, discovery,
  * tables, watches and `Status` errors.
  */
@@ -49,6 +77,12 @@ export class ApiServer {
   private readonly watches: WatchHandler;
   /** Requests answered, by method (watches included), for benchmarks. */
   readonly requests: Record<string, number> = {};
+  /**
+   * Reads of single objects, by resource and the form asked for
+   * (`secrets Object`, `secrets PartialObjectMetadata`, `pods Table`), so
+   * that a test can tell whether a client saw a Secret's values.
+   */
+  readonly reads: Record<string, number> = {};
 
   constructor(private readonly options: ApiServerOptions) {
     this.watches = new WatchHandler({
@@ -109,10 +143,18 @@ export class ApiServer {
     this.json(res, error.code, error.toStatus());
   }
 
-  private json(res: http.ServerResponse, code: number, body: unknown) {
+  /** Answers `body`; `as` names a meta.k8s.io form in the Content-Type, as the API server does. */
+  private json(
+    res: http.ServerResponse,
+    code: number,
+    body: unknown,
+    as?: string,
+  ) {
     const text = JSON.stringify(body);
     res.writeHead(code, {
-      'Content-Type': 'application/json',
+      'Content-Type': as
+        ? `application/json;as=${as};g=meta.k8s.io;v=v1`
+        : 'application/json',
       'Content-Length': Buffer.byteLength(text),
     });
     res.end(text);
@@ -162,6 +204,9 @@ export class ApiServer {
     this.requests[method] = (this.requests[method] ?? 0) + 1;
     if (method === 'GET' && req.url === '/simulator/requests') {
       return this.json(res, 200, this.requests);
+    }
+    if (method === 'GET' && req.url === '/simulator/reads') {
+      return this.json(res, 200, this.reads);
     }
     const injected = faults.takeFailure(method);
     if (injected) {
@@ -356,12 +401,18 @@ export class ApiServer {
       case 'GET': {
         const obj = objects.store.get(type.plural, namespace, name);
         if (!obj) throw ApiError.notFound(type.plural, name);
-        if (accept.includes('as=Table')) {
+        const form = representation(accept);
+        this.reads[`${type.plural} ${form}`] =
+          (this.reads[`${type.plural} ${form}`] ?? 0) + 1;
+        if (form === 'Table') {
           return this.json(
             res,
             200,
             this.table(type, [obj], url, String(obj.metadata.resourceVersion)),
           );
+        }
+        if (form === 'PartialObjectMetadata') {
+          return this.json(res, 200, partialObjectMetadata(obj), form);
         }
         return this.json(res, 200, obj);
       }
@@ -449,8 +500,22 @@ export class ApiServer {
     const resourceVersion = String(
       this.options.objects.store.currentResourceVersion,
     );
-    if (accept.includes('as=Table')) {
+    const form = representation(accept);
+    if (form === 'Table') {
       return this.json(res, 200, this.table(type, items, url, resourceVersion));
+    }
+    if (form === 'PartialObjectMetadata') {
+      return this.json(
+        res,
+        200,
+        {
+          kind: 'PartialObjectMetadataList',
+          apiVersion: 'meta.k8s.io/v1',
+          metadata: { resourceVersion },
+          items: items.map(partialObjectMetadata),
+        },
+        'PartialObjectMetadataList',
+      );
     }
     return this.json(res, 200, {
       kind: `${type.kind}List`,

@@ -345,6 +345,99 @@ describe('ParityGate against the demo cluster', () => {
     expect(passed.status).toBe('passed');
   });
 
+  it('reads a Secret whole only for the keys a container takes, and never in names mode', async () => {
+    const reads = async (): Promise<Record<string, number>> =>
+      (
+        await fetch(`${sim.url}/simulator/reads`, {
+          headers: { Authorization: 'Bearer test-token' },
+        })
+      ).json();
+    const secret = (namespace: string, name: string, data: object) =>
+      sim.apply({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name, namespace },
+        stringData: data,
+      });
+    for (const namespace of ['staging', 'production']) {
+      secret(namespace, 'billing-env', { LOG_LEVEL: 'info' });
+      secret(namespace, 'billing-regcred', { '.dockerconfigjson': '{}' });
+    }
+    secret('staging', 'billing-keys', { password: 's3cret-staging' });
+    // Production's has another key than the one the container takes.
+    secret('production', 'billing-keys', { pass: 's3cret-production' });
+    deployment('staging', 'billing', {
+      containers: [
+        {
+          name: 'billing',
+          image: 'registry.local/billing:1.0.0',
+          env: [
+            {
+              name: 'DB_PASSWORD',
+              valueFrom: {
+                secretKeyRef: { name: 'billing-keys', key: 'password' },
+              },
+            },
+          ],
+          envFrom: [{ secretRef: { name: 'billing-env' } }],
+        },
+      ],
+      imagePullSecrets: [{ name: 'billing-regcred' }],
+    });
+    const context = contextFor('production', 'billing');
+
+    let before = await reads();
+    const keys = await gate.run(context, 'preflight');
+    let after = await reads();
+    expect(keys.status).toBe('failed');
+    expect(keys.reason).toContain(
+      'references secret `billing-keys`, which has no key `password` in `production`',
+    );
+    // One Secret read whole (for its key names), two as metadata only.
+    const delta = (form: string) =>
+      (after[`secrets ${form}`] ?? 0) - (before[`secrets ${form}`] ?? 0);
+    expect(delta('Object')).toBe(1);
+    expect(delta('PartialObjectMetadata')).toBe(2);
+    // No value in the evidence.
+    expect(JSON.stringify(keys.evidence)).not.toContain('s3cret');
+
+    before = await reads();
+    const names = await gate.run(
+      {
+        ...context,
+        stage: {
+          ...context.stage,
+          gates: { ...context.stage.gates, parity: { secrets: 'names' } },
+        },
+      },
+      'preflight',
+    );
+    after = await reads();
+    expect(delta('Object')).toBe(0);
+    expect(delta('PartialObjectMetadata')).toBe(3);
+    expect(names.status).toBe('passed');
+    const evidence = names.evidence as ParityEvidence;
+    expect(
+      evidence.references.find(r => r.name === 'billing-keys'),
+    ).toMatchObject({ exists: true, keys: ['password'], keysChecked: false });
+    // A missing Secret is still found by its name.
+    sim.store.delete('secrets', 'production', 'billing-env');
+    const missing = await gate.run(
+      {
+        ...context,
+        stage: {
+          ...context.stage,
+          gates: { ...context.stage.gates, parity: { secrets: 'names' } },
+        },
+      },
+      'preflight',
+    );
+    expect(missing.status).toBe('failed');
+    expect(missing.reason).toContain(
+      'references secret `billing-env`, which does not exist in `production`',
+    );
+  });
+
   it('is an error when the source stage has no such workload or the cluster is unreachable', async () => {
     const missing = await gate.run(
       contextFor('production', 'no-such-app'),
@@ -454,17 +547,24 @@ describe('readParityGateConfig', () => {
   const stage = (parity: unknown) =>
     new ConfigReader({ gates: { parity } } as any);
 
-  it('reads true, {} and false', () => {
-    expect(readParityGateConfig(stage(true), 's')).toEqual({});
-    expect(readParityGateConfig(stage({}), 's')).toEqual({});
+  it('reads true, {}, the secrets mode and false', () => {
+    expect(readParityGateConfig(stage(true), 's')).toEqual({ secrets: 'keys' });
+    expect(readParityGateConfig(stage({}), 's')).toEqual({ secrets: 'keys' });
+    expect(readParityGateConfig(stage({ secrets: 'names' }), 's')).toEqual({
+      secrets: 'names',
+    });
     expect(readParityGateConfig(stage(false), 's')).toBeUndefined();
     expect(readParityGateConfig(new ConfigReader({}), 's')).toBeUndefined();
   });
 
   it('names the bad key', () => {
     expect(errorOf(() => readParityGateConfig(stage('on'), 's')).message).toBe(
-      "Invalid Progression configuration at 's.gates.parity': must be true or {}",
+      "Invalid Progression configuration at 's.gates.parity': must be true or { secrets: keys | names }",
     );
+    expect(
+      errorOf(() => readParityGateConfig(stage({ secrets: 'values' }), 's'))
+        .key,
+    ).toBe('s.gates.parity.secrets');
     expect(
       errorOf(() => readParityGateConfig(stage({ flags: false }), 's')).key,
     ).toBe('s.gates.parity.flags');

@@ -32,7 +32,16 @@ export type {
 
 /** The `gates.parity` section of a stage (`true` or `{}`). */
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
-export interface ParityGateConfig {}
+export interface ParityGateConfig {
+  /**
+   * `keys` (the default): a Secret a container takes single keys of is read
+   * whole, its key names kept and its values dropped, so that a missing key
+   * is found before the deploy. `names`: every Secret is read as metadata
+   * only, its values never leave the API server, and only its existence is
+   * checked.
+   */
+  secrets: 'keys' | 'names';
+}
 
 /**
  * Reads and validates a stage's `gates.parity`, or undefined when the
@@ -52,21 +61,31 @@ export function readParityGateConfig(
   if (!stage.has('gates.parity')) return undefined;
   const raw = stage.getOptional('gates.parity');
   if (raw === false) return undefined;
-  if (raw === true) return {};
+  if (raw === true) return { secrets: 'keys' };
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ProgressionConfigError(
       `${path}.gates.parity`,
-      'must be true or {}',
+      'must be true or { secrets: keys | names }',
     );
   }
-  const keys = Object.keys(raw);
-  if (keys.length) {
+  for (const key of Object.keys(raw)) {
+    if (key !== 'secrets') {
+      throw new ProgressionConfigError(
+        `${path}.gates.parity.${key}`,
+        'unknown key; use secrets',
+      );
+    }
+  }
+  const secrets = (raw as { secrets?: unknown }).secrets ?? 'keys';
+  if (secrets !== 'keys' && secrets !== 'names') {
     throw new ProgressionConfigError(
-      `${path}.gates.parity.${keys[0]}`,
-      'unknown key; gates.parity takes no options (use true)',
+      `${path}.gates.parity.secrets`,
+      `${JSON.stringify(
+        secrets,
+      )} is neither 'keys' (check the keys a container takes) nor 'names' (existence only, values never read)`,
     );
   }
-  return {};
+  return { secrets };
 }
 
 /**
@@ -284,6 +303,7 @@ export class ParityGate extends Gate<ParityGateConfig> {
   async run(context: GateContext, phase: GatePhase): Promise<GateResult> {
     const result = startGateResult(this.name, phase);
     const { source, location, workloads, entity, stage } = context;
+    const secretsMode = stage.gates.parity?.secrets ?? 'keys';
     if (!source) {
       return result(
         'skipped',
@@ -335,19 +355,32 @@ export class ParityGate extends Gate<ParityGateConfig> {
         sourceDeployment.spec?.template,
       )) {
         let keys: string[] | undefined;
+        let exists = false;
+        // A Secret is read whole only for the keys a container takes;
+        // otherwise (or in `names` mode) as metadata, its values left on
+        // the server.
+        const secretNamesOnly =
+          ref.kind === 'Secret' &&
+          (secretsMode === 'names' || ref.keys.length === 0);
         try {
-          keys =
-            ref.kind === 'Secret'
-              ? await resources.secretKeys(location, ref.name)
-              : await resources.configMapKeys(location, ref.name);
+          if (secretNamesOnly) {
+            exists = await resources.secretExists(location, ref.name);
+          } else {
+            keys =
+              ref.kind === 'Secret'
+                ? await resources.secretKeys(location, ref.name)
+                : await resources.configMapKeys(location, ref.name);
+            exists = keys !== undefined;
+          }
         } catch (e) {
           // A name the API would refuse cannot exist in the target either.
           if (!(e instanceof InputError)) throw e;
         }
         const check: ReferenceCheck = {
           ...ref,
-          exists: keys !== undefined,
+          exists,
           missingKeys: keys ? ref.keys.filter(k => !keys.includes(k)) : [],
+          ...(secretNamesOnly && ref.keys.length > 0 && { keysChecked: false }),
         };
         evidence.references.push(check);
         const kind = ref.kind === 'Secret' ? 'secret' : 'configMap';

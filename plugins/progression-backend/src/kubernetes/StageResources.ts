@@ -15,7 +15,7 @@ import {
   StageLocation,
   StageWorkloads,
 } from '@internal/backstage-plugin-progression-node';
-import { ClusterRequest, requestOf } from './clusterRequest';
+import { ClusterRequest, beforeSend, requestOf } from './clusterRequest';
 import {
   isConfigMapKey,
   isDnsLabel,
@@ -162,6 +162,10 @@ export function tailOf(text: string, lines: number, maxBytes: number): string {
   return out;
 }
 
+/** The API server's metadata-only form of an object, else the object. */
+const METADATA_ONLY =
+  'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
+
 /**
  * A stage's namespaces, NetworkPolicies, ConfigMaps, Secret keys, workload
  * pod templates and Jobs, through the cluster access gates get. Every name
@@ -256,6 +260,28 @@ export class StageResources {
       ...Object.keys(cm.data ?? {}),
       ...Object.keys(cm.binaryData ?? {}),
     ].sort();
+  }
+
+  /**
+   * Whether a Secret exists, read as metadata only
+   * (`PartialObjectMetadata`): its data never leaves the API server.
+   * Kubernetes RBAC still calls this `get` on the Secret.
+   */
+  async secretExists(location: StageLocation, name: string): Promise<boolean> {
+    checkNamespace(location);
+    checkName(name, 'Secret name', isDnsSubdomain, SUBDOMAIN_RULE);
+    const metadata = await orUndefined(() =>
+      this.request(location, `read Secret ${name} (metadata)`, options =>
+        this.core(location).readNamespacedSecret(
+          { namespace: location.namespace, name },
+          beforeSend(
+            context => context.setHeaderParam('Accept', METADATA_ONLY),
+            options,
+          ),
+        ),
+      ),
+    );
+    return metadata !== undefined;
   }
 
   /**

@@ -28,13 +28,21 @@ export interface BoundedClusterAccess {
 /** The bound when nobody configured one. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
-/** Options that make a client-node call send `signal` with its request. */
-function abortable(signal: AbortSignal): ConfigurationOptions {
+/**
+ * `options` (or none) with a middleware that changes each request with
+ * `change` before it is sent.
+ */
+export function beforeSend(
+  change: (context: RequestContext) => void,
+  options?: ConfigurationOptions,
+): ConfigurationOptions {
   return {
+    ...options,
     middleware: [
+      ...(options?.middleware ?? []),
       {
         pre: (context: RequestContext) => {
-          context.setSignal(signal);
+          change(context);
           return new Observable(Promise.resolve(context));
         },
         post: (context: ResponseContext) =>
@@ -44,6 +52,10 @@ function abortable(signal: AbortSignal): ConfigurationOptions {
     middlewareMergeStrategy: 'append',
   };
 }
+
+/** Options that make a client-node call send `signal` with its request. */
+const abortable = (signal: AbortSignal) =>
+  beforeSend(context => context.setSignal(signal));
 
 /**
  * Cluster calls that fail after `timeoutMs`, naming the call, the
