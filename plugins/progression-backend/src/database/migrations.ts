@@ -1,13 +1,12 @@
-import {
-  DatabaseService,
-  resolvePackagePath,
-} from '@backstage/backend-plugin-api';
+import { DatabaseService } from '@backstage/backend-plugin-api';
+import { findOwnPaths } from '@backstage/cli-common';
 import { Knex } from 'knex';
 
-const migrationsDir = resolvePackagePath(
-  '@internal/backstage-plugin-progression-backend',
-  'migrations',
-);
+/**
+ * The package's `migrations` folder, found from this file (src/ or dist/)
+ * rather than by the package's name, which an adopter's build may change.
+ */
+const migrationsDir = findOwnPaths(__dirname).resolve('migrations');
 
 /** The knex migration table of this plugin, apart from other plugins'. */
 export const MIGRATIONS_TABLE = 'progression_knex_migrations';
