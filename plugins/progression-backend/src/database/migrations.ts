@@ -1,12 +1,12 @@
-import { DatabaseService } from '@backstage/backend-plugin-api';
-import { findOwnPaths } from '@backstage/cli-common';
+import {
+  DatabaseService,
+  resolvePackagePath,
+} from '@backstage/backend-plugin-api';
 import { Knex } from 'knex';
+// The build inlines the package's own name: no name is written here twice.
+import { name as packageName } from '../../package.json';
 
-/**
- * The package's `migrations` folder, found from this file (src/ or dist/)
- * rather than by the package's name, which an adopter's build may change.
- */
-const migrationsDir = findOwnPaths(__dirname).resolve('migrations');
+const migrationsDir = resolvePackagePath(packageName, 'migrations');
 
 /** The knex migration table of this plugin, apart from other plugins'. */
 export const MIGRATIONS_TABLE = 'progression_knex_migrations';
