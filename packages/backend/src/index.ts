@@ -44,6 +44,10 @@ backend.add(import('@backstage/plugin-user-settings-backend'));
 backend.add(import('@backstage/plugin-notifications-backend'));
 backend.add(import('@backstage/plugin-signals-backend'));
 
+// kubernetes plugin: the Kubernetes tab beside Environments, on the same
+// cluster (kubernetes.clusterLocatorMethods in app-config.yaml)
+backend.add(import('@backstage/plugin-kubernetes-backend'));
+
 // progression: pipelines, promotions, gates and rollbacks
 backend.add(import('@internal/backstage-plugin-progression-backend'));
 // gates from modules, added through Progression's extension point

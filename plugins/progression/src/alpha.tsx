@@ -9,6 +9,7 @@ import {
   EntityContentBlueprint,
 } from '@backstage/plugin-catalog-react/alpha';
 import { isProgressionAvailable } from '@internal/backstage-plugin-progression-common';
+import { z } from 'zod/v4';
 import { ProgressionClient, progressionApiRef } from './api';
 
 /** @alpha */
@@ -28,18 +29,32 @@ export const progressionApi = ApiBlueprint.make({
  *
  * @alpha
  */
-export const entityEnvironmentsContent = EntityContentBlueprint.make({
-  name: 'environments',
-  params: {
-    path: '/environments',
-    title: 'Environments',
-    filter: isProgressionAvailable,
-    loader: () =>
-      import('./components/EnvironmentsContent').then(m => (
-        <m.EnvironmentsContent />
-      )),
-  },
-});
+export const entityEnvironmentsContent =
+  EntityContentBlueprint.makeWithOverrides({
+    name: 'environments',
+    configSchema: {
+      /**
+       * The path of the entity page's Kubernetes tab (the Kubernetes
+       * plugin's `kubernetes`), when the app has one: each stage card then
+       * links to it. No link without it.
+       */
+      kubernetesTab: z
+        .string()
+        .regex(/^[a-z0-9-]+$/)
+        .optional(),
+    },
+    factory(originalFactory, { config }) {
+      return originalFactory({
+        path: '/environments',
+        title: 'Environments',
+        filter: isProgressionAvailable,
+        loader: () =>
+          import('./components/EnvironmentsContent').then(m => (
+            <m.EnvironmentsContent kubernetesTab={config.kubernetesTab} />
+          )),
+      });
+    },
+  });
 
 /**
  * "Where is my release": a compact card of each stage's live version for

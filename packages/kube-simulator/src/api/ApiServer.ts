@@ -337,6 +337,9 @@ export class ApiServer {
       );
     }
     const accept = String(req.headers.accept ?? '');
+    if (type.derive) {
+      return this.serveDerived(type, namespace, name, method, url, res);
+    }
 
     if (!name) {
       if (method === 'GET') {
@@ -478,15 +481,55 @@ export class ApiServer {
     type: ResourceType,
     namespace: string | undefined,
     url: URL,
+    objects: KubeObject[] = this.options.objects.store.list(
+      type.plural,
+      type.namespaced ? namespace : undefined,
+    ),
   ): KubeObject[] {
     const labelSelector = url.searchParams.get('labelSelector');
     const fieldSelector = url.searchParams.get('fieldSelector');
     const requirements = labelSelector ? parseLabelSelector(labelSelector) : [];
     const fields = parseFieldSelector(fieldSelector);
-    return this.options.objects.store
-      .list(type.plural, type.namespaced ? namespace : undefined)
+    return objects
       .filter(o => matchesLabelSelector(requirements, o.metadata.labels))
       .filter(o => fields(o));
+  }
+
+  /** Get and list of a kind computed at every read (the metrics API). */
+  private serveDerived(
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string | undefined,
+    method: string,
+    url: URL,
+    res: http.ServerResponse,
+  ) {
+    const watch = url.searchParams.get('watch');
+    if (method !== 'GET' || watch === 'true' || watch === '1') {
+      throw ApiError.methodNotAllowed(
+        `${method}${watch ? ' (watch)' : ''} is not supported on ${
+          type.plural
+        }.${type.group}`,
+      );
+    }
+    const all = type.derive!(this.options.objects.store).filter(
+      o => !namespace || o.metadata.namespace === namespace,
+    );
+    if (name) {
+      const obj = all.find(o => o.metadata.name === name);
+      if (!obj) throw ApiError.notFound(`${type.plural}.${type.group}`, name);
+      return this.json(res, 200, obj);
+    }
+    return this.json(res, 200, {
+      kind: `${type.kind}List`,
+      apiVersion: apiVersionOf(type),
+      metadata: {
+        resourceVersion: String(
+          this.options.objects.store.currentResourceVersion,
+        ),
+      },
+      items: this.filter(type, namespace, url, all),
+    });
   }
 
   private list(

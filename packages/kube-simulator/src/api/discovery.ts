@@ -12,16 +12,19 @@ export const SERVER_VERSION = {
   platform: 'linux/amd64',
 };
 
-const verbsOf = (_t: ResourceType) => [
-  'create',
-  'delete',
-  'deletecollection',
-  'get',
-  'list',
-  'patch',
-  'update',
-  'watch',
-];
+const verbsOf = (t: ResourceType) =>
+  t.derive
+    ? ['get', 'list']
+    : [
+        'create',
+        'delete',
+        'deletecollection',
+        'get',
+        'list',
+        'patch',
+        'update',
+        'watch',
+      ];
 
 export function groups(): Array<{
   group: string;

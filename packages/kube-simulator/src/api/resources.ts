@@ -1,4 +1,4 @@
-import { KubeObject } from '../store/Store';
+import { KubeObject, Store } from '../store/Store';
 
 export interface TableColumn {
   name: string;
@@ -27,6 +27,11 @@ export interface ResourceType {
   defaults?: (o: KubeObject) => void;
   /** Returns validation problems (422 Invalid when not empty). */
   validate?: (o: KubeObject) => string[];
+  /**
+   * Read-only objects computed from stored ones and never stored (the
+   * metrics API's PodMetrics): get and list only.
+   */
+  derive?: (store: Store) => KubeObject[];
 }
 
 export function apiVersionOf(t: ResourceType) {
@@ -487,6 +492,136 @@ export const RESOURCES: ResourceType[] = [
     validate: validateName,
   },
 ];
+
+/** A kind the plugins list but the simulator runs no controller for. */
+function storedOnly(
+  group: string,
+  version: string,
+  kind: string,
+  plural: string,
+  extra: Partial<ResourceType> = {},
+): ResourceType {
+  return {
+    group,
+    version,
+    kind,
+    plural,
+    singular: kind.toLowerCase(),
+    namespaced: true,
+    shortNames: [],
+    subresources: [],
+    hasGeneration: false,
+    hasStatus: false,
+    columns: [nameColumn, ageColumn],
+    validate: validateName,
+    ...extra,
+  };
+}
+
+/** A stable small number from a name: the same pod shows the same usage. */
+function spread(name: string, from: number, to: number) {
+  let h = 0;
+  for (const c of name) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  return from + (h % (to - from + 1));
+}
+
+// What the Kubernetes plugin's backend lists besides the kinds above
+// (@backstage/plugin-kubernetes-backend's default objects): stored and
+// served, with no controller behind them.
+RESOURCES.push(
+  storedOnly('', 'v1', 'LimitRange', 'limitranges', { shortNames: ['limits'] }),
+  storedOnly('', 'v1', 'ResourceQuota', 'resourcequotas', {
+    shortNames: ['quota'],
+    hasStatus: true,
+    subresources: ['status'],
+  }),
+  storedOnly('apps', 'v1', 'StatefulSet', 'statefulsets', {
+    shortNames: ['sts'],
+    categories: ['all'],
+    hasGeneration: true,
+    hasStatus: true,
+    subresources: ['status'],
+  }),
+  storedOnly('apps', 'v1', 'DaemonSet', 'daemonsets', {
+    shortNames: ['ds'],
+    categories: ['all'],
+    hasGeneration: true,
+    hasStatus: true,
+    subresources: ['status'],
+  }),
+  storedOnly('batch', 'v1', 'CronJob', 'cronjobs', {
+    shortNames: ['cj'],
+    categories: ['all'],
+    hasGeneration: true,
+    hasStatus: true,
+    subresources: ['status'],
+    columns: [nameColumn, col('Schedule', o => o.spec?.schedule), ageColumn],
+  }),
+  storedOnly(
+    'autoscaling',
+    'v2',
+    'HorizontalPodAutoscaler',
+    'horizontalpodautoscalers',
+    {
+      singular: 'horizontalpodautoscaler',
+      shortNames: ['hpa'],
+      categories: ['all'],
+      hasGeneration: true,
+      hasStatus: true,
+      subresources: ['status'],
+      columns: [
+        nameColumn,
+        col(
+          'Reference',
+          o =>
+            `${o.spec?.scaleTargetRef?.kind}/${o.spec?.scaleTargetRef?.name}`,
+        ),
+        col('MinPods', o => o.spec?.minReplicas ?? 1, 'integer'),
+        col('MaxPods', o => o.spec?.maxReplicas ?? 0, 'integer'),
+        ageColumn,
+      ],
+    },
+  ),
+  storedOnly('networking.k8s.io', 'v1', 'Ingress', 'ingresses', {
+    shortNames: ['ing'],
+    hasGeneration: true,
+    hasStatus: true,
+    subresources: ['status'],
+  }),
+  {
+    // The metrics API (metrics-server): each running pod's usage now,
+    // stable per pod, computed at every read.
+    ...storedOnly('metrics.k8s.io', 'v1beta1', 'PodMetrics', 'pods', {
+      singular: '',
+      validate: undefined,
+    }),
+    derive: store => {
+      const now = new Date().toISOString();
+      return store
+        .list('pods', undefined)
+        .filter(pod => pod.status?.phase === 'Running')
+        .map(pod => ({
+          apiVersion: 'metrics.k8s.io/v1beta1',
+          kind: 'PodMetrics',
+          metadata: {
+            name: pod.metadata.name,
+            namespace: pod.metadata.namespace,
+            labels: pod.metadata.labels,
+            creationTimestamp: now,
+          },
+          timestamp: now,
+          window: '15s',
+          containers: (pod.spec?.containers ?? []).map((c: any) => ({
+            name: c.name,
+            usage: {
+              cpu: `${spread(`${pod.metadata.name}/${c.name}`, 2, 40)}m`,
+              memory: `${spread(`${c.name}/${pod.metadata.name}`, 30, 90)}Mi`,
+            },
+          })),
+        }));
+    },
+  },
+);
 
 export function findResource(group: string, version: string, plural: string) {
   return RESOURCES.find(

@@ -50,7 +50,7 @@ export class GarbageCollector {
   }
 
   private deleteNamespaceContents(namespace: string) {
-    for (const r of RESOURCES.filter(x => x.namespaced)) {
+    for (const r of RESOURCES.filter(x => x.namespaced && !x.derive)) {
       for (const o of this.objects.store.list(r.plural, namespace)) {
         deleteIfPresent(this.objects, r, namespace, o.metadata.name);
       }

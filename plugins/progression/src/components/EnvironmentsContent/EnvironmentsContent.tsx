@@ -50,7 +50,7 @@ function endings(before: Stage[], after: Stage[]): PromotionOutcome[] {
   });
 }
 
-function Environments() {
+function Environments({ kubernetesTab }: { kubernetesTab?: string }) {
   const { entity } = useEntity();
   const api = useApi(progressionApiRef);
   const entityRef = getCompoundEntityRef(entity);
@@ -165,6 +165,7 @@ function Environments() {
         onChange={retry}
         metrics={metrics.value}
         flags={flags.value}
+        kubernetesTab={kubernetesTab}
       />
       <Suspense fallback={<Progress />}>
         <PromotionHistory
@@ -188,12 +189,18 @@ function Environments() {
  *
  * @public
  */
-export function EnvironmentsContent() {
+export function EnvironmentsContent(props: {
+  /**
+   * The path of the entity page's Kubernetes tab (`kubernetes` for the
+   * Kubernetes plugin), when the app has one: each stage card links to it.
+   */
+  kubernetesTab?: string;
+}) {
   const { entity } = useEntity();
   return (
     <Content>
       {isProgressionAvailable(entity) ? (
-        <Environments />
+        <Environments kubernetesTab={props.kubernetesTab} />
       ) : (
         <HowToEnable entity={entity} />
       )}

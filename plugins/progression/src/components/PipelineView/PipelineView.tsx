@@ -16,6 +16,11 @@ import {
   StatusWarning,
 } from '@backstage/core-components';
 import { CompoundEntityRef } from '@backstage/catalog-model';
+import { useRouteRef } from '@backstage/core-plugin-api';
+import {
+  entityRouteParams,
+  entityRouteRef,
+} from '@backstage/plugin-catalog-react';
 import {
   EntityFlags,
   EntityMetrics,
@@ -146,6 +151,30 @@ function LiveState({ stage }: { stage: Stage }) {
   );
 }
 
+/**
+ * The entity page's Kubernetes tab (the Kubernetes plugin lists the pods of
+ * every namespace there, grouped by workload and namespace).
+ */
+function KubernetesTabLink({
+  entityRef,
+  tab,
+  stage,
+}: {
+  entityRef: CompoundEntityRef;
+  tab: string;
+  stage: Stage;
+}) {
+  const entityRoute = useRouteRef(entityRouteRef);
+  return (
+    <Link
+      to={`${entityRoute(entityRouteParams(entityRef))}/${tab}`}
+      aria-label={`Pods of ${stage.title} in the Kubernetes tab`}
+    >
+      Pods
+    </Link>
+  );
+}
+
 function StageCard({
   stage,
   position,
@@ -154,6 +183,7 @@ function StageCard({
   onChange,
   metrics,
   flags,
+  kubernetesTab,
 }: {
   stage: Stage;
   position: number;
@@ -162,6 +192,7 @@ function StageCard({
   onChange?: () => void;
   metrics?: EntityMetrics;
   flags?: EntityFlags;
+  kubernetesTab?: string;
 }) {
   const classes = useStyles();
   return (
@@ -184,6 +215,16 @@ function StageCard({
         <Typography variant="body2">
           <span className={classes.term}>Namespace: </span>
           {stage.namespace}
+          {kubernetesTab && entityRef && (
+            <>
+              {' · '}
+              <KubernetesTabLink
+                entityRef={entityRef}
+                tab={kubernetesTab}
+                stage={stage}
+              />
+            </>
+          )}
         </Typography>
         {stage.url && (
           <Typography variant="body2" noWrap>
@@ -225,6 +266,7 @@ export function PipelineView({
   onChange,
   metrics,
   flags,
+  kubernetesTab,
 }: {
   pipeline: Pipeline;
   /** With these, the cards offer Promote, Approve, Cancel and Roll back. */
@@ -234,6 +276,8 @@ export function PipelineView({
   metrics?: EntityMetrics;
   /** The flag matrix, for the flags that differ between neighbours. */
   flags?: EntityFlags;
+  /** The path of the entity page's Kubernetes tab: each card links to it. */
+  kubernetesTab?: string;
 }) {
   const classes = useStyles();
   // The insights change only when a promotion starts or ends.
@@ -264,6 +308,7 @@ export function PipelineView({
             onChange={onChange}
             metrics={metrics}
             flags={flags}
+            kubernetesTab={kubernetesTab}
           />
         </Fragment>
       ))}
