@@ -42,16 +42,21 @@ done
 [[ "$ENTITY" =~ ^[a-z0-9][a-z0-9-]*$ ]] || { echo "demo-ci: not an entity name: $ENTITY" >&2; exit 2; }
 ENTITY_URL="$BASE/entities/component/default/$ENTITY"
 
-# A field of a JSON document on stdin, by a dotted path ("release.version").
-json() {
+# The value of the JavaScript expression $1 over the JSON document on stdin
+# (`v`; further arguments are `args`, so that no input becomes code):
+# text as it is, anything else as JSON, nothing for undefined. Fails on an
+# empty document.
+jsq() {
   node -e '
     let s = "";
     process.stdin.on("data", d => (s += d)).on("end", () => {
       if (!s.trim()) process.exit(1);
-      let v = JSON.parse(s);
-      for (const k of process.argv[1].split(".")) v = v?.[k];
-      console.log(v === undefined ? "" : typeof v === "object" ? JSON.stringify(v) : v);
-    });' "$1"
+      const r = new Function("v", "args", `return (${process.argv[1]});`)(
+        JSON.parse(s),
+        process.argv.slice(2),
+      );
+      if (r !== undefined) console.log(typeof r === "object" ? JSON.stringify(r) : r);
+    });' "$@"
 }
 
 # Calls the API; prints the body; fails with the API's message on an error.
@@ -62,7 +67,7 @@ call() {
   [ -n "$body" ] && args+=(-H 'Content-Type: application/json' -d "$body")
   status="$(curl "${args[@]}" "$url")" || { rm -f "$out"; echo "demo-ci: the demo's backend does not answer at $BASE; is ./scripts/start.sh running?" >&2; return 1; }
   if [ "$status" -ge 400 ]; then
-    echo "demo-ci: $method ${url#"$BASE"} answered $status: $(json error.message <"$out")" >&2
+    echo "demo-ci: $method ${url#"$BASE"} answered $status: $(jsq 'v.error?.message' <"$out")" >&2
     rm -f "$out"
     return 1
   fi
@@ -84,7 +89,7 @@ version_for() {
 wait_for() {
   local id="$1" state="" i
   for i in $(seq 1 180); do
-    state="$(call GET "$BASE/promotions/$id" | json promotion.state)"
+    state="$(call GET "$BASE/promotions/$id" | jsq 'v.promotion.state')"
     case "$state" in
       succeeded | failed | rolled-back | rejected | cancelled | skipped | awaiting-approval) break ;;
     esac
@@ -97,13 +102,8 @@ wait_for() {
 promotion_of() {
   local stage="$1" version="$2" i id
   for i in $(seq 1 60); do
-    id="$(call GET "$ENTITY_URL/promotions?stage=$stage&limit=20" | node -e '
-      let s = "";
-      process.stdin.on("data", d => (s += d)).on("end", () => {
-        if (!s.trim()) process.exit(1);
-        const p = JSON.parse(s).items.find(p => p.release.version === process.argv[1]);
-        console.log(p ? p.id : "");
-      });' "$version")"
+    id="$(call GET "$ENTITY_URL/promotions?stage=$stage&limit=20" |
+      jsq 'v.items.find(p => p.release.version === args[0])?.id' "$version")"
     [ -n "$id" ] && { echo "$id"; return 0; }
     sleep 1
   done
@@ -126,32 +126,22 @@ release() {
 }
 
 first_stage() {
-  call GET "$ENTITY_URL/environments" | node -e '
-    let s = "";
-    process.stdin.on("data", d => (s += d)).on("end", () => {
-      if (!s.trim()) process.exit(1);
-      console.log(JSON.parse(s).pipeline.stages[0].name);
-    });'
+  call GET "$ENTITY_URL/environments" | jsq 'v.pipeline.stages[0].name'
 }
 
 promote() {
   local version="${1:?promote needs a version}" stage="${2:?promote needs a stage}" id
   [[ "$stage" =~ ^[a-z0-9-]+$ ]] || { echo "demo-ci: not a stage name: $stage" >&2; return 2; }
-  id="$(call POST "$ENTITY_URL/promotions" "{\"stage\":\"$stage\",\"version\":\"$version\",\"reason\":\"demo CI\"}" | json id)"
+  id="$(call POST "$ENTITY_URL/promotions" "{\"stage\":\"$stage\",\"version\":\"$version\",\"reason\":\"demo CI\"}" | jsq 'v.id')"
   echo "Asked for $version in $stage: promotion $id."
   [ -z "$WAIT" ] || echo "$version in $stage: $(wait_for "$id")"
 }
 
 status() {
-  call GET "$ENTITY_URL/environments" | node -e '
-    let s = "";
-    process.stdin.on("data", d => (s += d)).on("end", () => {
-      if (!s.trim()) process.exit(1);
-      for (const st of JSON.parse(s).pipeline.stages) {
-        const active = st.activePromotion ? `, on its way: ${st.activePromotion.version} (${st.activePromotion.state})` : "";
-        console.log(`${st.title.padEnd(12)} ${st.live ? `${st.live.version} (${st.live.health})` : "unknown"}${active}`);
-      }
-    });'
+  call GET "$ENTITY_URL/environments" | jsq 'v.pipeline.stages
+    .map(st => `${st.title.padEnd(12)} ${st.live ? `${st.live.version} (${st.live.health})` : "unknown"}${
+      st.activePromotion ? `, on its way: ${st.activePromotion.version} (${st.activePromotion.state})` : ""}`)
+    .join("\n")'
 }
 
 # The history start.sh makes, so that the tab has something to show and to

@@ -97,12 +97,19 @@ start_demo() {
   fi
   setsid node "$YARN_RELEASE" start "${DEMO_CONFIG_ARGS[@]}" >"$WORK/demo.log" 2>&1 &
   DEMO_PID=$!
+  wait_for_demo "$WORK/demo.log" || return 1
+  log "Demo is up."
+}
+
+# Waits until the demo started as $DEMO_PID answers on the backend's
+# readiness and the app's page; shows the end of its log $1 when it does
+# not (or exits first).
+wait_for_demo() {
   if ! wait_while_alive "$DEMO_PID" 300 curl -fsS -o /dev/null http://localhost:7007/.backstage/health/v1/readiness \
     || ! wait_while_alive "$DEMO_PID" 300 curl -fsS -o /dev/null http://localhost:3000; then
-    tail -n 80 "$WORK/demo.log" >&2
+    tail -n 80 "$1" >&2
     return 1
   fi
-  log "Demo is up."
 }
 
 FAILED=()
@@ -178,11 +185,7 @@ restart_with_start_sh() {
   log "Starting the demo as the README does: ./scripts/start.sh $* (log: $log)..."
   setsid "$ROOT/scripts/start.sh" "$@" >"$log" 2>&1 &
   DEMO_PID=$!
-  if ! wait_while_alive "$DEMO_PID" 300 curl -fsS -o /dev/null http://localhost:7007/.backstage/health/v1/readiness \
-    || ! wait_while_alive "$DEMO_PID" 300 curl -fsS -o /dev/null http://localhost:3000; then
-    tail -n 80 "$log" >&2
-    return 1
-  fi
+  wait_for_demo "$log" || return 1
   [ "${PROGRESSION_DEMO_SEED:-1}" = 0 ] && return 0
   if ! wait_while_alive "$DEMO_PID" 300 grep -q 'The demo history' "$ROOT/.demo/seed.log"; then
     tail -n 80 "$log" >&2

@@ -1,5 +1,26 @@
 import { HumanDuration } from '@backstage/types';
 
+/**
+ * A promotion window of a pipeline or a stage: it opens at each fire of its
+ * cron `schedule` (in `timezone`, default UTC) and lasts `duration`.
+ */
+interface PromotionWindow {
+  kind: 'allow' | 'deny';
+  /** Shown in reasons, e.g. 'holiday freeze'. */
+  name?: string;
+  /** Cron: five fields, or six with seconds first. */
+  schedule: string;
+  duration: string | HumanDuration;
+  /** IANA time zone, default UTC. */
+  timezone?: string;
+}
+
+/** Prometheus alerts that close a pipeline's stages, or a stage, while they fire. */
+interface FreezeOn {
+  /** Alert names, or selectors on ALERTS such as {severity="page"}. */
+  alerts?: string[];
+}
+
 export interface Config {
   /** Configuration for the Progression plugins. */
   progression?: {
@@ -140,21 +161,9 @@ export interface Config {
          * default UTC) and lasts `duration`. Deny wins; with no allow
          * window a stage is open whenever no deny window is.
          */
-        windows?: Array<{
-          kind: 'allow' | 'deny';
-          /** Shown in reasons, e.g. 'holiday freeze'. */
-          name?: string;
-          /** Cron: five fields, or six with seconds first. */
-          schedule: string;
-          duration: string | HumanDuration;
-          /** IANA time zone, default UTC. */
-          timezone?: string;
-        }>;
+        windows?: PromotionWindow[];
         /** Close every stage while one of these Prometheus alerts fires. */
-        freezeOn?: {
-          /** Alert names, or selectors on ALERTS such as {severity="page"}. */
-          alerts?: string[];
-        };
+        freezeOn?: FreezeOn;
         /** Whether on-demand rollbacks may enter a closed stage. Default allow. */
         rollbacksWhenClosed?: 'allow' | 'deny';
         /** The stages in the order a release goes through them. */
@@ -214,21 +223,9 @@ export interface Config {
            * default UTC) and lasts `duration`. Deny wins; with no allow
            * window a stage is open whenever no deny window is.
            */
-          windows?: Array<{
-            kind: 'allow' | 'deny';
-            /** Shown in reasons, e.g. 'holiday freeze'. */
-            name?: string;
-            /** Cron: five fields, or six with seconds first. */
-            schedule: string;
-            duration: string | HumanDuration;
-            /** IANA time zone, default UTC. */
-            timezone?: string;
-          }>;
+          windows?: PromotionWindow[];
           /** Close this stage while one of these Prometheus alerts fires. */
-          freezeOn?: {
-            /** Alert names, or selectors on ALERTS such as {severity="page"}. */
-            alerts?: string[];
-          };
+          freezeOn?: FreezeOn;
           /** Whether on-demand rollbacks may enter this stage while closed; overrides the pipeline's. */
           rollbacksWhenClosed?: 'allow' | 'deny';
           /** Where this stage's flagd flags live; overrides the pipeline's. */

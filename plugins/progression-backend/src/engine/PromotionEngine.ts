@@ -30,6 +30,7 @@ import { StepInterrupted, StepTimeoutError, cannotHeal } from './failures';
 import { GateRunner } from './GateRunner';
 import { StageWindowState, StageWindows } from '../windows/StageWindows';
 import { Outcome, RunMemory, StepRun } from './StepRun';
+import { WindowFacts, windowFacts } from '../windows/windowSteps';
 import {
   PromotionEvent,
   PromotionState,
@@ -486,6 +487,7 @@ export class PromotionEngine {
    */
   private async windowCheck(
     run: StepRun,
+    facts?: WindowFacts,
   ): Promise<{ closed?: Outcome; state?: StageWindowState }> {
     const { p } = run;
     const windows = this.options.windows;
@@ -496,10 +498,11 @@ export class PromotionEngine {
     }
     const state = await windows.state(p.pipeline, p.stage, { fresh: true });
     if (!state || state.open) return { state };
-    const steps = await this.store.listSteps(p.id);
-    if (steps.some(s => s.kind === 'window' && s.name === 'override')) {
-      return { state };
-    }
+    // Read now, not from the run's memory: an override is recorded by
+    // whoever made it, not by this run.
+    const { overridden } =
+      facts ?? windowFacts(await this.store.listSteps(p.id));
+    if (overridden) return { state };
     const now = Date.now();
     let retryAt = now + MAX_WAIT_RECHECK_MS;
     if (state.alerts) retryAt = now + ALERT_RECHECK_MS;
@@ -525,13 +528,14 @@ export class PromotionEngine {
    * else stays, to be looked at again.
    */
   private async waitForWindow(run: StepRun): Promise<Outcome> {
-    const steps = await this.store.listSteps(run.p.id);
-    const { closed, state } = await this.windowCheck(run);
+    const facts = windowFacts(await this.store.listSteps(run.p.id));
+    const { closed, state } = await this.windowCheck(run, facts);
     if (closed) {
-      const last = [...steps].reverse().find(s => s.kind === 'window');
-      return { ...closed, stay: { record: last?.reason !== closed.reason } };
+      return {
+        ...closed,
+        stay: { record: facts.lastWindowReason !== closed.reason },
+      };
     }
-    const waited = [...steps].reverse().find(s => s.toState === 'waiting');
     return {
       event: 'window-opened',
       kind: 'window',
@@ -539,7 +543,7 @@ export class PromotionEngine {
       status: 'passed',
       reason: `${run.p.stage} is open${state ? `: ${state.reason}` : ''}`,
       ...(state && { evidence: windowEvidence(state) }),
-      context: { waitedBeforeDeploy: waited?.fromState === 'deploying' },
+      context: { waitedBeforeDeploy: facts.waitedBeforeDeploy },
     };
   }
 

@@ -18,6 +18,7 @@ import { evidenceHash } from '../engine/evidenceHash';
 import { nextState } from '../engine/transitions';
 import { stageLocation } from '../gates/gateContext';
 import { StageWindows } from '../windows/StageWindows';
+import { windowFacts } from '../windows/windowSteps';
 import { pipelineOf } from './describeEnvironments';
 import { promotionDto, releaseDto } from './dto';
 
@@ -439,12 +440,13 @@ export class PromotionCommands {
         `Promotion ${p.id} is ${p.state}, not waiting for a promotion window; there is nothing to override`,
       );
     }
-    const steps = await this.store.listSteps(p.id);
-    const waited = [...steps].reverse().find(s => s.toState === 'waiting');
+    const { waitedBeforeDeploy } = windowFacts(
+      await this.store.listSteps(p.id),
+    );
     const to = nextState(p.state, 'window-overridden', {
       approvalRequired: false,
       automaticRollback: true,
-      waitedBeforeDeploy: waited?.fromState === 'deploying',
+      waitedBeforeDeploy,
     });
     const state = await this.options.windows?.state(p.pipeline, p.stage);
     const moved = await this.store.transition(p.id, p.state, to, {

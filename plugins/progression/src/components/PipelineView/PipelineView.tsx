@@ -169,6 +169,8 @@ function KubernetesTabLink({
     <Link
       to={`${entityRoute(entityRouteParams(entityRef))}/${tab}`}
       aria-label={`Pods of ${stage.title} in the Kubernetes tab`}
+      // Inside a line of text: underlined, not told apart by colour alone.
+      underline="always"
     >
       Pods
     </Link>
