@@ -33,8 +33,8 @@ import { StageWindows } from './windows/StageWindows';
 
 /**
  * Progression backend plugin: pipelines, promotions, gates and rollbacks.
- * Modules add gates and deployers through the extension points of
- * `@internal/backstage-plugin-progression-node`.
+ * Modules add gates and deployers through the extension points of the
+ * `-node` package (backstage-plugin-progression-node).
  *
  * @public
  */

@@ -54,7 +54,8 @@ export interface FlagsConfig {
  * types its entry by declaration merging:
  *
  * ```ts
- * declare module '@internal/backstage-plugin-progression-node' {
+ * // the module: this (-node) package's name
+ * declare module '…/backstage-plugin-progression-node' {
  *   interface StageGateConfigs {
  *     webhook?: WebhookGateConfig;
  *   }
