@@ -227,6 +227,13 @@ it('holds a promotion in a deny window, says why and until when, and lets it go 
   });
   expect(staging.reason).toContain("deny window 'release freeze' until");
   expect(Date.parse(staging.nextOpening)).toBeGreaterThan(Date.now());
+  // The same reason in pieces, for a reader to show the times in their zone.
+  expect(staging.reasonParts).toContainEqual({ at: staging.nextOpening });
+  expect(
+    staging.reasonParts
+      .map((p: { text?: string; at?: string }) => p.text ?? p.at)
+      .join(''),
+  ).toBe(staging.reason);
   expect(await windowOf(server, 'development')).toBeUndefined();
 
   const id = await promote(server, 'staging', '3.0.0');

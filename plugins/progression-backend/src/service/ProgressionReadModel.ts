@@ -610,6 +610,11 @@ export class ProgressionReadModel {
               open: window.open,
               source: window.source,
               reason: window.reason,
+              reasonParts: window.reasonParts.map(part =>
+                typeof part === 'string'
+                  ? { text: part }
+                  : { at: part.toISOString() },
+              ),
               ...(window.nextOpening && {
                 nextOpening: window.nextOpening.toISOString(),
               }),

@@ -1,7 +1,7 @@
 import { ProgressionConfig, StageWindowPolicy } from '../config/types';
 import { PrometheusClient } from '../prometheus/PrometheusClient';
 import { alertQuery, describeFiring } from './alertFreeze';
-import { evaluateWindows } from './promotionWindows';
+import { ReasonPart, because, evaluateWindows } from './promotionWindows';
 
 /** Whether a stage takes promotions now, why, and when it opens next. */
 export interface StageWindowState {
@@ -20,6 +20,8 @@ export interface StageWindowState {
     | 'alert'
     | 'prometheus-unavailable';
   reason: string;
+  /** The reason in pieces: text, and the times in it as dates. */
+  reasonParts: ReasonPart[];
   /** While closed: when the windows open next; absent when that depends on alerts or lies beyond a year. */
   nextOpening?: Date;
   /** Whether on-demand rollbacks may enter while it is closed. */
@@ -123,9 +125,11 @@ export class StageWindows {
         ...base,
         open: true,
         source: windows.source,
-        reason: policy.freezeOnAlerts.length
-          ? `${windows.reason}; no freeze alert fires`
-          : windows.reason,
+        ...because(
+          policy.freezeOnAlerts.length
+            ? [...windows.reasonParts, '; no freeze alert fires']
+            : windows.reasonParts,
+        ),
       };
     }
     if (!alert) {
@@ -133,7 +137,7 @@ export class StageWindows {
         ...base,
         open: false,
         source: windows.source,
-        reason: windows.reason,
+        ...because(windows.reasonParts),
         ...(windows.nextOpening && { nextOpening: windows.nextOpening }),
       };
     }
@@ -142,9 +146,11 @@ export class StageWindows {
       open: false,
       alerts: true,
       source: windows.open ? alert.source : windows.source,
-      reason: windows.open
-        ? alert.reason
-        : `${windows.reason}; besides, ${alert.reason}`,
+      ...because(
+        windows.open
+          ? [alert.reason]
+          : [...windows.reasonParts, '; besides, ', alert.reason],
+      ),
     };
   }
 }

@@ -15,6 +15,7 @@ describe('promotion windows', () => {
       open: true,
       source: 'always',
       reason: 'no promotion windows apply',
+      reasonParts: ['no promotion windows apply'],
     });
   });
 
@@ -39,6 +40,14 @@ describe('promotion windows', () => {
     expect(inside.reason).toBe(
       "inside deny window 'nightly' until 2025-06-03T00:00:00.000Z; opens 2025-06-03T00:00:00.000Z",
     );
+    // The same in pieces, the times as dates.
+    expect(inside.reasonParts).toEqual([
+      "inside deny window 'nightly' until ",
+      at('2025-06-03T00:00:00Z'),
+      '; ',
+      'opens ',
+      at('2025-06-03T00:00:00Z'),
+    ]);
     // The end is exclusive.
     expect(evaluateWindows(w, at('2025-06-03T00:00:00Z')).open).toBe(true);
   });

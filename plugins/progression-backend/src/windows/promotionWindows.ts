@@ -35,10 +35,25 @@ export interface WindowsState {
    */
   source: 'always' | 'allow-window' | 'deny-window' | 'outside-allow-windows';
   reason: string;
+  /** The reason in pieces: text, and the times in it as dates. */
+  reasonParts: ReasonPart[];
   /** The window that decides, if one does. */
   window?: string;
   /** While closed: when it opens next (undefined: not within the horizon). */
   nextOpening?: Date;
+}
+
+/** A piece of a reason: text, or a time a reader may show in their own zone. */
+export type ReasonPart = string | Date;
+
+/** A reason as text, its times in ISO 8601 (UTC). */
+export function reasonText(parts: ReasonPart[]): string {
+  return parts.map(p => (typeof p === 'string' ? p : p.toISOString())).join('');
+}
+
+/** The reason fields of a state whose reason is `parts`. */
+export function because(parts: ReasonPart[]) {
+  return { reason: reasonText(parts), reasonParts: parts };
 }
 
 /** How far ahead the next opening is looked for. */
@@ -169,9 +184,9 @@ export function evaluateWindows(
       return {
         open: true,
         source: 'always',
-        reason: deny.length
-          ? 'no deny window is open'
-          : 'no promotion windows apply',
+        ...because([
+          deny.length ? 'no deny window is open' : 'no promotion windows apply',
+        ]),
       };
     }
     const latest = allowed.reduce((a, b) => (b.end > a.end ? b : a));
@@ -179,9 +194,7 @@ export function evaluateWindows(
       open: true,
       source: 'allow-window',
       window: latest.w.label,
-      reason: `inside ${latest.w.label} until ${new Date(
-        latest.end,
-      ).toISOString()}`,
+      ...because([`inside ${latest.w.label} until `, new Date(latest.end)]),
     };
   }
   // The first time from now on that no deny window covers and, where
@@ -210,28 +223,32 @@ export function evaluateWindows(
   if (nextOpening !== undefined && nextOpening - t0 > horizonMs) {
     nextOpening = undefined;
   }
-  const opens =
+  const opens: ReasonPart[] =
     nextOpening === undefined
-      ? `no opening within ${formatMs(horizonMs)}`
-      : `opens ${new Date(nextOpening).toISOString()}`;
+      ? [`no opening within ${formatMs(horizonMs)}`]
+      : ['opens ', new Date(nextOpening)];
   if (denied.length) {
     const latest = denied.reduce((a, b) => (b.end > a.end ? b : a));
     return {
       open: false,
       source: 'deny-window',
       window: latest.w.label,
-      reason: `inside ${latest.w.label} until ${new Date(
-        latest.end,
-      ).toISOString()}; ${opens}`,
+      ...because([
+        `inside ${latest.w.label} until `,
+        new Date(latest.end),
+        '; ',
+        ...opens,
+      ]),
       ...(nextOpening !== undefined && { nextOpening: new Date(nextOpening) }),
     };
   }
   return {
     open: false,
     source: 'outside-allow-windows',
-    reason: `outside the allow windows (${allow
-      .map(w => w.label)
-      .join(', ')}); ${opens}`,
+    ...because([
+      `outside the allow windows (${allow.map(w => w.label).join(', ')}); `,
+      ...opens,
+    ]),
     ...(nextOpening !== undefined && { nextOpening: new Date(nextOpening) }),
   };
 }

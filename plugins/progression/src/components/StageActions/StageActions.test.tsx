@@ -522,6 +522,13 @@ describe('promotion windows', () => {
       source: 'deny-window',
       reason:
         "inside deny window 'holiday freeze' until 2027-01-02T00:00:00.000Z; opens 2027-01-02T00:00:00.000Z",
+      // The card reads the pieces: the times in them in the reader's zone.
+      reasonParts: [
+        { text: "inside deny window 'holiday freeze' until " },
+        { at: '2027-01-02T00:00:00.000Z' },
+        { text: '; opens ' },
+        { at: '2027-01-02T00:00:00.000Z' },
+      ],
       nextOpening: '2027-01-02T00:00:00.000Z',
       rollbacksWhenClosed: 'allow',
     },
@@ -561,6 +568,11 @@ describe('promotion windows', () => {
               source: 'alert',
               reason:
                 'frozen while DemoHighErrorRatio fires; opens when it resolves',
+              reasonParts: [
+                {
+                  text: 'frozen while DemoHighErrorRatio fires; opens when it resolves',
+                },
+              ],
               rollbacksWhenClosed: 'allow',
             },
           },

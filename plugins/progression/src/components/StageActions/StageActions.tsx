@@ -138,12 +138,15 @@ function PreviewLines({
 export function describeClosedStage(stage: Stage): string | undefined {
   const window = stage.window;
   if (!window || window.open) return undefined;
-  // The backend's reason says when it opens (or that an alert must
-  // resolve first), in UTC; shown in the reader's time.
-  const reason = window.reason.replace(
-    /\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z\b/g,
-    at => new Date(at).toLocaleString(),
-  );
+  // The reason in pieces: its times (until when, when it opens) in the
+  // reader's time.
+  const reason = window.reasonParts
+    .map(part =>
+      part.at !== undefined
+        ? new Date(part.at).toLocaleString()
+        : part.text ?? '',
+    )
+    .join('');
   return `${stage.title} is closed: ${reason}`;
 }
 

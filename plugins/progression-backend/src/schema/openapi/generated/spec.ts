@@ -255,7 +255,13 @@ export const spec = {
         type: 'object',
         description:
           "A stage's promotion windows and freezes now: open or closed, why, and when a closed one opens next. A promotion requested while it is closed waits `waiting` until it opens.",
-        required: ['open', 'source', 'reason', 'rollbacksWhenClosed'],
+        required: [
+          'open',
+          'source',
+          'reason',
+          'reasonParts',
+          'rollbacksWhenClosed',
+        ],
         additionalProperties: false,
         properties: {
           open: {
@@ -278,6 +284,23 @@ export const spec = {
             type: 'string',
             description:
               "In words, for example `inside deny window 'holiday freeze' until 2026-01-02T00:00:00.000Z; opens 2026-01-02T00:00:00.000Z`.",
+          },
+          reasonParts: {
+            type: 'array',
+            description:
+              'The reason in pieces, in order: `{ text }` as it is and `{ at }` for each time in it (ISO 8601), so that a reader can show the times in their own zone; joined (times as ISO 8601) they are `reason`.',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                text: {
+                  type: 'string',
+                },
+                at: {
+                  type: 'string',
+                },
+              },
+            },
           },
           nextOpening: {
             type: 'string',

@@ -25,6 +25,13 @@ export interface StageWindow {
    */
   reason: string;
   /**
+   * The reason in pieces, in order: `{ text }` as it is and `{ at }` for each time in it (ISO 8601), so that a reader can show the times in their own zone; joined (times as ISO 8601) they are `reason`.
+   */
+  reasonParts: {
+    text?: string;
+    at?: string;
+  }[];
+  /**
    * While closed, when the windows open next (ISO 8601). Absent when alerts keep it closed (it opens when they resolve) or no opening lies within 400 days.
    */
   nextOpening?: string;
