@@ -18,6 +18,7 @@ import {
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
 import request from 'supertest';
 import { progressionPlugin } from './plugin';
+import { component, releaseManager } from './__testUtils__/entities';
 
 /*
  * Who is told what, from outside: promotions driven through the REST API
@@ -102,28 +103,8 @@ function progression(replicaId: string, notifications?: object) {
 }
 
 const entities: Entity[] = [
-  {
-    apiVersion: 'backstage.io/v1alpha1',
-    kind: 'Component',
-    metadata: {
-      name: 'payments-api',
-      namespace: 'default',
-      annotations: {
-        'progression.backstage.io/pipeline': 'standard',
-        'backstage.io/kubernetes-id': 'payments-api',
-      },
-    },
-    spec: { type: 'service', owner: 'team-payments' },
-  },
-  {
-    apiVersion: 'backstage.io/v1alpha1',
-    kind: 'User',
-    metadata: { name: 'olivia', namespace: 'default' },
-    spec: { memberOf: ['release-managers'] },
-    relations: [
-      { type: 'memberOf', targetRef: 'group:default/release-managers' },
-    ],
-  },
+  component('payments-api', { owner: 'team-payments' }),
+  releaseManager,
 ];
 
 /** A notifications service that records each send, with the backend that sent it. */

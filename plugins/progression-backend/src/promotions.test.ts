@@ -12,6 +12,7 @@ import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
 import request from 'supertest';
 import { progressionPlugin } from './plugin';
+import { component } from './__testUtils__/entities';
 
 /*
  * The REST API end to end: the plugin in a test backend (SQLite), the
@@ -24,18 +25,7 @@ let sim: KubeSimulator;
 let demo: Awaited<ReturnType<typeof installDemo>>;
 let progression: object;
 
-const entity = {
-  apiVersion: 'backstage.io/v1alpha1',
-  kind: 'Component',
-  metadata: {
-    name: 'payments-api',
-    annotations: {
-      'progression.backstage.io/pipeline': 'standard',
-      'backstage.io/kubernetes-id': 'payments-api',
-    },
-  },
-  spec: { type: 'service', owner: 'team-payments' },
-};
+const entity = component('payments-api', { owner: 'team-payments' });
 const base = '/api/progression/v1/entities/component/default/payments-api';
 const liveImage = (ns: string) =>
   sim.store.get('deployments', ns, 'payments-api')!.spec.template.spec

@@ -5,13 +5,15 @@ import {
   mockServices,
   startTestBackend,
 } from '@backstage/backend-test-utils';
-import { createServiceFactory } from '@backstage/backend-plugin-api';
-import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
-import { catalogServiceRef } from '@backstage/plugin-catalog-node';
-import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
+import { Entity } from '@backstage/catalog-model';
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
 import request from 'supertest';
 import { progressionPlugin } from './plugin';
+import {
+  component,
+  mutableCatalog,
+  releaseManager,
+} from './__testUtils__/entities';
 
 /*
  * The unhappy paths a platform team meets first, from outside: through the
@@ -93,53 +95,6 @@ function progression(stages?: object[]) {
       },
     },
   };
-}
-
-function component(name: string, kubernetesId = name): Entity {
-  return {
-    apiVersion: 'backstage.io/v1alpha1',
-    kind: 'Component',
-    metadata: {
-      name,
-      namespace: 'default',
-      annotations: {
-        'progression.backstage.io/pipeline': 'standard',
-        'backstage.io/kubernetes-id': kubernetesId,
-      },
-    },
-    spec: { type: 'service', owner: 'team' },
-  };
-}
-
-const releaseManager: Entity = {
-  apiVersion: 'backstage.io/v1alpha1',
-  kind: 'User',
-  metadata: { name: 'olivia', namespace: 'default' },
-  spec: { memberOf: ['release-managers'] },
-  relations: [
-    { type: 'memberOf', targetRef: 'group:default/release-managers' },
-  ],
-};
-
-/**
- * A catalog whose entities the test may change: reads see the list as it
- * is at that moment.
- */
-function mutableCatalog(entities: Entity[]) {
-  return createServiceFactory({
-    service: catalogServiceRef,
-    deps: {},
-    factory: () =>
-      catalogServiceMock.mock({
-        getEntityByRef: async ref => {
-          const wanted =
-            typeof ref === 'string' ? ref : stringifyEntityRef(ref);
-          return entities.find(
-            e => stringifyEntityRef(e) === wanted.toLocaleLowerCase('en-US'),
-          );
-        },
-      }),
-  });
 }
 
 async function startBackend(
@@ -266,7 +221,7 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
 
   it('fails at once, saying why, when no Deployment carries the entity label', async () => {
     const { backend, server } = await startBackend(databaseId, {
-      entities: [component('ghost-api', 'ghost-api')],
+      entities: [component('ghost-api', { kubernetesId: 'ghost-api' })],
     });
     try {
       expect((await register(server, '1.0.0', 'ghost-api')).status).toBe(201);

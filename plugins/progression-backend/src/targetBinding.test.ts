@@ -4,13 +4,11 @@ import {
   mockServices,
   startTestBackend,
 } from '@backstage/backend-test-utils';
-import { createServiceFactory } from '@backstage/backend-plugin-api';
-import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
-import { catalogServiceRef } from '@backstage/plugin-catalog-node';
-import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
+import { Entity } from '@backstage/catalog-model';
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
 import request from 'supertest';
 import { progressionPlugin } from './plugin';
+import { component, mutableCatalog } from './__testUtils__/entities';
 
 /*
  * The Deployment a promotion changes is chosen by the entity's own
@@ -103,40 +101,6 @@ function progression() {
       },
     },
   };
-}
-
-function component(name: string, kubernetesId = name): Entity {
-  return {
-    apiVersion: 'backstage.io/v1alpha1',
-    kind: 'Component',
-    metadata: {
-      name,
-      namespace: 'default',
-      annotations: {
-        'progression.backstage.io/pipeline': 'standard',
-        'backstage.io/kubernetes-id': kubernetesId,
-      },
-    },
-    spec: { type: 'service', owner: 'team' },
-  };
-}
-
-/** A catalog whose entities the test may edit: reads see them as they are then. */
-function mutableCatalog(entities: Entity[]) {
-  return createServiceFactory({
-    service: catalogServiceRef,
-    deps: {},
-    factory: () =>
-      catalogServiceMock.mock({
-        getEntityByRef: async ref => {
-          const wanted =
-            typeof ref === 'string' ? ref : stringifyEntityRef(ref);
-          return entities.find(
-            e => stringifyEntityRef(e) === wanted.toLocaleLowerCase('en-US'),
-          );
-        },
-      }),
-  });
 }
 
 async function startBackend(databaseId: TestDatabaseId, entities: Entity[]) {
@@ -235,7 +199,7 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
     const { backend, server } = await startBackend(databaseId, [
       component('payments-api'),
       // Its owners pointed its workload label at payments-api's Deployment.
-      component('evil-api', 'payments-api'),
+      component('evil-api', { kubernetesId: 'payments-api' }),
     ]);
     try {
       expect(
@@ -275,7 +239,7 @@ describe.each(databases.eachSupportedId())('on %p', databaseId => {
       );
 
       // Then its owners point it at payments-api and ask to go back.
-      entities[1] = component('evil-api', 'payments-api');
+      entities[1] = component('evil-api', { kubernetesId: 'payments-api' });
       const before = deployment('payments-api');
       const rollback = await request(server)
         .post(`${base('evil-api')}/rollbacks`)

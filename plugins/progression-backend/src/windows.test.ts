@@ -20,6 +20,7 @@ import {
   startPrometheus,
   waitForSamples,
 } from './__testUtils__/startPrometheus';
+import { component } from './__testUtils__/entities';
 
 /*
  * Promotion windows and freezes through the REST API: the plugin in a test
@@ -33,18 +34,7 @@ jest.setTimeout(180_000);
 let sim: KubeSimulator;
 let demo: Awaited<ReturnType<typeof installDemo>>;
 
-const entity = {
-  apiVersion: 'backstage.io/v1alpha1',
-  kind: 'Component',
-  metadata: {
-    name: 'payments-api',
-    annotations: {
-      'progression.backstage.io/pipeline': 'standard',
-      'backstage.io/kubernetes-id': 'payments-api',
-    },
-  },
-  spec: { type: 'service', owner: 'team-payments' },
-};
+const entity = component('payments-api', { owner: 'team-payments' });
 const base = '/api/progression/v1/entities/component/default/payments-api';
 const liveImage = (ns: string) =>
   sim.store.get('deployments', ns, 'payments-api')!.spec.template.spec
