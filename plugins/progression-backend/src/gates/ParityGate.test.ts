@@ -385,6 +385,16 @@ describe('ParityGate against the demo cluster', () => {
       imagePullSecrets: [{ name: 'billing-regcred' }],
     });
     const context = contextFor('production', 'billing');
+    const namesOnly = {
+      ...context,
+      stage: {
+        ...context.stage,
+        gates: {
+          ...context.stage.gates,
+          parity: { secrets: 'names' as const },
+        },
+      },
+    };
 
     let before = await reads();
     const keys = await gate.run(context, 'preflight');
@@ -402,16 +412,7 @@ describe('ParityGate against the demo cluster', () => {
     expect(JSON.stringify(keys.evidence)).not.toContain('s3cret');
 
     before = await reads();
-    const names = await gate.run(
-      {
-        ...context,
-        stage: {
-          ...context.stage,
-          gates: { ...context.stage.gates, parity: { secrets: 'names' } },
-        },
-      },
-      'preflight',
-    );
+    const names = await gate.run(namesOnly, 'preflight');
     after = await reads();
     expect(delta('Object')).toBe(0);
     expect(delta('PartialObjectMetadata')).toBe(3);
@@ -422,16 +423,7 @@ describe('ParityGate against the demo cluster', () => {
     ).toMatchObject({ exists: true, keys: ['password'], keysChecked: false });
     // A missing Secret is still found by its name.
     sim.store.delete('secrets', 'production', 'billing-env');
-    const missing = await gate.run(
-      {
-        ...context,
-        stage: {
-          ...context.stage,
-          gates: { ...context.stage.gates, parity: { secrets: 'names' } },
-        },
-      },
-      'preflight',
-    );
+    const missing = await gate.run(namesOnly, 'preflight');
     expect(missing.status).toBe('failed');
     expect(missing.reason).toContain(
       'references secret `billing-env`, which does not exist in `production`',

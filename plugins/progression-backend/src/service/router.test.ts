@@ -275,13 +275,50 @@ describe('POST /v1/validate', () => {
   });
 });
 
+/**
+ * A promotion of payments-api's `version` into staging that ended `state`
+ * now; `deployed` records the image patch first (a deployment).
+ */
+async function endInStaging(
+  store: Awaited<ReturnType<typeof createTestStore>>,
+  version: string,
+  state: 'succeeded' | 'rolled-back' | 'failed',
+  deployed: boolean,
+) {
+  const entityRef = 'component:default/payments-api';
+  const { release } = await store.registerRelease({
+    entityRef,
+    version,
+    image: `registry.local/payments-api:${version}`,
+    committedAt: '2026-01-01T00:00:00Z',
+    createdBy: 'user:default/ci',
+  });
+  const { promotion } = await store.createPromotion({
+    entityRef,
+    pipeline: 'standard',
+    stage: 'staging',
+    releaseId: release.id,
+    requestedBy: 'user:default/jane',
+  });
+  if (deployed) {
+    await store.addStep(promotion.id, {
+      kind: 'deploy',
+      name: 'patch',
+      status: 'started',
+    });
+  }
+  await store.transition(promotion.id, 'pending', state, {
+    kind: 'transition',
+    name: 'test',
+    status: 'passed',
+  });
+}
+
 describe('GET /v1/entities/{kind}/{namespace}/{name}/insights', () => {
   let server: Server;
 
   beforeAll(async () => {
     const store = await createTestStore();
-    const entityRef = 'component:default/payments-api';
-    const step = { kind: 'transition', name: 'test', status: 'passed' };
     // Today: one deployment into staging that succeeded, one that was
     // deployed and rolled back, and one that failed before its deploy.
     const outcomes = [
@@ -290,28 +327,7 @@ describe('GET /v1/entities/{kind}/{namespace}/{name}/insights', () => {
       ['1.2.0', 'failed', false],
     ] as const;
     for (const [version, state, deployed] of outcomes) {
-      const { release } = await store.registerRelease({
-        entityRef,
-        version,
-        image: `registry.local/payments-api:${version}`,
-        committedAt: '2026-01-01T00:00:00Z',
-        createdBy: 'user:default/ci',
-      });
-      const { promotion } = await store.createPromotion({
-        entityRef,
-        pipeline: 'standard',
-        stage: 'staging',
-        releaseId: release.id,
-        requestedBy: 'user:default/jane',
-      });
-      if (deployed) {
-        await store.addStep(promotion.id, {
-          kind: 'deploy',
-          name: 'patch',
-          status: 'started',
-        });
-      }
-      await store.transition(promotion.id, 'pending', state, step);
+      await endInStaging(store, version, state, deployed);
     }
     const router = await createTestRouter({
       catalog: catalogServiceMock({ entities }),
@@ -413,7 +429,6 @@ describe('GET /v1/entities/{kind}/{namespace}/{name}/insights', () => {
 
   it('shows a promotion that ended through another replica after a second, and computes nothing again while none ends', async () => {
     const store = await createTestStore();
-    const entityRef = 'component:default/payments-api';
     const router = await createTestRouter({
       catalog: catalogServiceMock({ entities }),
       config,
@@ -443,29 +458,7 @@ describe('GET /v1/entities/{kind}/{namespace}/{name}/insights', () => {
     expect(computed).toHaveBeenCalledTimes(1);
 
     // Another replica (the store, not this router) ends a deployment.
-    const { release } = await store.registerRelease({
-      entityRef,
-      version: '2.0.0',
-      image: 'registry.local/payments-api:2.0.0',
-      createdBy: 'user:default/ci',
-    });
-    const { promotion } = await store.createPromotion({
-      entityRef,
-      pipeline: 'standard',
-      stage: 'staging',
-      releaseId: release.id,
-      requestedBy: 'user:default/jane',
-    });
-    await store.addStep(promotion.id, {
-      kind: 'deploy',
-      name: 'patch',
-      status: 'started',
-    });
-    await store.transition(promotion.id, 'pending', 'succeeded', {
-      kind: 'transition',
-      name: 'test',
-      status: 'passed',
-    });
+    await endInStaging(store, '2.0.0', 'succeeded', true);
     await new Promise(r => setTimeout(r, 1100));
     const moved = await read();
     expect(moved.body.stages[1].deployments).toMatchObject({
