@@ -159,6 +159,13 @@ export class KubeSimulator {
     );
     if (!type)
       throw new Error(`unsupported kind ${obj.apiVersion}/${obj.kind}`);
+    if (type.derive) {
+      // Computed from other objects on each read (PodMetrics from pods); it
+      // shares its plural with a stored kind, so storing it would overwrite that.
+      throw new Error(
+        `${obj.apiVersion}/${obj.kind} is computed by the simulator and cannot be applied`,
+      );
+    }
     const existing = this.store.get(
       type.plural,
       type.namespaced ? obj.metadata.namespace ?? 'default' : undefined,

@@ -259,6 +259,67 @@ describe('CRUD', () => {
     expect(whole.data.password).toBeDefined();
   });
 
+  it('computes PodMetrics from running pods, refuses writes to them, and leaves pods alone', async () => {
+    await apps.createNamespacedDeployment({
+      namespace: ns,
+      body: deploymentBody('metered', 'example/metered:1', 1),
+    });
+    const running = await waitFor(async () => {
+      const pods = await core.listNamespacedPod({
+        namespace: ns,
+        labelSelector: 'app=metered',
+      });
+      const pod = pods.items.find(p => p.status?.phase === 'Running');
+      if (!pod) throw new Error('no running pod yet');
+      return pod;
+    });
+    const metrics = kc.makeApiClient(k8s.CustomObjectsApi);
+    const list = (await metrics.listNamespacedCustomObject({
+      group: 'metrics.k8s.io',
+      version: 'v1beta1',
+      namespace: ns,
+      plural: 'pods',
+    })) as any;
+    expect(list.kind).toBe('PodMetricsList');
+    const mine = list.items.find(
+      (m: any) => m.metadata.name === running.metadata!.name,
+    );
+    expect(mine.containers).toEqual([
+      {
+        name: 'metered',
+        usage: {
+          cpu: expect.stringMatching(/^\d+m$/),
+          memory: expect.stringMatching(/^\d+Mi$/),
+        },
+      },
+    ]);
+    const podMetrics = {
+      apiVersion: 'metrics.k8s.io/v1beta1',
+      kind: 'PodMetrics',
+      metadata: { name: running.metadata!.name!, namespace: ns },
+    };
+    expect(
+      await statusOf(
+        metrics.createNamespacedCustomObject({
+          group: 'metrics.k8s.io',
+          version: 'v1beta1',
+          namespace: ns,
+          plural: 'pods',
+          body: podMetrics,
+        }),
+      ),
+    ).toBe(405);
+    // Same plural as pods: applying it directly must not overwrite the pod.
+    expect(() => sim.apply(podMetrics)).toThrow(/computed by the simulator/);
+    const pod = await core.readNamespacedPod({
+      namespace: ns,
+      name: running.metadata!.name!,
+    });
+    expect(pod.kind ?? 'Pod').toBe('Pod');
+    expect(pod.spec?.containers[0].image).toBe('example/metered:1');
+    await apps.deleteNamespacedDeployment({ namespace: ns, name: 'metered' });
+  });
+
   it('applies server-side defaults and generation rules', async () => {
     const d = await apps.createNamespacedDeployment({
       namespace: ns,

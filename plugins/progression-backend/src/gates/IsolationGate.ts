@@ -171,6 +171,20 @@ function describeLabels(
 }
 
 /**
+ * A policy's ingress rules with their peers, numbered as in the policy;
+ * none unless the policy governs ingress.
+ */
+function ingressRules(policy: V1NetworkPolicy) {
+  if (!policyTypes(policy).includes('Ingress')) return [];
+  return (policy.spec?.ingress ?? []).map((rule, index) => ({
+    index,
+    // client-node names the field `_from` (`from` in the JSON); accept
+    // either, for policies built by hand.
+    from: rule._from ?? (rule as { from?: V1NetworkPolicyPeer[] }).from ?? [],
+  }));
+}
+
+/**
  * The violations of one policy's ingress rules: rules that admit every
  * source, ipBlock peers, and namespace selectors that match another
  * stage's namespace (or, when empty, every namespace).
@@ -180,7 +194,6 @@ export function ingressViolations(
   others: OtherNamespace[],
   environmentLabel: string,
 ): IsolationViolation[] {
-  if (!policyTypes(policy).includes('Ingress')) return [];
   const name = policy.metadata?.name ?? '(unnamed)';
   const violations: IsolationViolation[] = [];
   const add = (v: Omit<IsolationViolation, 'description'>) =>
@@ -188,18 +201,14 @@ export function ingressViolations(
       ...v,
       description: `policy ${v.policy} rule ${v.rule} admits ${v.admits}`,
     });
-  (policy.spec?.ingress ?? []).forEach((rule, i) => {
-    // client-node names the field `_from` (`from` in the JSON); accept
-    // either, for policies built by hand.
-    const from =
-      rule._from ?? (rule as { from?: V1NetworkPolicyPeer[] }).from ?? [];
+  for (const { index: i, from } of ingressRules(policy)) {
     if (from.length === 0) {
       add({
         policy: name,
         rule: i,
         admits: 'every source (the rule has no from)',
       });
-      return;
+      continue;
     }
     for (const peer of from) {
       if (peer.ipBlock) {
@@ -241,7 +250,7 @@ export function ingressViolations(
         }
       }
     }
-  });
+  }
   return violations;
 }
 
@@ -254,25 +263,21 @@ export function rulesAdmitting(
   policies: V1NetworkPolicy[],
   labels: Record<string, string>,
 ): string[] {
-  const found: string[] = [];
-  for (const policy of policies) {
-    if (!policyTypes(policy).includes('Ingress')) continue;
-    (policy.spec?.ingress ?? []).forEach((rule, i) => {
-      const from =
-        rule._from ?? (rule as { from?: V1NetworkPolicyPeer[] }).from ?? [];
-      if (
-        from.length === 0 ||
-        from.some(
-          peer =>
-            peer.namespaceSelector &&
-            selectorMatches(peer.namespaceSelector, labels),
-        )
-      ) {
-        found.push(`${policy.metadata?.name ?? '(unnamed)'} rule ${i}`);
-      }
-    });
-  }
-  return found;
+  return policies.flatMap(policy =>
+    ingressRules(policy)
+      .filter(
+        ({ from }) =>
+          from.length === 0 ||
+          from.some(
+            peer =>
+              peer.namespaceSelector &&
+              selectorMatches(peer.namespaceSelector, labels),
+          ),
+      )
+      .map(
+        ({ index }) => `${policy.metadata?.name ?? '(unnamed)'} rule ${index}`,
+      ),
+  );
 }
 
 /**

@@ -64,6 +64,14 @@ const INSIGHT_RANGES: Record<string, number> = {
   '90d': 90,
 };
 const DAY_MS = 86_400_000;
+/**
+ * What one stage-day of an insights answer holds, estimated: the day's
+ * object in the answer (~150 bytes of JSON, about three times that on the
+ * heap) and its serialized copy kept for ETags.
+ */
+const INSIGHTS_BYTES_PER_STAGE_DAY = 600;
+/** The insights cache's bound: 64 MiB of estimated answers. */
+const INSIGHTS_CACHE_BYTES = 64 * 1024 * 1024;
 
 /** The charts' time ranges, in seconds. */
 const CHART_RANGES: Record<string, number> = {
@@ -339,7 +347,9 @@ export class ProgressionReadModel {
    * that, while the store's fingerprint of the range (an index-only count)
    * is unchanged, with `to` moved to now. The figures move only when a
    * promotion ends, through this replica or another, and the fingerprint
-   * sees both.
+   * sees both. The cache is bounded by the answers' estimated size (an
+   * answer and its serialized copy grow with stages × days), not by their
+   * number: 5,000 entities' 90-day answers would not fit in memory.
    */
   private readonly insightsCache = new LRUCache<
     string,
@@ -349,8 +359,10 @@ export class ProgressionReadModel {
       fingerprint: Promise<string>;
       answer: Promise<DeliveryInsights>;
       checkedAt: number;
+      /** Estimated bytes held for the answer, its parts and its JSON. */
+      bytes: number;
     }
-  >({ max: 5000 });
+  >({ maxSize: INSIGHTS_CACHE_BYTES, sizeCalculation: entry => entry.bytes });
 
   /** Forgets what `environments` and `insights` know of the entity's promotions. */
   invalidate(entityRef: string) {
@@ -409,14 +421,45 @@ export class ProgressionReadModel {
         }));
         return cached.answer;
       }
+      // Changed: the fingerprint just read is the one the new figures go with.
+      return this.computeAndKeep(key, shape, Promise.resolve(is), query, {
+        stages,
+        range,
+        days,
+      });
     }
     // The fingerprint is read before the figures: a promotion that ends in
     // between is in the figures and makes the next check compute again.
-    const fingerprint = this.store.deliveryFingerprint(query);
-    const answer = fingerprint.then(() =>
-      this.computeInsights(query, stages, range, days),
+    return this.computeAndKeep(
+      key,
+      shape,
+      this.store.deliveryFingerprint(query),
+      query,
+      { stages, range, days },
     );
-    const entry = { shape, fingerprint, answer, checkedAt: now.getTime() };
+  }
+
+  private computeAndKeep(
+    key: string,
+    shape: string,
+    fingerprint: Promise<string>,
+    query: DeliveryQuery,
+    of: {
+      stages: { name: string; title: string }[];
+      range: string;
+      days: number;
+    },
+  ): Promise<DeliveryInsights> {
+    const answer = fingerprint.then(() =>
+      this.computeInsights(query, of.stages, of.range, of.days),
+    );
+    const entry = {
+      shape,
+      fingerprint,
+      answer,
+      checkedAt: Date.now(),
+      bytes: INSIGHTS_BYTES_PER_STAGE_DAY * of.stages.length * (of.days + 1),
+    };
     this.insightsCache.set(key, entry);
     answer.catch(() => {
       if (this.insightsCache.get(key) === entry) {
