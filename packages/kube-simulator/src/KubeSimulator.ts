@@ -2,6 +2,7 @@ import { ApiServer } from './api/ApiServer';
 import { selfSignedCertificate } from './api/tls';
 import { Faults, FaultSettings } from './api/Faults';
 import { ObjectService } from './api/ObjectService';
+import { RbacAuthorizer } from './api/rbac';
 import { RESOURCES } from './api/resources';
 import { Controllers } from './controllers/Controllers';
 import { PodLogs } from './controllers/PodLogs';
@@ -36,6 +37,11 @@ export interface KubeSimulatorOptions {
    * carries). Needed for kubectl, which sends no token over plain HTTP.
    */
   tls?: boolean;
+  /**
+   * Enforce RBAC on service-account tokens (Roles, ClusterRoles and their
+   * bindings; 403 Forbidden otherwise). The admin token is never limited.
+   */
+  rbac?: boolean;
   /** Called when a pod of a ReplicaSet starts running. */
   onPodRunning?: (pod: KubeObject) => void;
   /** Called when a pod is deleted. */
@@ -55,6 +61,7 @@ export class KubeSimulator {
   readonly faults = new Faults();
   private readonly controllers: Controllers;
   private readonly api: ApiServer;
+  private readonly accounts: RbacAuthorizer;
   private started?: string;
   private readonly certificate?: { key: string; cert: string };
 
@@ -69,12 +76,15 @@ export class KubeSimulator {
       onPodDeleted: options.onPodDeleted,
     });
     this.certificate = options.tls ? selfSignedCertificate() : undefined;
+    this.accounts = new RbacAuthorizer(this.store);
     this.api = new ApiServer({
       tls: this.certificate,
       objects: this.objects,
       logs: this.logs,
       faults: this.faults,
       token: options.token ?? DEFAULT_TOKEN,
+      accounts: this.accounts,
+      enforceRbac: options.rbac,
       bookmarkIntervalMs: options.bookmarkIntervalMs,
     });
     for (const ns of ['default', 'kube-system', 'kube-public']) {
@@ -112,8 +122,25 @@ export class KubeSimulator {
     return this.options.token ?? DEFAULT_TOKEN;
   }
 
+  /**
+   * A bearer token for an existing ServiceAccount, as `kubectl create token`
+   * gets one; with `rbac`, its requests are checked against the bindings.
+   */
+  serviceAccountToken(namespace: string, name: string): string {
+    return this.accounts.issueToken(namespace, name);
+  }
+
+  /**
+   * Resource requests made with service-account tokens (the last 10,000),
+   * as RBAC sees them (verb, API group, resource, subresource, namespace,
+   * name) and whether they were allowed.
+   */
+  get access() {
+    return this.api.access;
+  }
+
   /** A kubeconfig (JSON, which kubectl and client-node read as YAML) for this server. */
-  kubeconfig(contextName = 'simulator'): string {
+  kubeconfig(contextName = 'simulator', token = this.token): string {
     return JSON.stringify(
       {
         apiVersion: 'v1',
@@ -132,7 +159,7 @@ export class KubeSimulator {
                 { server: this.url, 'insecure-skip-tls-verify': true },
           },
         ],
-        users: [{ name: contextName, user: { token: this.token } }],
+        users: [{ name: contextName, user: { token } }],
         contexts: [
           {
             name: contextName,

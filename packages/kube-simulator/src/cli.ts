@@ -11,6 +11,8 @@ const USAGE = `Usage: kube-simulator [--port N] [--host H] [--token T] [--write-
   --demo                 create the demo namespaces, policies, flags and workloads
   --tls                  serve HTTPS with a self-signed certificate (kubectl needs it:
                          it sends no token over plain HTTP); the kubeconfig carries its CA
+  --rbac                 enforce RBAC on service-account tokens (kubectl create token):
+                         Roles, ClusterRoles and their bindings; the --token admin is unlimited
   --pod-ready-delay MS   how long pods take to become ready (default 300)
   --back-off MS          the kubelet's first back-off, 10 s on a real node (default 300):
                          crash-looping containers and failed image pulls wait it, doubling
@@ -23,7 +25,8 @@ export async function main(argv: string[]) {
     if (!a.startsWith('--'))
       throw new Error(`unexpected argument '${a}'\n${USAGE}`);
     const [k, inline] = a.slice(2).split('=', 2);
-    if (k === 'demo' || k === 'help' || k === 'tls') args.set(k, true);
+    if (k === 'demo' || k === 'help' || k === 'tls' || k === 'rbac')
+      args.set(k, true);
     else args.set(k, inline ?? argv[++i] ?? '');
   }
   if (args.has('help')) {
@@ -39,6 +42,7 @@ export async function main(argv: string[]) {
     'pod-ready-delay',
     'back-off',
     'tls',
+    'rbac',
   ];
   for (const k of args.keys()) {
     if (!known.includes(k)) throw new Error(`unknown option --${k}\n${USAGE}`);
@@ -55,6 +59,7 @@ export async function main(argv: string[]) {
       : undefined,
     backOffMs: args.has('back-off') ? Number(args.get('back-off')) : undefined,
     tls: args.has('tls'),
+    rbac: args.has('rbac'),
   });
   const kubeconfigPath = args.get('write-kubeconfig');
   if (typeof kubeconfigPath === 'string' && kubeconfigPath) {

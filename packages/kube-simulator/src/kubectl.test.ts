@@ -544,3 +544,80 @@ spec:
     expect(dup.stderr).toContain('namespaces "staging" already exists');
   });
 });
+
+describeWithKubectl('kubectl with RBAC (--rbac)', () => {
+  beforeAll(async () => {
+    sim = await KubeSimulator.start({ tls: true, rbac: true });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kubectl-rbac-test-'));
+    kubeconfig = path.join(dir, 'kubeconfig');
+    fs.writeFileSync(kubeconfig, sim.kubeconfig());
+  });
+
+  afterAll(async () => {
+    await sim?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("applies docs/rbac.yaml, creates the account's token, and answers its requests as RBAC allows", async () => {
+    await ok(
+      'apply',
+      '-f',
+      manifest(
+        'namespaces.yaml',
+        ['backstage', 'development', 'staging', 'production']
+          .map(
+            name =>
+              `apiVersion: v1\nkind: Namespace\nmetadata: { name: ${name} }\n`,
+          )
+          .join('---\n'),
+      ),
+    );
+    const applied = await ok(
+      'apply',
+      '-f',
+      path.resolve(__dirname, '../../../docs/rbac.yaml'),
+    );
+    expect(applied).toContain('serviceaccount/progression created');
+    expect(applied).toContain(
+      'clusterrole.rbac.authorization.k8s.io/progression-stage created',
+    );
+    expect(applied).toContain(
+      'rolebinding.rbac.authorization.k8s.io/progression created',
+    );
+    const token = (
+      await ok('-n', 'backstage', 'create', 'token', 'progression')
+    ).trim();
+    expect(token).not.toBe('');
+
+    const granted = await kubectl(
+      `--token=${token}`,
+      '-n',
+      'staging',
+      'get',
+      'deployments',
+    );
+    expect(granted.code).toBe(0);
+    expect(granted.stderr).toContain('No resources found in staging namespace');
+    const secrets = await kubectl(
+      `--token=${token}`,
+      '-n',
+      'staging',
+      'get',
+      'secrets',
+    );
+    expect(secrets.code).not.toBe(0);
+    expect(secrets.stderr).toContain(
+      'Error from server (Forbidden): secrets is forbidden: User "system:serviceaccount:backstage:progression" cannot list resource "secrets" in API group "" in the namespace "staging"',
+    );
+    const elsewhere = await kubectl(
+      `--token=${token}`,
+      '-n',
+      'kube-system',
+      'get',
+      'deployments',
+    );
+    expect(elsewhere.stderr).toContain(
+      'cannot list resource "deployments" in API group "apps" in the namespace "kube-system"',
+    );
+  });
+});

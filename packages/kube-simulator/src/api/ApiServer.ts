@@ -17,6 +17,13 @@ import { ObjectService } from './ObjectService';
 import { applyPatchByContentType } from './patch';
 import { findResource, ResourceType, apiVersionOf } from './resources';
 import { WatchHandler } from './WatchHandler';
+import {
+  forbidden,
+  RbacAuthorizer,
+  rbacVerb,
+  RequestAttributes,
+  RequestUser,
+} from './rbac';
 import { KubeObject } from '../store/Store';
 import { PodLogs } from '../controllers/PodLogs';
 
@@ -24,7 +31,16 @@ export interface ApiServerOptions {
   objects: ObjectService;
   logs: PodLogs;
   faults: Faults;
+  /** The admin's token: a cluster admin, never subject to RBAC. */
   token: string;
+  /** Service-account tokens and, when `enforceRbac`, their permissions. */
+  accounts: RbacAuthorizer;
+  /**
+   * Check each request by a service-account token against the Roles,
+   * ClusterRoles and their bindings (403 Forbidden otherwise). Without
+   * it, any known token may do anything.
+   */
+  enforceRbac?: boolean;
   /** How often a watch that asked for bookmarks gets one. */
   bookmarkIntervalMs?: number;
   /** Serve HTTPS with this key and certificate (PEM) instead of HTTP. */
@@ -83,6 +99,13 @@ export class ApiServer {
    * that a test can tell whether a client saw a Secret's values.
    */
   readonly reads: Record<string, number> = {};
+  /**
+   * The last 10,000 resource requests by service-account tokens, as RBAC
+   * sees them, with whether they were allowed: what a client needs.
+   */
+  readonly access: Array<
+    RequestAttributes & { user: string; allowed: boolean }
+  > = [];
 
   constructor(private readonly options: ApiServerOptions) {
     this.watches = new WatchHandler({
@@ -187,14 +210,19 @@ export class ApiServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse) {
-    const { faults, token } = this.options;
+    const { faults, token, accounts } = this.options;
     const auth = req.headers.authorization ?? '';
+    const bearer = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    const user: RequestUser | undefined =
+      bearer === token
+        ? { name: 'kubernetes-admin', groups: ['system:masters'], admin: true }
+        : accounts.userOf(bearer);
     const publicInfo =
       req.method === 'GET' &&
       /^\/(version|healthz|readyz|livez)\/?(\?|$)/.test(req.url ?? '');
     // Anyone may read /version and the health checks, as on a real cluster
-    // (the system:public-info-viewer role); everything else needs the token.
-    if (auth !== `Bearer ${token}` && !publicInfo) {
+    // (the system:public-info-viewer role); everything else needs a token.
+    if (!user && !publicInfo) {
       throw ApiError.unauthorized();
     }
     if (faults.latencyMs) {
@@ -273,7 +301,37 @@ export class ApiServer {
         'the server could not find the requested resource',
       );
     }
+    this.authorize(user!, route, method, url);
     return this.serve(route, method, url, req, res);
+  }
+
+  /**
+   * RBAC for a resource request by a service account (discovery and the
+   * other non-resource paths are open to every authenticated user, as the
+   * system:discovery role makes them).
+   */
+  private authorize(user: RequestUser, route: Route, method: string, url: URL) {
+    if (user.admin) return;
+    const verb = rbacVerb(method, !!route.name, url);
+    if (!verb) return;
+    // A Namespace's own path names its namespace, as the real server reads
+    // it (a RoleBinding there may grant get on it).
+    const ownNamespace =
+      route.type.plural === 'namespaces' ? route.name : undefined;
+    const attributes: RequestAttributes = {
+      verb,
+      apiGroup: route.type.group,
+      resource: route.type.plural,
+      subresource: route.subresource,
+      namespace: route.type.namespaced ? route.namespace : ownNamespace,
+      name: route.name,
+    };
+    const allowed =
+      !this.options.enforceRbac ||
+      this.options.accounts.allows(user, attributes);
+    this.access.push({ ...attributes, user: user.name, allowed });
+    if (this.access.length > 10_000) this.access.shift();
+    if (!allowed) throw forbidden(user, attributes);
   }
 
   private discoveryJson(res: http.ServerResponse, body: unknown) {
@@ -392,6 +450,34 @@ export class ApiServer {
       }
       res.writeHead(200, { 'Content-Type': 'text/plain' });
       return res.end(text);
+    }
+
+    if (subresource === 'token') {
+      // TokenRequest: a bearer token for the ServiceAccount.
+      if (method !== 'POST') {
+        throw ApiError.methodNotAllowed('token requests are created');
+      }
+      // kubectl create token sends protobuf, which the simulator does not
+      // decode: its spec is left at the defaults (tokens here never expire).
+      const protobuf = String(req.headers['content-type'] ?? '').includes(
+        'protobuf',
+      );
+      if (protobuf) req.resume();
+      const body = protobuf ? undefined : await this.readBody(req);
+      const issued = this.options.accounts.issueToken(namespace!, name!);
+      const seconds = Number(body?.spec?.expirationSeconds) || 3600;
+      return this.json(res, 201, {
+        kind: 'TokenRequest',
+        apiVersion: 'authentication.k8s.io/v1',
+        metadata: { name, namespace },
+        spec: { ...body?.spec, expirationSeconds: seconds },
+        status: {
+          token: issued,
+          expirationTimestamp: new Date(
+            Date.now() + seconds * 1000,
+          ).toISOString(),
+        },
+      });
     }
 
     if (subresource === 'scale') {

@@ -582,6 +582,25 @@ RESOURCES.push(
       ],
     },
   ),
+  // Accounts and RBAC: stored, and read by the authorizer when the
+  // simulator enforces RBAC (`--rbac`). A ServiceAccount's token comes from
+  // its `token` subresource (the TokenRequest API, `kubectl create token`).
+  storedOnly('', 'v1', 'ServiceAccount', 'serviceaccounts', {
+    shortNames: ['sa'],
+    subresources: ['token'],
+  }),
+  storedOnly('rbac.authorization.k8s.io', 'v1', 'Role', 'roles'),
+  storedOnly('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings'),
+  storedOnly('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', {
+    namespaced: false,
+  }),
+  storedOnly(
+    'rbac.authorization.k8s.io',
+    'v1',
+    'ClusterRoleBinding',
+    'clusterrolebindings',
+    { namespaced: false },
+  ),
   storedOnly('networking.k8s.io', 'v1', 'Ingress', 'ingresses', {
     shortNames: ['ing'],
     hasGeneration: true,

@@ -455,6 +455,7 @@ export class KubernetesWorkloads implements StageWorkloads {
         until: deadline,
         signal,
         judge,
+        what: { resource: 'deployments', namespace: stage.namespace },
       });
       if (result) return result;
     }

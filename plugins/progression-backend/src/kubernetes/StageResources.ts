@@ -456,6 +456,7 @@ export class StageResources {
         until: Math.min(deadline, Date.now() + pollMs),
         signal: options.signal,
         judge: j => (jobState(j) !== 'running' ? j : undefined),
+        what: { resource: 'jobs', namespace: location.namespace },
       });
       if (seen) {
         job = seen;
