@@ -42,6 +42,16 @@ export interface KubeSimulatorOptions {
    * bindings; 403 Forbidden otherwise). The admin token is never limited.
    */
   rbac?: boolean;
+  /**
+   * Users of other tokens, as a cluster's token webhook names them (EKS's
+   * aws-iam-authenticator, GKE's and AKS's own): called with the bearer
+   * token of a request that is neither the admin's nor a service
+   * account's (undefined without one); a user lets the request in (and,
+   * with `rbac`, through RBAC as that user), none answers 401.
+   */
+  authenticateToken?: (
+    token: string | undefined,
+  ) => { name: string; groups?: string[] } | undefined;
   /** Called when a pod of a ReplicaSet starts running. */
   onPodRunning?: (pod: KubeObject) => void;
   /** Called when a pod is deleted. */
@@ -85,6 +95,7 @@ export class KubeSimulator {
       token: options.token ?? DEFAULT_TOKEN,
       accounts: this.accounts,
       enforceRbac: options.rbac,
+      authenticateToken: options.authenticateToken,
       bookmarkIntervalMs: options.bookmarkIntervalMs,
     });
     for (const ns of ['default', 'kube-system', 'kube-public']) {

@@ -21,6 +21,7 @@ import { PromotionEngine } from './engine/PromotionEngine';
 import { PromotionWorker } from './engine/PromotionWorker';
 import { builtInGates } from './gates/builtInGates';
 import { KubernetesDeployer } from './kubernetes/KubernetesDeployer';
+import { ClusterAuth } from './kubernetes/clusterAuth';
 import { KubernetesWorkloads } from './kubernetes/KubernetesWorkloads';
 import { PromotionNotifier } from './notifications/PromotionNotifier';
 import { PrometheusClient } from './prometheus/PrometheusClient';
@@ -90,7 +91,9 @@ export const progressionPlugin = createBackendPlugin({
         const prometheusConfig = readPrometheusConfig(config);
         const prometheus =
           prometheusConfig && new PrometheusClient(prometheusConfig);
-        const workloads = new KubernetesWorkloads();
+        const workloads = new KubernetesWorkloads({
+          auth: new ClusterAuth({ config, logger }),
+        });
         const gates = [...builtInGates({ prometheus }), ...moduleGates];
         const deployers = [
           new KubernetesDeployer(workloads),

@@ -6,9 +6,22 @@
 export interface ClusterConfig {
   name: string;
   url: string;
-  authProvider: 'serviceAccount';
+  /**
+   * The Kubernetes plugin's auth provider whose strategy gives the
+   * credential: serviceAccount, aws, azure, googleServiceAccount or
+   * localKubectlProxy.
+   */
+  authProvider: string;
+  /** The token for serviceAccount; without it, the in-cluster account's. */
   serviceAccountToken?: string;
+  /**
+   * What the provider's strategy reads, as the Kubernetes plugin keys it
+   * (`kubernetes.io/aws-assume-role`, `kubernetes.io/x-k8s-aws-id`, …).
+   */
+  authMetadata?: Record<string, string>;
   caData?: string;
+  /** A file holding the API server's certificate authority (PEM). */
+  caFile?: string;
   skipTLSVerify: boolean;
   /** Where it was configured, for error messages. */
   source: 'progression.clusters' | 'kubernetes.clusterLocatorMethods';

@@ -41,6 +41,10 @@ export interface ApiServerOptions {
    * it, any known token may do anything.
    */
   enforceRbac?: boolean;
+  /** Other tokens' users (a token webhook); see KubeSimulatorOptions. */
+  authenticateToken?: (
+    token: string | undefined,
+  ) => { name: string; groups?: string[] } | undefined;
   /** How often a watch that asked for bookmarks gets one. */
   bookmarkIntervalMs?: number;
   /** Serve HTTPS with this key and certificate (PEM) instead of HTTP. */
@@ -216,7 +220,7 @@ export class ApiServer {
     const user: RequestUser | undefined =
       bearer === token
         ? { name: 'kubernetes-admin', groups: ['system:masters'], admin: true }
-        : accounts.userOf(bearer);
+        : accounts.userOf(bearer) ?? this.webhookUser(bearer || undefined);
     const publicInfo =
       req.method === 'GET' &&
       /^\/(version|healthz|readyz|livez)\/?(\?|$)/.test(req.url ?? '');
@@ -303,6 +307,17 @@ export class ApiServer {
     }
     this.authorize(user!, route, method, url);
     return this.serve(route, method, url, req, res);
+  }
+
+  /** The user the token webhook names for `token`, if there is one. */
+  private webhookUser(token: string | undefined): RequestUser | undefined {
+    const found = this.options.authenticateToken?.(token);
+    return (
+      found && {
+        name: found.name,
+        groups: [...(found.groups ?? []), 'system:authenticated'],
+      }
+    );
   }
 
   /**

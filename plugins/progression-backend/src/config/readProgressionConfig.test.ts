@@ -88,6 +88,56 @@ describe('readProgressionConfig', () => {
     );
   });
 
+  it("reads the Kubernetes plugin's auth settings, and refuses a user-token cluster only where a stage names it", () => {
+    const kubernetes = {
+      clusterLocatorMethods: [
+        {
+          type: 'config',
+          clusters: [
+            {
+              name: 'eks',
+              url: 'https://eks.example.com',
+              authProvider: 'aws',
+              assumeRole: 'arn:aws:iam::123456789012:role/progression',
+              externalId: 'ext-1',
+              authMetadata: { 'kubernetes.io/x-k8s-aws-id': 'prod-eks' },
+            },
+            {
+              name: 'gke-user',
+              url: 'https://gke.example.com',
+              authProvider: 'google',
+            },
+          ],
+        },
+        { type: 'localKubectlProxy' },
+      ],
+    };
+    const stagesOn = (cluster: string) => ({
+      pipelines: {
+        p: { stages: [{ name: 'dev', cluster, namespace: 'dev' }] },
+      },
+    });
+    const config = read(stagesOn('eks'), { kubernetes });
+    expect(config.clusters.get('eks')).toMatchObject({
+      authProvider: 'aws',
+      authMetadata: {
+        'kubernetes.io/aws-assume-role':
+          'arn:aws:iam::123456789012:role/progression',
+        'kubernetes.io/aws-external-id': 'ext-1',
+        'kubernetes.io/x-k8s-aws-id': 'prod-eks',
+      },
+    });
+    expect(config.clusters.get('local')).toMatchObject({
+      url: 'http://127.0.0.1:8001',
+      authProvider: 'localKubectlProxy',
+    });
+    const error = errorOf(() => read(stagesOn('gke-user'), { kubernetes }));
+    expect(error.key).toBe('progression.pipelines.p.stages[0].cluster');
+    expect(error.message).toContain(
+      "cluster 'gke-user' (kubernetes.clusterLocatorMethods[0].clusters[1].authProvider) cannot be used by promotions: 'google' sends the signed-in user's own token",
+    );
+  });
+
   it.each([
     [
       'an unknown cluster',
@@ -165,10 +215,22 @@ describe('readProgressionConfig', () => {
       "duplicate cluster name 'local'",
     ],
     [
-      'an unsupported auth provider',
-      { clusters: [{ ...clusters[0], authProvider: 'aws' }] },
+      "an auth provider that sends the user's own token",
+      { clusters: [{ ...clusters[0], authProvider: 'google' }] },
       'progression.clusters[0].authProvider',
-      "'aws' is not supported",
+      "'google' sends the signed-in user's own token from the browser, and a promotion runs in the backend without one; use 'googleServiceAccount'",
+    ],
+    [
+      'an unknown auth provider',
+      { clusters: [{ ...clusters[0], authProvider: 'kerberos' }] },
+      'progression.clusters[0].authProvider',
+      "'kerberos' is not supported; use one of serviceAccount, aws, azure, googleServiceAccount, localKubectlProxy",
+    ],
+    [
+      'a CA file that does not exist',
+      { clusters: [{ ...clusters[0], caFile: '/nonexistent/ca.crt' }] },
+      'progression.clusters[0].caFile',
+      'no file /nonexistent/ca.crt',
     ],
     [
       'no clusters at all',

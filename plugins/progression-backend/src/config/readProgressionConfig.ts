@@ -1,4 +1,11 @@
+import fs from 'node:fs';
 import { Config } from '@backstage/config';
+import {
+  ANNOTATION_KUBERNETES_AUTH_PROVIDER,
+  ANNOTATION_KUBERNETES_AWS_ASSUME_ROLE,
+  ANNOTATION_KUBERNETES_AWS_EXTERNAL_ID,
+  ANNOTATION_KUBERNETES_OIDC_TOKEN_PROVIDER,
+} from '@backstage/plugin-kubernetes-common';
 import { parseEntityRef } from '@backstage/catalog-model';
 import {
   Deployer,
@@ -8,6 +15,10 @@ import {
   readDurationMs,
 } from '@internal/backstage-plugin-progression-node';
 import { isDnsLabel } from '../kubernetes/names';
+import {
+  BACKEND_AUTH_PROVIDERS,
+  USER_AUTH_PROVIDERS,
+} from '../kubernetes/authProviders';
 import { readFlagsConfig } from './readFlagsConfig';
 import { PrometheusConfig } from '../prometheus/PrometheusClient';
 import { checkQueryTemplate } from '../prometheus/promql';
@@ -52,6 +63,11 @@ export interface ProgressionExtensions {
   deployers: readonly Pick<Deployer<any>, 'kind' | 'readConfig'>[];
 }
 
+/** A configured cluster, with why promotions cannot use it if they cannot. */
+type UsableCluster = ClusterConfig & {
+  problem?: { key: string; message: string };
+};
+
 const CHART_SELECTOR = 'namespace="{{ namespace }}",app="{{ app }}"';
 
 /** Defaults for workloads that export http_requests_total and http_request_duration_seconds. */
@@ -72,9 +88,101 @@ function readDnsLabel(config: Config, key: string, path: string): string {
   return value;
 }
 
-function readClusters(config: Config): Map<string, ClusterConfig> {
-  const clusters = new Map<string, ClusterConfig>();
-  const add = (cluster: ClusterConfig, path: string) => {
+/** Names of the Kubernetes plugin's cluster config keys the strategies read. */
+const AUTH_METADATA_KEYS: Record<string, string> = {
+  assumeRole: ANNOTATION_KUBERNETES_AWS_ASSUME_ROLE,
+  externalId: ANNOTATION_KUBERNETES_AWS_EXTERNAL_ID,
+  oidcTokenProvider: ANNOTATION_KUBERNETES_OIDC_TOKEN_PROVIDER,
+};
+
+/**
+ * Why a promotion cannot use a cluster with `authProvider`, or undefined
+ * when it can.
+ */
+function authProviderProblem(authProvider: string): string | undefined {
+  if ((BACKEND_AUTH_PROVIDERS as readonly string[]).includes(authProvider)) {
+    return undefined;
+  }
+  const instead = USER_AUTH_PROVIDERS[authProvider];
+  if (instead) {
+    return `'${authProvider}' sends the signed-in user's own token from the browser, and a promotion runs in the backend without one; use '${instead}'`;
+  }
+  return `'${authProvider}' is not supported; use one of ${BACKEND_AUTH_PROVIDERS.join(
+    ', ',
+  )}`;
+}
+
+/**
+ * One cluster in the Kubernetes plugin's shape
+ * (`kubernetes.clusterLocatorMethods[].clusters[]`, read as its config
+ * locator reads it), or why a promotion cannot use it.
+ */
+function readCluster(
+  c: Config,
+  path: string,
+  source: ClusterConfig['source'],
+): ClusterConfig & { problem?: { key: string; message: string } } {
+  const url = c.getString('url');
+  readHttpUrl(url, `${path}.url`);
+  // Read whole, as the Kubernetes plugin reads it: its keys hold '/' and '.'.
+  const block = c.getOptional('authMetadata');
+  if (
+    block !== undefined &&
+    (typeof block !== 'object' ||
+      Array.isArray(block) ||
+      Object.values(block as object).some(v => typeof v !== 'string'))
+  ) {
+    throw new ProgressionConfigError(
+      `${path}.authMetadata`,
+      'use an object of strings',
+    );
+  }
+  const authMetadata: Record<string, string> = {};
+  for (const [key, name] of Object.entries(AUTH_METADATA_KEYS)) {
+    const value = c.getOptionalString(key);
+    if (value) authMetadata[name] = value;
+  }
+  Object.assign(authMetadata, block);
+  const authProvider =
+    authMetadata[ANNOTATION_KUBERNETES_AUTH_PROVIDER] ??
+    c.getOptionalString('authProvider') ??
+    'serviceAccount';
+  const caFile = c.getOptionalString('caFile');
+  if (caFile !== undefined && !fs.existsSync(caFile)) {
+    throw new ProgressionConfigError(`${path}.caFile`, `no file ${caFile}`);
+  }
+  const problem = authProviderProblem(authProvider);
+  return {
+    name: c.getString('name'),
+    url,
+    authProvider,
+    serviceAccountToken: c.getOptionalString('serviceAccountToken'),
+    ...(Object.keys(authMetadata).length && { authMetadata }),
+    caData: c.getOptionalString('caData'),
+    ...(caFile && { caFile }),
+    skipTLSVerify: c.getOptionalBoolean('skipTLSVerify') ?? false,
+    source,
+    ...(problem && {
+      problem: {
+        key: `${path}.${
+          c.has('authProvider') || !block ? 'authProvider' : 'authMetadata'
+        }`,
+        message: problem,
+      },
+    }),
+  };
+}
+
+/**
+ * The clusters stages may name: Progression's own and the Kubernetes
+ * plugin's (locators `config` and `localKubectlProxy`). A Kubernetes plugin
+ * cluster a promotion cannot use (an auth provider with the user's own
+ * token) is refused only when a stage names it: the Kubernetes tab may
+ * still use it.
+ */
+function readClusters(config: Config): Map<string, UsableCluster> {
+  const clusters = new Map<string, UsableCluster>();
+  const add = (cluster: UsableCluster, path: string) => {
     const existing = clusters.get(cluster.name);
     if (existing?.source === cluster.source) {
       throw new ProgressionConfigError(
@@ -90,47 +198,39 @@ function readClusters(config: Config): Map<string, ClusterConfig> {
 
   config.getOptionalConfigArray('progression.clusters')?.forEach((c, i) => {
     const path = `progression.clusters[${i}]`;
-    const url = c.getString('url');
-    readHttpUrl(url, `${path}.url`);
-    const authProvider =
-      c.getOptionalString('authProvider') ?? 'serviceAccount';
-    if (authProvider !== 'serviceAccount') {
+    const cluster = readCluster(c, path, 'progression.clusters');
+    if (cluster.problem) {
       throw new ProgressionConfigError(
-        `${path}.authProvider`,
-        `'${authProvider}' is not supported; use 'serviceAccount'`,
+        cluster.problem.key,
+        cluster.problem.message,
       );
     }
-    add(
-      {
-        name: c.getString('name'),
-        url,
-        authProvider,
-        serviceAccountToken: c.getOptionalString('serviceAccountToken'),
-        caData: c.getOptionalString('caData'),
-        skipTLSVerify: c.getOptionalBoolean('skipTLSVerify') ?? false,
-        source: 'progression.clusters',
-      },
-      path,
-    );
+    add(cluster, path);
   });
 
   config
     .getOptionalConfigArray('kubernetes.clusterLocatorMethods')
     ?.forEach((method, m) => {
-      if (method.getOptionalString('type') !== 'config') return;
-      method.getOptionalConfigArray('clusters')?.forEach((c, i) => {
-        const path = `kubernetes.clusterLocatorMethods[${m}].clusters[${i}]`;
+      const type = method.getOptionalString('type');
+      const path = `kubernetes.clusterLocatorMethods[${m}]`;
+      if (type === 'localKubectlProxy') {
         add(
           {
-            name: c.getString('name'),
-            url: c.getString('url'),
-            authProvider: 'serviceAccount',
-            serviceAccountToken: c.getOptionalString('serviceAccountToken'),
-            caData: c.getOptionalString('caData'),
-            skipTLSVerify: c.getOptionalBoolean('skipTLSVerify') ?? false,
+            name: 'local',
+            url: 'http://127.0.0.1:8001',
+            authProvider: 'localKubectlProxy',
+            skipTLSVerify: false,
             source: 'kubernetes.clusterLocatorMethods',
           },
           path,
+        );
+      }
+      if (type !== 'config') return;
+      method.getOptionalConfigArray('clusters')?.forEach((c, i) => {
+        const clusterPath = `${path}.clusters[${i}]`;
+        add(
+          readCluster(c, clusterPath, 'kubernetes.clusterLocatorMethods'),
+          clusterPath,
         );
       });
     });
@@ -383,7 +483,7 @@ function readGates(
 function readPipeline(
   name: string,
   config: Config,
-  clusters: Map<string, ClusterConfig>,
+  clusters: Map<string, UsableCluster>,
   extensions: ProgressionExtensions,
   hasPrometheus: boolean,
 ): PipelineConfig {
@@ -415,7 +515,14 @@ function readPipeline(
           known.length
             ? `configured clusters: ${known.join(', ')}`
             : 'no clusters are configured (progression.clusters)'
-        }`,
+        } (clusters of the Kubernetes plugin's catalog and gke locators are not read)`,
+      );
+    }
+    const problem = clusters.get(cluster)!.problem;
+    if (problem) {
+      throw new ProgressionConfigError(
+        `${stagePath}.cluster`,
+        `cluster '${cluster}' (${problem.key}) cannot be used by promotions: ${problem.message}`,
       );
     }
     const url = stage.getOptionalString('url');

@@ -29,7 +29,7 @@ import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   boundedRequest,
 } from './clusterRequest';
-import { clusterKubeConfig } from './clusterKubeConfig';
+import { ClusterAuth, clusterKubeConfig } from './clusterAuth';
 import { ENTITY_REF_ANNOTATION, checkBinding } from './entityBinding';
 import { isLabelValue } from './names';
 import { podFailure } from './podFailure';
@@ -108,21 +108,27 @@ export class KubernetesWorkloads implements StageWorkloads {
    */
   readonly request: ClusterRequest;
 
+  private readonly auth: ClusterAuth;
+
   /**
    * `requestTimeoutMs` (default 30 s) bounds every call to a cluster: one
    * that has not answered by then is aborted and fails, naming the call.
+   * `auth` gives each cluster's credential through the Kubernetes plugin's
+   * strategies (by default made without config: service-account tokens
+   * and the AWS SDK's default chain work; Azure needs a logger).
    */
-  constructor(options: { requestTimeoutMs?: number } = {}) {
+  constructor(options: { requestTimeoutMs?: number; auth?: ClusterAuth } = {}) {
     this.request = boundedRequest(
       options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     );
+    this.auth = options.auth ?? new ClusterAuth();
   }
 
   /** The client configuration of a cluster, shared by every reader of it. */
   kubeConfig(cluster: ClusterConfig) {
     let kc = this.configs.get(cluster.name);
     if (!kc) {
-      kc = clusterKubeConfig(cluster);
+      kc = clusterKubeConfig(cluster, this.auth);
       this.configs.set(cluster.name, kc);
     }
     return kc;
