@@ -34,15 +34,28 @@ export interface Config {
       name: string;
       /** The Kubernetes API server URL. */
       url: string;
-      /** How the backend authenticates to the cluster. */
-      authProvider?: 'serviceAccount';
       /**
-       * Bearer token of the service account the backend acts as.
+       * Whose credential the backend sends, made by the Kubernetes plugin's
+       * strategy: serviceAccount (default), aws, azure,
+       * googleServiceAccount or localKubectlProxy.
+       */
+      authProvider?: string;
+      /**
+       * Bearer token of the service account the backend acts as; without
+       * it, the in-cluster service account's.
        * @visibility secret
        */
       serviceAccountToken?: string;
+      /** For aws: the IAM role to assume. */
+      assumeRole?: string;
+      /** For aws: the external id of the role. */
+      externalId?: string;
+      /** What the strategy reads, keyed as the Kubernetes plugin keys it. */
+      authMetadata?: { [key: string]: string };
       /** Base64-encoded PEM of the certificate authority of the API server. */
       caData?: string;
+      /** A file holding the PEM of the certificate authority. */
+      caFile?: string;
       /** Skip TLS verification of the API server (local clusters only). */
       skipTLSVerify?: boolean;
     }>;
