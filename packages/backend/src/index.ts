@@ -14,7 +14,9 @@ backend.add(import('@backstage/plugin-proxy-backend'));
 backend.add(import('@backstage/plugin-scaffolder-backend'));
 // Progression's actions: register a release, promote, validate a pipeline
 backend.add(
-  import('@internal/backstage-plugin-scaffolder-backend-module-progression'),
+  import(
+    '@progression-io/backstage-plugin-scaffolder-backend-module-progression'
+  ),
 );
 backend.add(
   import('@backstage/plugin-scaffolder-backend-module-notifications'),
@@ -49,13 +51,15 @@ backend.add(import('@backstage/plugin-signals-backend'));
 backend.add(import('@backstage/plugin-kubernetes-backend'));
 
 // progression: pipelines, promotions, gates and rollbacks
-backend.add(import('@internal/backstage-plugin-progression-backend'));
+backend.add(import('@progression-io/backstage-plugin-progression-backend'));
 // gates from modules, added through Progression's extension point
 backend.add(
-  import('@internal/backstage-plugin-progression-backend-module-test-job'),
+  import(
+    '@progression-io/backstage-plugin-progression-backend-module-test-job'
+  ),
 );
 backend.add(
-  import('@internal/backstage-plugin-progression-backend-module-webhook'),
+  import('@progression-io/backstage-plugin-progression-backend-module-webhook'),
 );
 
 backend.start();

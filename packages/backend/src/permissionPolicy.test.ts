@@ -7,7 +7,7 @@ import {
   progressionPromotionCreatePermission,
   progressionRollbackPermission,
   progressionWindowOverridePermission,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import { ProgressionDemoPolicy } from './permissionPolicy';
 
 const jane = {

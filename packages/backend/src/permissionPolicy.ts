@@ -9,7 +9,7 @@ import {
   PolicyQueryUser,
 } from '@backstage/plugin-permission-node';
 import { policyExtensionPoint } from '@backstage/plugin-permission-node/alpha';
-import { progressionPolicyDecision } from '@internal/backstage-plugin-progression-node';
+import { progressionPolicyDecision } from '@progression-io/backstage-plugin-progression-node';
 
 /**
  * The demo's policy: Progression's rules (see progressionPolicyDecision:

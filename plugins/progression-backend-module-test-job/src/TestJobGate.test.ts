@@ -8,7 +8,7 @@ import {
   StageJobSpec,
   StageLocation,
   StageWorkloads,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import {
   JOB_ROLE_LABEL,
   TestJobEvidence,

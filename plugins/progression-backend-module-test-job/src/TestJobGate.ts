@@ -1,5 +1,5 @@
 import { Config } from '@backstage/config';
-import { GateResult } from '@internal/backstage-plugin-progression-common';
+import { GateResult } from '@progression-io/backstage-plugin-progression-common';
 import {
   GateContext,
   GateDefinition,
@@ -9,7 +9,7 @@ import {
   StageJobRun,
   readDurationMs,
   startGateResult,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 
 /** A stage's `gates.testJob`: the test image to run after the deploy. */
 export interface TestJobGateConfig {
@@ -23,7 +23,7 @@ export interface TestJobGateConfig {
   backoffLimit: number;
 }
 
-declare module '@internal/backstage-plugin-progression-node' {
+declare module '@progression-io/backstage-plugin-progression-node' {
   interface StageGateConfigs {
     testJob?: TestJobGateConfig;
   }

@@ -1,5 +1,5 @@
 import { createBackendModule } from '@backstage/backend-plugin-api';
-import { progressionGatesExtensionPoint } from '@internal/backstage-plugin-progression-node';
+import { progressionGatesExtensionPoint } from '@progression-io/backstage-plugin-progression-node';
 import { TestJobGate } from './TestJobGate';
 
 /**

@@ -3,8 +3,8 @@ import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import { AuthorizeResult } from '@backstage/plugin-permission-common';
 // The modules are tested in the real Progression backend they extend.
 // eslint-disable-next-line @backstage/no-mixed-plugin-imports
-import progressionBackend from '@internal/backstage-plugin-progression-backend';
-import progressionModuleWebhook from '@internal/backstage-plugin-progression-backend-module-webhook';
+import progressionBackend from '@progression-io/backstage-plugin-progression-backend';
+import progressionModuleWebhook from '@progression-io/backstage-plugin-progression-backend-module-webhook';
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
 import http from 'node:http';
 import { AddressInfo } from 'node:net';

@@ -5,7 +5,7 @@ import {
   GateContext,
   ProgressionConfigError,
   StageConfig,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import http from 'node:http';
 import { AddressInfo } from 'node:net';
 import {

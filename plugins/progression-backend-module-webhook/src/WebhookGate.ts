@@ -1,6 +1,6 @@
 import { LoggerService } from '@backstage/backend-plugin-api';
 import { Config } from '@backstage/config';
-import { GateResult } from '@internal/backstage-plugin-progression-common';
+import { GateResult } from '@progression-io/backstage-plugin-progression-common';
 import {
   GATE_PHASES,
   GateContext,
@@ -10,7 +10,7 @@ import {
   StageConfig,
   readDurationMs,
   startGateResult,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 
 /** The phases a webhook may run in. */
 export type WebhookPhase = 'preflight' | 'predeploy' | 'verification';
@@ -30,7 +30,7 @@ export interface WebhookConfig {
 /** A stage's `gates.webhook`, as a list even when configured as one object. */
 export type WebhookGateConfig = WebhookConfig[];
 
-declare module '@internal/backstage-plugin-progression-node' {
+declare module '@progression-io/backstage-plugin-progression-node' {
   interface StageGateConfigs {
     webhook?: WebhookGateConfig;
   }

@@ -2,7 +2,7 @@ import { mockServices, startTestBackend } from '@backstage/backend-test-utils';
 import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 // The module is tested in the real Progression backend it extends.
 // eslint-disable-next-line @backstage/no-mixed-plugin-imports
-import progressionBackend from '@internal/backstage-plugin-progression-backend';
+import progressionBackend from '@progression-io/backstage-plugin-progression-backend';
 import request from 'supertest';
 import progressionModuleWebhook from './index';
 

@@ -2,7 +2,7 @@ import {
   coreServices,
   createBackendModule,
 } from '@backstage/backend-plugin-api';
-import { progressionGatesExtensionPoint } from '@internal/backstage-plugin-progression-node';
+import { progressionGatesExtensionPoint } from '@progression-io/backstage-plugin-progression-node';
 import { WebhookGate } from './WebhookGate';
 
 /**

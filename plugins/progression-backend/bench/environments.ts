@@ -1,6 +1,6 @@
 /*
  * Benchmark of the environments and delivery insights reads, run with
- * `yarn workspace @internal/backstage-plugin-progression-backend bench:environments`.
+ * `yarn workspace @progression-io/backstage-plugin-progression-backend bench:environments`.
  * It prints figures; nothing here asserts on time.
  *
  * One Backstage backend (the catalog and Progression, SQLite files, the

@@ -1,6 +1,6 @@
 /*
  * Benchmark of the load gate beside wrk, run with
- * `yarn workspace @internal/backstage-plugin-progression-backend bench:load`.
+ * `yarn workspace @progression-io/backstage-plugin-progression-backend bench:load`.
  * It prints figures; nothing here asserts on them.
  *
  * A child process runs the cluster simulator's demo (any free ports):

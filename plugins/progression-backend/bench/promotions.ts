@@ -1,6 +1,6 @@
 /*
  * Benchmarks of the promotion engine against the cluster simulator, run
- * with `yarn workspace @internal/backstage-plugin-progression-backend bench`.
+ * with `yarn workspace @progression-io/backstage-plugin-progression-backend bench`.
  * They print figures; nothing here asserts on time.
  *
  * 1. Rollback: from the failed smoke check to the rollback patch, and the

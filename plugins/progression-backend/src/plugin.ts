@@ -6,13 +6,13 @@ import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import os from 'node:os';
 import { signalsServiceRef } from '@backstage/plugin-signals-node';
 import { notificationService } from '@backstage/plugin-notifications-node';
-import { progressionPermissions } from '@internal/backstage-plugin-progression-common';
+import { progressionPermissions } from '@progression-io/backstage-plugin-progression-common';
 import {
   Deployer,
   GateDefinition,
   progressionDeployersExtensionPoint,
   progressionGatesExtensionPoint,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import { CatalogEntityResolver } from './catalog/CatalogEntityResolver';
 import { readProgressionConfig } from './config/readProgressionConfig';
 import { DatabasePromotionStore } from './database/DatabasePromotionStore';

@@ -1,7 +1,7 @@
 /*
  * The REST API's shapes, under the names the plugins use. They are
  * generated from the contract, plugins/progression-backend/src/schema/openapi.yaml
- * (`yarn workspace @internal/backstage-plugin-progression-backend generate:openapi`);
+ * (`yarn workspace @progression-io/backstage-plugin-progression-backend generate:openapi`);
  * to change one, change the contract.
  */
 import type { PromotionState } from './schema/openapi/generated';

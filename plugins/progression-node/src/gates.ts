@@ -2,7 +2,7 @@ import { Config } from '@backstage/config';
 import {
   GateResult,
   StageJobRun,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import { KubeConfig, V1Deployment } from '@kubernetes/client-node';
 import { EntityTarget, ReleaseRef, StageConfig, StageLocation } from './stage';
 

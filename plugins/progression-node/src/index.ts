@@ -11,4 +11,4 @@ export * from './deployers';
 export * from './extensions';
 export * from './readConfig';
 export * from './permissions';
-export type { StageJobRun } from '@internal/backstage-plugin-progression-common';
+export type { StageJobRun } from '@progression-io/backstage-plugin-progression-common';

@@ -3,7 +3,7 @@ import {
   progressionPermissions,
   progressionPromotionApprovePermission,
   progressionWindowOverridePermission,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import { progressionPolicyDecision } from './permissions';
 
 const user = (ref: string, groups: string[] = []) =>

@@ -17,7 +17,7 @@ import {
   progressionReleaseCreatePermission,
   progressionRollbackPermission,
   progressionWindowOverridePermission,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 
 /** How {@link progressionPolicyDecision} decides what only some may do. */
 export interface ProgressionPolicyOptions {

@@ -8,7 +8,7 @@ import {
   EntityCardBlueprint,
   EntityContentBlueprint,
 } from '@backstage/plugin-catalog-react/alpha';
-import { isProgressionAvailable } from '@internal/backstage-plugin-progression-common';
+import { isProgressionAvailable } from '@progression-io/backstage-plugin-progression-common';
 import { z } from 'zod/v4';
 import { ProgressionClient, progressionApiRef } from './api';
 

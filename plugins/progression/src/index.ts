@@ -13,4 +13,4 @@ export {
 } from './plugin';
 export { progressionApiRef, ProgressionClient } from './api';
 export type { ProgressionApi } from './api';
-export { isProgressionAvailable } from '@internal/backstage-plugin-progression-common';
+export { isProgressionAvailable } from '@progression-io/backstage-plugin-progression-common';

@@ -16,7 +16,7 @@ import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import scaffolderPlugin from '@backstage/plugin-scaffolder-backend';
 // The tests run the real Progression backend beside the scaffolder.
 // eslint-disable-next-line @backstage/no-mixed-plugin-imports
-import progressionPlugin from '@internal/backstage-plugin-progression-backend';
+import progressionPlugin from '@progression-io/backstage-plugin-progression-backend';
 import { KubeSimulator } from '@internal/kube-simulator';
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';

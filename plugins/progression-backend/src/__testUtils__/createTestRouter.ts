@@ -1,6 +1,6 @@
 import { mockServices } from '@backstage/backend-test-utils';
 import { CatalogService } from '@backstage/plugin-catalog-node';
-import { GateDefinition } from '@internal/backstage-plugin-progression-node';
+import { GateDefinition } from '@progression-io/backstage-plugin-progression-node';
 import knexFactory from 'knex';
 import { ProgressionConfig } from '../config/types';
 import { DatabasePromotionStore } from '../database/DatabasePromotionStore';

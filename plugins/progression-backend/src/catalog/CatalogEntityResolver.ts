@@ -2,7 +2,7 @@ import { AuthService } from '@backstage/backend-plugin-api';
 import { Entity, RELATION_MEMBER_OF } from '@backstage/catalog-model';
 import { NotFoundError } from '@backstage/errors';
 import { CatalogService } from '@backstage/plugin-catalog-node';
-import { EntityTarget } from '@internal/backstage-plugin-progression-node';
+import { EntityTarget } from '@progression-io/backstage-plugin-progression-node';
 import { ProgressionConfig } from '../config/types';
 import { entityTarget } from './entityTarget';
 import { withTimeout } from '../util/withTimeout';

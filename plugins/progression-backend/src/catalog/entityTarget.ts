@@ -4,8 +4,8 @@ import {
   getKubernetesId,
   getPipelineName,
   getStageUrlOverride,
-} from '@internal/backstage-plugin-progression-common';
-import { EntityTarget } from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-common';
+import { EntityTarget } from '@progression-io/backstage-plugin-progression-node';
 import { ProgressionConfig } from '../config/types';
 
 /**

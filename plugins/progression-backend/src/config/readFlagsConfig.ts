@@ -2,7 +2,7 @@ import { Config } from '@backstage/config';
 import {
   FlagsConfig,
   ProgressionConfigError,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import { isConfigMapKey, isDnsSubdomain } from '../kubernetes/names';
 
 /**

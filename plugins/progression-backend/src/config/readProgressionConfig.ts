@@ -13,7 +13,7 @@ import {
   ProgressionConfigError,
   StageConfig,
   readDurationMs,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import { isDnsLabel } from '../kubernetes/names';
 import {
   BACKEND_AUTH_PROVIDERS,
@@ -34,7 +34,7 @@ import {
   StageWindowPolicy,
 } from './types';
 
-export { ProgressionConfigError } from '@internal/backstage-plugin-progression-node';
+export { ProgressionConfigError } from '@progression-io/backstage-plugin-progression-node';
 export type {
   ApprovalConfig,
   ChartQueries,

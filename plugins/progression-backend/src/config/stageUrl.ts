@@ -1,4 +1,4 @@
-import { ProgressionConfigError } from '@internal/backstage-plugin-progression-node';
+import { ProgressionConfigError } from '@progression-io/backstage-plugin-progression-node';
 
 /** The placeholders a stage URL may use. */
 export const STAGE_URL_PLACEHOLDERS = [

@@ -6,7 +6,7 @@
 import type {
   ClusterConfig,
   StageConfig,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import type { PrometheusConfig } from '../prometheus/PrometheusClient';
 import type { PromotionWindow } from '../windows/promotionWindows';
 
@@ -16,7 +16,7 @@ export type {
   FlagsConfig,
   StageConfig,
   StageLocation,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 
 /** The PromQL templates of the Environments tab's charts. */
 export interface ChartQueries {

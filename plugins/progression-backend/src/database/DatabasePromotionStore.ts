@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import {
   PromotionState,
   TERMINAL_PROMOTION_STATES,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import {
   Approval,
   DeliveryQuery,

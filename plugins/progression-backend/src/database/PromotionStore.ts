@@ -1,4 +1,4 @@
-import { PromotionState } from '@internal/backstage-plugin-progression-common';
+import { PromotionState } from '@progression-io/backstage-plugin-progression-common';
 
 /*
  * What Progression keeps: releases, promotions with their steps and

@@ -9,7 +9,7 @@ import {
 } from './migrations';
 
 const migrationsDir = resolvePackagePath(
-  '@internal/backstage-plugin-progression-backend',
+  '@progression-io/backstage-plugin-progression-backend',
   'migrations',
 );
 const migrationFiles = fs

@@ -1,12 +1,12 @@
 import { LoggerService } from '@backstage/backend-plugin-api';
-import { GateResult } from '@internal/backstage-plugin-progression-common';
+import { GateResult } from '@progression-io/backstage-plugin-progression-common';
 import {
   EntityTarget,
   GateContext,
   GateDefinition,
   GatePhase,
   configuredPhases,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import { resolveStageUrl } from '../config/stageUrl';
 import { ProgressionConfig, StageConfig } from '../config/types';
 import { NewStep, Promotion, PromotionStore } from '../database/PromotionStore';

@@ -1,14 +1,14 @@
 import { LoggerService } from '@backstage/backend-plugin-api';
 import { NotFoundError } from '@backstage/errors';
 import stableStringify from 'fast-json-stable-stringify';
-import { GateResult } from '@internal/backstage-plugin-progression-common';
+import { GateResult } from '@progression-io/backstage-plugin-progression-common';
 import {
   DeployRequest,
   DeployTarget,
   Deployer,
   EntityTarget,
   GateDefinition,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import {
   PipelineConfig,
   ProgressionConfig,

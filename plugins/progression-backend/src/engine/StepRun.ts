@@ -1,8 +1,8 @@
-import { GateResult } from '@internal/backstage-plugin-progression-common';
+import { GateResult } from '@progression-io/backstage-plugin-progression-common';
 import {
   DeployRecord,
   EntityTarget,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import { PipelineConfig, StageConfig } from '../config/types';
 import { Promotion, PromotionStore, Release } from '../database/PromotionStore';
 import { PromotionEvent, TransitionContext } from './transitions';

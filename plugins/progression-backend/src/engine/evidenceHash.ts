@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import stableStringify from 'fast-json-stable-stringify';
-import { GateResult } from '@internal/backstage-plugin-progression-common';
+import { GateResult } from '@progression-io/backstage-plugin-progression-common';
 import {
   Promotion,
   PromotionStep,

@@ -4,7 +4,7 @@ import {
   mockServices,
 } from '@backstage/backend-test-utils';
 import { ConfigReader } from '@backstage/config';
-import { GateResult } from '@internal/backstage-plugin-progression-common';
+import { GateResult } from '@progression-io/backstage-plugin-progression-common';
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
 import { ProgressionConfig } from '../config/readProgressionConfig';
 import { readTestConfig } from '../__testUtils__/readTestConfig';

@@ -19,7 +19,7 @@ import {
   PROMOTION_STATES,
   PromotionState,
   TERMINAL_PROMOTION_STATES,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 
 // The states are part of the REST contract, so they live in -common.
 export { PROMOTION_STATES };

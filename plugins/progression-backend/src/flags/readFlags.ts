@@ -1,7 +1,7 @@
 import {
   FlagsConfig,
   StageLocation,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import {
   StageResources,
   describeKubeError,

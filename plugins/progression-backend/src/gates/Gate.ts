@@ -1,18 +1,18 @@
 import { Config } from '@backstage/config';
-import { GateResult } from '@internal/backstage-plugin-progression-common';
+import { GateResult } from '@progression-io/backstage-plugin-progression-common';
 import {
   GateContext,
   GateDefinition,
   GatePhase,
   StageConfig,
   configuredPhases,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 
 export type {
   GateContext,
   GatePhase,
-} from '@internal/backstage-plugin-progression-node';
-export { startGateResult } from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
+export { startGateResult } from '@progression-io/backstage-plugin-progression-node';
 
 /**
  * The built-in gates' common part: whether a stage runs one in a phase

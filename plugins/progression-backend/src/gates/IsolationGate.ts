@@ -1,5 +1,5 @@
 import { Config } from '@backstage/config';
-import { GateResult } from '@internal/backstage-plugin-progression-common';
+import { GateResult } from '@progression-io/backstage-plugin-progression-common';
 import {
   V1LabelSelector,
   V1NetworkPolicy,
@@ -8,7 +8,7 @@ import {
 import {
   ProgressionConfigError,
   StageConfig,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import {
   StageResources,
   describeKubeError,
@@ -20,7 +20,7 @@ import type {
   IsolationEvidence,
   IsolationViolation,
   OtherNamespace,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 
 export type { IsolationEvidence, IsolationViolation, OtherNamespace };
 
@@ -40,7 +40,7 @@ export interface IsolationGateConfig {
  * `{ environmentLabel, observerNamespace }`), or undefined when the stage has none or it is
  * `false`. Throws ProgressionConfigError naming the bad key.
  */
-declare module '@internal/backstage-plugin-progression-node' {
+declare module '@progression-io/backstage-plugin-progression-node' {
   interface StageGateConfigs {
     isolation?: IsolationGateConfig;
   }

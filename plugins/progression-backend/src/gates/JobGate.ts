@@ -1,11 +1,11 @@
 import { Config } from '@backstage/config';
-import { GateResult } from '@internal/backstage-plugin-progression-common';
+import { GateResult } from '@progression-io/backstage-plugin-progression-common';
 import { V1Container, V1Deployment } from '@kubernetes/client-node';
 import {
   ProgressionConfigError,
   StageConfig,
   readDurationMs,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import {
   StageResources,
   describeKubeError,
@@ -21,7 +21,7 @@ import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 import type {
   JobEvidence,
   JobRole,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 
 export type { JobEvidence, JobRole };
 
@@ -186,7 +186,7 @@ function readStep(
  * Reads and validates a stage's `gates.job`, or undefined when the
  * stage has none. Throws ProgressionConfigError naming the bad key.
  */
-declare module '@internal/backstage-plugin-progression-node' {
+declare module '@progression-io/backstage-plugin-progression-node' {
   interface StageGateConfigs {
     job?: JobGateConfig;
   }

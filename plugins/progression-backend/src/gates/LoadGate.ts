@@ -1,15 +1,15 @@
 import { Config } from '@backstage/config';
-import { GateResult } from '@internal/backstage-plugin-progression-common';
+import { GateResult } from '@progression-io/backstage-plugin-progression-common';
 import autocannon from 'autocannon';
 import { performance } from 'node:perf_hooks';
 import {
   ProgressionConfigError,
   StageConfig,
   readDurationMs,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 import { checkUrl } from './SmokeGate';
-import type { LoadGateEvidence } from '@internal/backstage-plugin-progression-common';
+import type { LoadGateEvidence } from '@progression-io/backstage-plugin-progression-common';
 
 export type { LoadGateEvidence };
 
@@ -99,7 +99,7 @@ function positiveDuration(
  * Reads and validates a stage's `gates.load`, or undefined when the
  * stage has none. Throws ProgressionConfigError naming the bad key.
  */
-declare module '@internal/backstage-plugin-progression-node' {
+declare module '@progression-io/backstage-plugin-progression-node' {
   interface StageGateConfigs {
     load?: LoadGateConfig;
   }

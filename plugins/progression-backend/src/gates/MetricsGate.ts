@@ -2,12 +2,12 @@ import { Config } from '@backstage/config';
 import {
   GateResult,
   GateStatus,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import {
   ProgressionConfigError,
   StageConfig,
   readDurationMs,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import {
   PrometheusClient,
   PrometheusQueryError,
@@ -23,7 +23,7 @@ import type {
   MetricCheckEvidence,
   MetricSample,
   MetricUnit,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 
 export type { MetricCheckEvidence, MetricSample, MetricUnit };
 
@@ -166,7 +166,7 @@ function readTemplate(check: Config, key: string, path: string): string {
 }
 
 /** Reads and validates a stage's `gates.metrics` list. */
-declare module '@internal/backstage-plugin-progression-node' {
+declare module '@progression-io/backstage-plugin-progression-node' {
   interface StageGateConfigs {
     metrics?: MetricCheckConfig[];
   }

@@ -1,6 +1,6 @@
 import { Config } from '@backstage/config';
 import { InputError } from '@backstage/errors';
-import { GateResult } from '@internal/backstage-plugin-progression-common';
+import { GateResult } from '@progression-io/backstage-plugin-progression-common';
 import {
   V1Container,
   V1Deployment,
@@ -9,7 +9,7 @@ import {
 import {
   ProgressionConfigError,
   StageConfig,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import { describeFlag, flagMatrix, readStageFlags } from '../flags/readFlags';
 import {
   StageResources,
@@ -21,7 +21,7 @@ import type {
   ParityWarning,
   ReferenceCheck,
   ResourceReference,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 
 export type {
   ParityEvidence,
@@ -48,7 +48,7 @@ export interface ParityGateConfig {
  * stage has none or it is `false`. Throws ProgressionConfigError naming
  * the bad key.
  */
-declare module '@internal/backstage-plugin-progression-node' {
+declare module '@progression-io/backstage-plugin-progression-node' {
   interface StageGateConfigs {
     parity?: ParityGateConfig;
   }

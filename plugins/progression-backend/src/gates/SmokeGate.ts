@@ -1,13 +1,13 @@
 import {
   GateResult,
   SmokeCheckEvidence,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import { Config } from '@backstage/config';
 import {
   ProgressionConfigError,
   StageConfig,
   readDurationMs,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import jsonata from 'jsonata';
 import { Gate, GateContext, startGateResult } from './Gate';
 
@@ -27,7 +27,7 @@ export interface SmokeCheckConfig {
   retryDelayMs: number;
 }
 
-declare module '@internal/backstage-plugin-progression-node' {
+declare module '@progression-io/backstage-plugin-progression-node' {
   interface StageGateConfigs {
     smoke?: SmokeCheckConfig[];
   }

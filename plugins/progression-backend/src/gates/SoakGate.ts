@@ -1,5 +1,5 @@
-import { GateResult } from '@internal/backstage-plugin-progression-common';
-import { StageConfig } from '@internal/backstage-plugin-progression-node';
+import { GateResult } from '@progression-io/backstage-plugin-progression-common';
+import { StageConfig } from '@progression-io/backstage-plugin-progression-node';
 import { Gate, GateContext, GatePhase, startGateResult } from './Gate';
 import { MetricsGate } from './MetricsGate';
 
@@ -8,7 +8,7 @@ export interface SoakGateConfig {
   durationMs: number;
 }
 
-declare module '@internal/backstage-plugin-progression-node' {
+declare module '@progression-io/backstage-plugin-progression-node' {
   interface StageGateConfigs {
     soak?: SoakGateConfig;
   }

@@ -1,4 +1,4 @@
-import { GateDefinition } from '@internal/backstage-plugin-progression-node';
+import { GateDefinition } from '@progression-io/backstage-plugin-progression-node';
 import { PrometheusClient } from '../prometheus/PrometheusClient';
 import { IsolationGate } from './IsolationGate';
 import { JobGate } from './JobGate';

@@ -5,7 +5,7 @@ import {
   Deployer,
   LiveWorkload,
   RolloutResult,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import { checkBinding } from './entityBinding';
 import { KubernetesWorkloads } from './KubernetesWorkloads';
 

@@ -4,7 +4,7 @@ import {
   DeployRecord,
   DeployRequest,
   DeployTarget,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import { ClusterConfig } from '../config/readProgressionConfig';
 import { readTestConfig } from '../__testUtils__/readTestConfig';
 import { KubernetesDeployer } from './KubernetesDeployer';

@@ -23,7 +23,7 @@ import {
   StageJobSpec,
   StageLocation,
   StageWorkloads,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import {
   ClusterRequest,
   DEFAULT_REQUEST_TIMEOUT_MS,

@@ -14,7 +14,7 @@ import { InputError, NotFoundError } from '@backstage/errors';
 import {
   StageLocation,
   StageWorkloads,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import { ClusterRequest, beforeSend, requestOf } from './clusterRequest';
 import {
   isConfigMapKey,

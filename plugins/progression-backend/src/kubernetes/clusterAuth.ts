@@ -14,7 +14,7 @@ import {
   ClusterDetails,
   KubernetesCredential,
 } from '@backstage/plugin-kubernetes-node';
-import { ClusterConfig } from '@internal/backstage-plugin-progression-node';
+import { ClusterConfig } from '@progression-io/backstage-plugin-progression-node';
 
 /** Creates the strategy of an auth provider, on first use. */
 type StrategyFactory = () => AuthenticationStrategy;

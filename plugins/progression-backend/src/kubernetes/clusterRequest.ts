@@ -4,7 +4,7 @@ import {
   RequestContext,
   ResponseContext,
 } from '@kubernetes/client-node';
-import { StageLocation } from '@internal/backstage-plugin-progression-node';
+import { StageLocation } from '@progression-io/backstage-plugin-progression-node';
 import { withTimeout } from '../util/withTimeout';
 
 /**

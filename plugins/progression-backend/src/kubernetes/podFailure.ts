@@ -1,5 +1,5 @@
 import { V1ContainerStatus, V1Pod } from '@kubernetes/client-node';
-import { RolloutResult } from '@internal/backstage-plugin-progression-node';
+import { RolloutResult } from '@progression-io/backstage-plugin-progression-node';
 
 /** Restarts after which a CrashLoopBackOff is taken as the container's fate. */
 const CRASH_LOOP_RESTARTS = 2;

@@ -3,7 +3,7 @@ import {
   StageJobRun,
   StageJobSpec,
   StageLocation,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import {
   StageResources,
   describeKubeError,

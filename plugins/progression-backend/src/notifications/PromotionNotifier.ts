@@ -4,7 +4,7 @@ import {
   NotificationSendOptions,
   NotificationService,
 } from '@backstage/plugin-notifications-node';
-import { promotionOutcome } from '@internal/backstage-plugin-progression-common';
+import { promotionOutcome } from '@progression-io/backstage-plugin-progression-common';
 import { Knex } from 'knex';
 import crypto from 'node:crypto';
 import { ProgressionConfig, StageConfig } from '../config/types';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { PROMOTION_STATES } from '@internal/backstage-plugin-progression-common';
+import { PROMOTION_STATES } from '@progression-io/backstage-plugin-progression-common';
 import { spec } from './openapi/generated';
 
 const generator = path.resolve(

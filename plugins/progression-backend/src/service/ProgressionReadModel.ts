@@ -18,12 +18,12 @@ import {
   StageMetrics,
   getKubernetesId,
   getPipelineName,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import {
   Deployer,
   GateDefinition,
   configuredPhases,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import { entityTarget } from '../catalog/entityTarget';
 import {
   PipelineConfig,

@@ -8,8 +8,8 @@ import {
 import {
   PromotionDto,
   ReleaseDto,
-} from '@internal/backstage-plugin-progression-common';
-import { Deployer } from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-common';
+import { Deployer } from '@progression-io/backstage-plugin-progression-node';
 import { entityTarget } from '../catalog/entityTarget';
 import { PipelineConfig, ProgressionConfig } from '../config/types';
 import { Promotion, PromotionStore, Release } from '../database/PromotionStore';

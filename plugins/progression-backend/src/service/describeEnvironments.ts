@@ -6,12 +6,12 @@ import {
   getKubernetesId,
   getPipelineName,
   getStageUrlOverride,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import {
   GateDefinition,
   GatePhase,
   configuredPhases,
-} from '@internal/backstage-plugin-progression-node';
+} from '@progression-io/backstage-plugin-progression-node';
 import { resolveStageUrl } from '../config/stageUrl';
 import {
   PipelineConfig,

@@ -1,7 +1,7 @@
 import {
   PromotionDto,
   ReleaseDto,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import { Promotion, PromotionStore, Release } from '../database/PromotionStore';
 
 /** The object without its undefined fields, as the API answers. */

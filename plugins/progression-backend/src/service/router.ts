@@ -26,7 +26,7 @@ import {
   progressionReleaseCreatePermission,
   progressionRollbackPermission,
   progressionWindowOverridePermission,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import express from 'express';
 import stableStringify from 'fast-json-stable-stringify';
 import crypto from 'node:crypto';

@@ -14,7 +14,7 @@ import {
   PromotionDetailsDto,
   PromotionDto,
   ReleaseDto,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 
 /**
  * What the Progression frontend asks of its backend.

@@ -14,7 +14,7 @@ import {
   NewRollback,
   ProgressionApiClient,
   ReleaseDto,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import {
   ProgressionApi,
   PromotionDetails,

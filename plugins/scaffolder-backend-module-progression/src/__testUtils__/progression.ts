@@ -22,7 +22,7 @@ import { KubeSimulator, installDemo } from '@internal/kube-simulator';
 import { validate as validateJsonSchema } from 'jsonschema';
 // The tests run the real Progression backend beside the scaffolder.
 // eslint-disable-next-line @backstage/no-mixed-plugin-imports
-import progressionPlugin from '@internal/backstage-plugin-progression-backend';
+import progressionPlugin from '@progression-io/backstage-plugin-progression-backend';
 import yaml from 'yaml';
 import { scaffolderModuleProgression } from '../module';
 

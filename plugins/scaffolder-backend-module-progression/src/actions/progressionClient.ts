@@ -25,7 +25,7 @@ import {
   PromotionDto,
   ReleaseDto,
   TERMINAL_PROMOTION_STATES,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 
 /*
  * What the three actions share: the calls to Progression's REST API, made

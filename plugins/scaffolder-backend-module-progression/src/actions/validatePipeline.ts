@@ -3,7 +3,7 @@ import { AuthService, DiscoveryService } from '@backstage/backend-plugin-api';
 import { InputError, NotFoundError } from '@backstage/errors';
 import { CatalogService } from '@backstage/plugin-catalog-node';
 import { createTemplateAction } from '@backstage/plugin-scaffolder-node';
-import { EntityValidation } from '@internal/backstage-plugin-progression-common';
+import { EntityValidation } from '@progression-io/backstage-plugin-progression-common';
 import { examples } from './validatePipeline.examples';
 import { ProgressionClient, parseEntityRefInput } from './progressionClient';
 

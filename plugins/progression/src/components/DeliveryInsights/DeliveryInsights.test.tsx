@@ -4,7 +4,7 @@ import userEvent from '@testing-library/user-event';
 import {
   DeliveryInsights as DeliveryInsightsDto,
   StageDeliveryInsights,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import { ProgressionApi, progressionApiRef } from '../../api';
 import { DeliveryInsights } from './DeliveryInsights';
 import { formatDuration } from './formatDuration';

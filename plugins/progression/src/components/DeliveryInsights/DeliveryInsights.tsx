@@ -11,7 +11,7 @@ import {
 import { Progress, StatusWarning } from '@backstage/core-components';
 import { useApi } from '@backstage/frontend-plugin-api';
 import { CompoundEntityRef } from '@backstage/catalog-model';
-import { GetEntityInsightsQuery } from '@internal/backstage-plugin-progression-common';
+import { GetEntityInsightsQuery } from '@progression-io/backstage-plugin-progression-common';
 import useAsync from 'react-use/esm/useAsync';
 import { progressionApiRef } from '../../api';
 import { StageDeliveryFigures } from './StageDeliveryFigures';

@@ -1,6 +1,6 @@
 import { Box, Typography, makeStyles } from '@material-ui/core';
 import { TrendLine } from '@backstage/core-components';
-import { StageDeliveryInsights } from '@internal/backstage-plugin-progression-common';
+import { StageDeliveryInsights } from '@progression-io/backstage-plugin-progression-common';
 import { formatDuration } from './formatDuration';
 
 const useStyles = makeStyles(theme => ({

@@ -2,7 +2,7 @@ import { Entity } from '@backstage/catalog-model';
 import { renderInTestApp } from '@backstage/frontend-test-utils';
 import { EntityProvider } from '@backstage/plugin-catalog-react';
 import { screen, within } from '@testing-library/react';
-import { StageDeliveryInsights } from '@internal/backstage-plugin-progression-common';
+import { StageDeliveryInsights } from '@progression-io/backstage-plugin-progression-common';
 import { ProgressionApi, progressionApiRef } from '../../api';
 import { DeliveryInsightsCard } from './DeliveryInsightsCard';
 

@@ -6,7 +6,7 @@ import {
 import { useApi } from '@backstage/frontend-plugin-api';
 import { useEntity } from '@backstage/plugin-catalog-react';
 import { getCompoundEntityRef } from '@backstage/catalog-model';
-import { DeliveryInsights } from '@internal/backstage-plugin-progression-common';
+import { DeliveryInsights } from '@progression-io/backstage-plugin-progression-common';
 import { Typography } from '@material-ui/core';
 import useAsync from 'react-use/esm/useAsync';
 import { progressionApiRef } from '../../api';

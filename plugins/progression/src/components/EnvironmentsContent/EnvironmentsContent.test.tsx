@@ -3,7 +3,7 @@ import { NotFoundError } from '@backstage/errors';
 import { mockApis, renderInTestApp } from '@backstage/frontend-test-utils';
 import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import { EntityProvider } from '@backstage/plugin-catalog-react';
-import { EntityEnvironments } from '@internal/backstage-plugin-progression-common';
+import { EntityEnvironments } from '@progression-io/backstage-plugin-progression-common';
 import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { ProgressionApi, progressionApiRef } from '../../api';

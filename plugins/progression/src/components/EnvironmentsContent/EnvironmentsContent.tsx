@@ -18,7 +18,7 @@ import {
   Stage,
   isProgressionAvailable,
   promotionOutcome,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import { Box, Typography } from '@material-ui/core';
 import { Suspense, useCallback, useEffect, useRef, useState } from 'react';
 import { useSearchParams } from 'react-router-dom';

@@ -3,7 +3,7 @@ import { Entity } from '@backstage/catalog-model';
 import {
   KUBERNETES_ID_ANNOTATION,
   PROGRESSION_PIPELINE_ANNOTATION,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 
 /**
  * What an entity without the pipeline annotation shows: the two lines to

@@ -26,7 +26,7 @@ import {
   EntityMetrics,
   Pipeline,
   Stage,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import { DeliveryInsights } from '../DeliveryInsights';
 import { StageActions, describeClosedStage } from '../StageActions';
 import { StageCharts, StageFlags, StageGates } from '../StageInsights';

@@ -35,7 +35,7 @@ import {
   MetricCheckEvidence,
   MetricsGateEvidence,
   promotionOutcome,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import useAsync from 'react-use/esm/useAsync';
 import { PromotionListItem, progressionApiRef } from '../../api';
 

@@ -10,7 +10,7 @@ import {
 import { useApi } from '@backstage/frontend-plugin-api';
 import { useEntity } from '@backstage/plugin-catalog-react';
 import { getCompoundEntityRef } from '@backstage/catalog-model';
-import { Stage } from '@internal/backstage-plugin-progression-common';
+import { Stage } from '@progression-io/backstage-plugin-progression-common';
 import {
   Box,
   Table,

@@ -5,7 +5,7 @@ import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import {
   EntityEnvironments,
   Stage,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { ProgressionApi, progressionApiRef } from '../../api';

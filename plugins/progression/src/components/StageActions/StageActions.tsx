@@ -27,7 +27,7 @@ import {
   progressionPromotionCreatePermission,
   progressionRollbackPermission,
   progressionWindowOverridePermission,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import useAsync from 'react-use/esm/useAsync';
 import { progressionApiRef } from '../../api';
 import { flagDifferences } from '../StageInsights';

@@ -1,7 +1,7 @@
 import { renderInTestApp } from '@backstage/frontend-test-utils';
 import { screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
-import { EntityFlags } from '@internal/backstage-plugin-progression-common';
+import { EntityFlags } from '@progression-io/backstage-plugin-progression-common';
 import { ProgressionApi, progressionApiRef } from '../../api';
 import {
   StageCharts,

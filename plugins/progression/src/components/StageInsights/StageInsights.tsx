@@ -15,7 +15,7 @@ import {
   Stage,
   StageGateSummary,
   StageMetrics,
-} from '@internal/backstage-plugin-progression-common';
+} from '@progression-io/backstage-plugin-progression-common';
 import {
   PromotionDetailsDialog,
   gateOutcome,
