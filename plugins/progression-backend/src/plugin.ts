@@ -21,6 +21,7 @@ import { PromotionEngine } from './engine/PromotionEngine';
 import { PromotionWorker } from './engine/PromotionWorker';
 import { builtInGates } from './gates/builtInGates';
 import { KubernetesDeployer } from './kubernetes/KubernetesDeployer';
+import { CatalogClusters } from './kubernetes/CatalogClusters';
 import { ClusterAuth } from './kubernetes/clusterAuth';
 import { KubernetesWorkloads } from './kubernetes/KubernetesWorkloads';
 import { PromotionNotifier } from './notifications/PromotionNotifier';
@@ -167,6 +168,23 @@ export const progressionPlugin = createBackendPlugin({
         });
         // Every replica runs its own worker; the store's claims make each
         // promotion run on one of them.
+        // The Kubernetes plugin's catalog locator: the catalog's clusters,
+        // read at start and every minute, before and beside the worker.
+        if (progressionConfig.clustersFromCatalog) {
+          const catalogClusters = new CatalogClusters({
+            catalog,
+            auth,
+            logger,
+            clusters: progressionConfig.clusters,
+          });
+          await scheduler.scheduleTask({
+            id: 'catalog-clusters',
+            scope: 'local',
+            frequency: { minutes: 1 },
+            timeout: { seconds: 30 },
+            fn: () => catalogClusters.refresh(),
+          });
+        }
         await scheduler.scheduleTask({
           id: 'promotion-worker',
           scope: 'local',

@@ -23,8 +23,15 @@ export interface ClusterConfig {
   /** A file holding the API server's certificate authority (PEM). */
   caFile?: string;
   skipTLSVerify: boolean;
-  /** Where it was configured, for error messages. */
-  source: 'progression.clusters' | 'kubernetes.clusterLocatorMethods';
+  /**
+   * Where it was configured, for error messages: `catalog` is a Resource
+   * of type kubernetes-cluster, found by the Kubernetes plugin's catalog
+   * locator's rules.
+   */
+  source:
+    | 'progression.clusters'
+    | 'kubernetes.clusterLocatorMethods'
+    | 'catalog';
 }
 
 /**

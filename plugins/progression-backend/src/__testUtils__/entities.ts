@@ -4,12 +4,13 @@ import { catalogServiceRef } from '@backstage/plugin-catalog-node';
 import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 
 /**
- * A Component on the `standard` pipeline whose workload carries the
- * `backstage.io/kubernetes-id` label `kubernetesId` (its name by default).
+ * A Component on the `standard` pipeline (or `pipeline`) whose workload
+ * carries the `backstage.io/kubernetes-id` label `kubernetesId` (its name
+ * by default).
  */
 export function component(
   name: string,
-  options: { kubernetesId?: string; owner?: string } = {},
+  options: { kubernetesId?: string; owner?: string; pipeline?: string } = {},
 ): Entity {
   return {
     apiVersion: 'backstage.io/v1alpha1',
@@ -18,7 +19,7 @@ export function component(
       name,
       namespace: 'default',
       annotations: {
-        'progression.backstage.io/pipeline': 'standard',
+        'progression.backstage.io/pipeline': options.pipeline ?? 'standard',
         'backstage.io/kubernetes-id': options.kubernetesId ?? name,
       },
     },

@@ -219,7 +219,8 @@ function readClusters(config: Config): Map<string, UsableCluster> {
             name: 'local',
             url: 'http://127.0.0.1:8001',
             authProvider: 'localKubectlProxy',
-            skipTLSVerify: false,
+            // Plain HTTP on loopback: client-node takes it only so.
+            skipTLSVerify: true,
             source: 'kubernetes.clusterLocatorMethods',
           },
           path,
@@ -484,6 +485,7 @@ function readPipeline(
   name: string,
   config: Config,
   clusters: Map<string, UsableCluster>,
+  fromCatalog: boolean,
   extensions: ProgressionExtensions,
   hasPrometheus: boolean,
 ): PipelineConfig {
@@ -507,7 +509,7 @@ function readPipeline(
     }
     seen.add(stageName);
     const cluster = stage.getString('cluster');
-    if (!clusters.has(cluster)) {
+    if (!clusters.has(cluster) && !fromCatalog) {
       const known = [...clusters.keys()];
       throw new ProgressionConfigError(
         `${stagePath}.cluster`,
@@ -515,10 +517,10 @@ function readPipeline(
           known.length
             ? `configured clusters: ${known.join(', ')}`
             : 'no clusters are configured (progression.clusters)'
-        } (clusters of the Kubernetes plugin's catalog and gke locators are not read)`,
+        } (clusters of the Kubernetes plugin's gke locator are not read; with its catalog locator, the catalog's are)`,
       );
     }
-    const problem = clusters.get(cluster)!.problem;
+    const problem = clusters.get(cluster)?.problem;
     if (problem) {
       throw new ProgressionConfigError(
         `${stagePath}.cluster`,
@@ -633,6 +635,9 @@ export function readProgressionConfig(
   extensions: ProgressionExtensions,
 ): ProgressionConfig {
   const clusters = readClusters(config);
+  const clustersFromCatalog = (
+    config.getOptionalConfigArray('kubernetes.clusterLocatorMethods') ?? []
+  ).some(method => method.getOptionalString('type') === 'catalog');
   const prometheus = readPrometheusConfig(config);
   const pipelines = new Map<string, PipelineConfig>();
   const pipelinesConfig = config.getOptionalConfig('progression.pipelines');
@@ -644,6 +649,7 @@ export function readProgressionConfig(
         name,
         pipelinesConfig!.getConfig(name),
         clusters,
+        clustersFromCatalog,
         extensions,
         prometheus !== undefined,
       ),
@@ -666,6 +672,7 @@ export function readProgressionConfig(
   }
   return {
     clusters,
+    clustersFromCatalog,
     pipelines,
     worker,
     retention: {

@@ -52,7 +52,16 @@ export interface PipelineConfig {
 }
 
 export interface ProgressionConfig {
+  /**
+   * The clusters by name. With `clustersFromCatalog`, the catalog's
+   * clusters are added (and kept up to date) while the backend runs.
+   */
   clusters: Map<string, ClusterConfig>;
+  /**
+   * The Kubernetes plugin's `catalog` locator is configured: stages may
+   * name clusters the catalog holds, read while the backend runs.
+   */
+  clustersFromCatalog: boolean;
   pipelines: Map<string, PipelineConfig>;
   worker: {
     heartbeatMs: number;

@@ -9,13 +9,22 @@ import {
 } from '../kubernetes/KubernetesWorkloads';
 import { GateContext } from './Gate';
 
-/** Where a stage's workload runs; throws for a cluster that is not configured. */
+/**
+ * Where a stage's workload runs; throws for a cluster that is not configured
+ * (or not, or not yet, in the catalog).
+ */
 export function stageLocation(
   config: ProgressionConfig,
   stage: StageConfig,
 ): StageLocation {
   const cluster = config.clusters.get(stage.cluster);
-  if (!cluster) throw new Error(`cluster ${stage.cluster} is not configured`);
+  if (!cluster) {
+    throw new Error(
+      config.clustersFromCatalog
+        ? `cluster ${stage.cluster} is not configured, and the catalog has no usable Resource of type kubernetes-cluster named ${stage.cluster} (read every minute)`
+        : `cluster ${stage.cluster} is not configured`,
+    );
+  }
   return { cluster, namespace: stage.namespace };
 }
 

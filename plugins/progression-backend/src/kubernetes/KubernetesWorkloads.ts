@@ -98,7 +98,8 @@ function flatKeys(
  * rollout undo` does. Nothing else in the plugin talks to clusters.
  */
 export class KubernetesWorkloads implements StageWorkloads {
-  private readonly configs = new Map<string, KubeConfig>();
+  /** By cluster object: a catalog cluster that changes is a new object. */
+  private readonly configs = new WeakMap<ClusterConfig, KubeConfig>();
   private readonly informers = new Map<string, Promise<InformerState>>();
 
   /**
@@ -126,10 +127,10 @@ export class KubernetesWorkloads implements StageWorkloads {
 
   /** The client configuration of a cluster, shared by every reader of it. */
   kubeConfig(cluster: ClusterConfig) {
-    let kc = this.configs.get(cluster.name);
+    let kc = this.configs.get(cluster);
     if (!kc) {
       kc = clusterKubeConfig(cluster, this.auth);
-      this.configs.set(cluster.name, kc);
+      this.configs.set(cluster, kc);
     }
     return kc;
   }
