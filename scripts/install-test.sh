@@ -18,7 +18,7 @@ APP="$WORK/app"
 BACKEND_PID=""
 cleanup() {
   stop_process_group "$BACKEND_PID"
-  for dir in plugins/*/; do
+  for dir in "$ROOT"/plugins/*/; do
     (cd "$dir" && yarn backstage-cli package clean >/dev/null 2>&1) || true
   done
   if [ -z "${KEEP_INSTALL_TEST:-}" ]; then rm -rf "$WORK"; else log "Kept $WORK"; fi
@@ -57,8 +57,8 @@ cd "$APP"
 log "Install test: yarn install"
 yarn install >"$WORK/install.log" 2>&1 ||
   { tail -50 "$WORK/install.log" >&2; die "yarn install of the app failed"; }
-for name in $(ls "$ROOT/plugins"); do
-  pkg="$(node -p "require('$ROOT/plugins/$name/package.json').name")"
+for manifest in "$ROOT"/plugins/*/package.json; do
+  pkg="$(node -p "require('$manifest').name")"
   [ -f "node_modules/$pkg/dist/index.d.ts" ] ||
     die "$pkg is not installed from its tarball (no dist/index.d.ts)"
 done
@@ -73,7 +73,9 @@ yarn workspace backend build >"$WORK/backend-build.log" 2>&1 ||
   { tail -40 "$WORK/backend-build.log" >&2; die "the backend does not build"; }
 
 log "Install test: starting the backend"
-(cd packages/backend && setsid node "$APP/.yarn/releases/yarn-4.13.0.cjs" start >"$WORK/backend.log" 2>&1) &
+# Its own process group (setsid), so that the cleanup stops all of it.
+setsid bash -c 'cd packages/backend && exec node "$1" start' _ \
+  "$APP/.yarn/releases/yarn-4.13.0.cjs" >"$WORK/backend.log" 2>&1 &
 BACKEND_PID=$!
 if ! wait_while_alive "$BACKEND_PID" 300 curl -fsS -o /dev/null \
   http://localhost:7007/.backstage/health/v1/readiness; then
@@ -83,6 +85,13 @@ fi
 TOKEN="$(curl -fsS -X POST http://localhost:7007/api/auth/guest/refresh \
   -H 'X-Requested-With: XMLHttpRequest' |
   node -pe 'JSON.parse(require("fs").readFileSync(0)).backstageIdentity.token')"
+# The catalog reads its locations after start-up: wait for the entity.
+catalog_has_entity() {
+  curl -fsS -o /dev/null -H "Authorization: Bearer $TOKEN" \
+    http://localhost:7007/api/catalog/entities/by-name/component/default/payments-api
+}
+wait_while_alive "$BACKEND_PID" 180 catalog_has_entity ||
+  die "the catalog of the installed app never listed payments-api"
 URL=http://localhost:7007/api/progression/v1/entities/component/default/payments-api/environments
 STATUS="$(curl -s -o "$WORK/environments.json" -w '%{http_code}' \
   -H "Authorization: Bearer $TOKEN" "$URL")"

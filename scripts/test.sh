@@ -159,6 +159,10 @@ step "Prettier (yarn prettier:check)" yarn prettier:check
 step "Unit and store tests, SQLite and PostgreSQL (yarn test)" \
   yarn test --json --outputFile="$WORK/jest.json"
 
+# Progression as an adopter installs it: packed, in a separate app.
+step "Install test: packed packages in a separate app (scripts/install-test.sh)" \
+  "$ROOT/scripts/install-test.sh"
+
 export PROGRESSION_E2E_JSON="$WORK/e2e.json"
 if step "Start the demo" start_demo; then
   step "Browser end-to-end tests (Playwright, headless Chromium)" yarn test:e2e --project demo

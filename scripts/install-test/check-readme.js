@@ -12,9 +12,9 @@ const path = require('node:path');
 
 const [readmeFile, app] = process.argv.slice(2);
 const readme = fs.readFileSync(readmeFile, 'utf8');
-const section = readme.split('\n## Use it in your Backstage app')[1]?.split(
-  '\n## ',
-)[0];
+const section = readme
+  .split('\n## Use it in your Backstage app')[1]
+  ?.split('\n## ')[0];
 if (!section) throw new Error('README has no "Use it in your Backstage app"');
 const block = heading =>
   new RegExp(`### ${heading}[\\s\\S]*?\`\`\`tsx?\\n([\\s\\S]*?)\`\`\``).exec(
