@@ -23,6 +23,7 @@ import { builtInGates } from './gates/builtInGates';
 import { KubernetesDeployer } from './kubernetes/KubernetesDeployer';
 import { CatalogClusters } from './kubernetes/CatalogClusters';
 import { ClusterAuth } from './kubernetes/clusterAuth';
+import { GkeClusters } from './kubernetes/GkeClusters';
 import { KubernetesWorkloads } from './kubernetes/KubernetesWorkloads';
 import { PromotionNotifier } from './notifications/PromotionNotifier';
 import { PrometheusClient } from './prometheus/PrometheusClient';
@@ -183,6 +184,22 @@ export const progressionPlugin = createBackendPlugin({
             frequency: { minutes: 1 },
             timeout: { seconds: 30 },
             fn: () => catalogClusters.refresh(),
+          });
+        }
+        // The Kubernetes plugin's gke locators: GKE's clusters, listed at
+        // start and every minute.
+        if (progressionConfig.gkeLocators.length > 0) {
+          const gkeClusters = new GkeClusters({
+            locators: progressionConfig.gkeLocators,
+            clusters: progressionConfig.clusters,
+            logger,
+          });
+          await scheduler.scheduleTask({
+            id: 'gke-clusters',
+            scope: 'local',
+            frequency: { minutes: 1 },
+            timeout: { seconds: 30 },
+            fn: () => gkeClusters.refresh(),
           });
         }
         await scheduler.scheduleTask({

@@ -26,12 +26,13 @@ export interface ClusterConfig {
   /**
    * Where it was configured, for error messages: `catalog` is a Resource
    * of type kubernetes-cluster, found by the Kubernetes plugin's catalog
-   * locator's rules.
+   * locator's rules; `gke` one of the Kubernetes plugin's gke locator.
    */
   source:
     | 'progression.clusters'
     | 'kubernetes.clusterLocatorMethods'
-    | 'catalog';
+    | 'catalog'
+    | 'gke';
 }
 
 /**

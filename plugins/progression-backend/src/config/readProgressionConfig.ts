@@ -15,10 +15,7 @@ import {
   readDurationMs,
 } from '@progression-io/backstage-plugin-progression-node';
 import { isDnsLabel } from '../kubernetes/names';
-import {
-  BACKEND_AUTH_PROVIDERS,
-  USER_AUTH_PROVIDERS,
-} from '../kubernetes/authProviders';
+import { authProviderProblem } from '../kubernetes/authProviders';
 import { readFlagsConfig } from './readFlagsConfig';
 import { PrometheusConfig } from '../prometheus/PrometheusClient';
 import { checkQueryTemplate } from '../prometheus/promql';
@@ -29,6 +26,7 @@ import {
   ApprovalConfig,
   ChartQueries,
   ClusterConfig,
+  GkeLocator,
   PipelineConfig,
   ProgressionConfig,
   StageWindowPolicy,
@@ -96,23 +94,6 @@ const AUTH_METADATA_KEYS: Record<string, string> = {
 };
 
 /**
- * Why a promotion cannot use a cluster with `authProvider`, or undefined
- * when it can.
- */
-function authProviderProblem(authProvider: string): string | undefined {
-  if ((BACKEND_AUTH_PROVIDERS as readonly string[]).includes(authProvider)) {
-    return undefined;
-  }
-  const instead = USER_AUTH_PROVIDERS[authProvider];
-  if (instead) {
-    return `'${authProvider}' sends the signed-in user's own token from the browser, and a promotion runs in the backend without one; use '${instead}'`;
-  }
-  return `'${authProvider}' is not supported; use one of ${BACKEND_AUTH_PROVIDERS.join(
-    ', ',
-  )}`;
-}
-
-/**
  * One cluster in the Kubernetes plugin's shape
  * (`kubernetes.clusterLocatorMethods[].clusters[]`, read as its config
  * locator reads it), or why a promotion cannot use it.
@@ -170,6 +151,34 @@ function readCluster(
         message: problem,
       },
     }),
+  };
+}
+
+/** A `type: gke` locator, read as the Kubernetes plugin reads it. */
+function readGkeLocator(method: Config, m: number): GkeLocator {
+  const path = `kubernetes.clusterLocatorMethods[${m}]`;
+  const endpointType = method.getOptionalString('endpointType') ?? 'public';
+  if (endpointType !== 'public' && endpointType !== 'dns') {
+    throw new ProgressionConfigError(
+      `${path}.endpointType`,
+      "use 'public' or 'dns'",
+    );
+  }
+  return {
+    projectId: method.getString('projectId'),
+    region: method.getOptionalString('region') ?? '-',
+    authProvider:
+      method.getOptionalString('authProvider') === 'googleServiceAccount'
+        ? 'googleServiceAccount'
+        : 'google',
+    skipTLSVerify: method.getOptionalBoolean('skipTLSVerify') ?? false,
+    matchingResourceLabels: (
+      method.getOptionalConfigArray('matchingResourceLabels') ?? []
+    ).map(label => ({
+      key: label.getString('key'),
+      value: label.getString('value'),
+    })),
+    endpointType,
   };
 }
 
@@ -517,7 +526,7 @@ function readPipeline(
           known.length
             ? `configured clusters: ${known.join(', ')}`
             : 'no clusters are configured (progression.clusters)'
-        } (clusters of the Kubernetes plugin's gke locator are not read; with its catalog locator, the catalog's are)`,
+        }`,
       );
     }
     const problem = clusters.get(cluster)?.problem;
@@ -635,9 +644,15 @@ export function readProgressionConfig(
   extensions: ProgressionExtensions,
 ): ProgressionConfig {
   const clusters = readClusters(config);
-  const clustersFromCatalog = (
-    config.getOptionalConfigArray('kubernetes.clusterLocatorMethods') ?? []
-  ).some(method => method.getOptionalString('type') === 'catalog');
+  const locators =
+    config.getOptionalConfigArray('kubernetes.clusterLocatorMethods') ?? [];
+  const clustersFromCatalog = locators.some(
+    method => method.getOptionalString('type') === 'catalog',
+  );
+  const gkeLocators = locators
+    .map((method, m) => ({ method, m }))
+    .filter(({ method }) => method.getOptionalString('type') === 'gke')
+    .map(({ method, m }) => readGkeLocator(method, m));
   const prometheus = readPrometheusConfig(config);
   const pipelines = new Map<string, PipelineConfig>();
   const pipelinesConfig = config.getOptionalConfig('progression.pipelines');
@@ -649,7 +664,7 @@ export function readProgressionConfig(
         name,
         pipelinesConfig!.getConfig(name),
         clusters,
-        clustersFromCatalog,
+        clustersFromCatalog || gkeLocators.length > 0,
         extensions,
         prometheus !== undefined,
       ),
@@ -673,6 +688,7 @@ export function readProgressionConfig(
   return {
     clusters,
     clustersFromCatalog,
+    gkeLocators,
     pipelines,
     worker,
     retention: {

@@ -1,6 +1,7 @@
 /*
  * The shapes of the progression config section, read by
- * readProgressionConfig.ts. A leaf: it imports no reader, so gates and the
+ * readProgressionConfig.ts. A leaf: it
+imports no reader, so gates and the
  * cluster code can use these types without importing each other.
  */
 import type {
@@ -51,6 +52,17 @@ export interface PipelineConfig {
   windows: Map<string, StageWindowPolicy>;
 }
 
+/** One `type: gke` locator of the Kubernetes plugin, as it reads it. */
+export interface GkeLocator {
+  projectId: string;
+  /** `-` for every region. */
+  region: string;
+  authProvider: string;
+  skipTLSVerify: boolean;
+  matchingResourceLabels: Array<{ key: string; value: string }>;
+  endpointType: 'public' | 'dns';
+}
+
 export interface ProgressionConfig {
   /**
    * The clusters by name. With `clustersFromCatalog`, the catalog's
@@ -62,6 +74,8 @@ export interface ProgressionConfig {
    * name clusters the catalog holds, read while the backend runs.
    */
   clustersFromCatalog: boolean;
+  /** The Kubernetes plugin's `gke` locators, whose clusters stages may name. */
+  gkeLocators: GkeLocator[];
   pipelines: Map<string, PipelineConfig>;
   worker: {
     heartbeatMs: number;

@@ -20,9 +20,14 @@ export function stageLocation(
   const cluster = config.clusters.get(stage.cluster);
   if (!cluster) {
     throw new Error(
-      config.clustersFromCatalog
-        ? `cluster ${stage.cluster} is not configured, and the catalog has no usable Resource of type kubernetes-cluster named ${stage.cluster} (read every minute)`
-        : `cluster ${stage.cluster} is not configured`,
+      `cluster ${stage.cluster} is not configured${[
+        config.clustersFromCatalog &&
+          `, and the catalog has no usable Resource of type kubernetes-cluster named ${stage.cluster} (read every minute)`,
+        config.gkeLocators.length > 0 &&
+          `, and no GKE cluster of the gke locators is named ${stage.cluster} (listed every minute)`,
+      ]
+        .filter(Boolean)
+        .join('')}`,
     );
   }
   return { cluster, namespace: stage.namespace };

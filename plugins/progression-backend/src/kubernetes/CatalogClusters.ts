@@ -69,6 +69,31 @@ export function clusterOfResource(
 }
 
 /**
+ * Puts the clusters a locator found (`source`) into the map: added, and
+ * replaced only when they changed (a new object: its KubeConfig is made
+ * again); its clusters that are gone are removed. Clusters from
+ * configuration win over found ones of the same name.
+ */
+export function syncClusters(
+  clusters: Map<string, ClusterConfig>,
+  source: ClusterConfig['source'],
+  found: ClusterConfig[],
+) {
+  const seen = new Set<string>();
+  for (const cluster of found) {
+    const existing = clusters.get(cluster.name);
+    if (existing && existing.source !== source) continue;
+    seen.add(cluster.name);
+    if (JSON.stringify(existing) !== JSON.stringify(cluster)) {
+      clusters.set(cluster.name, cluster);
+    }
+  }
+  for (const [name, cluster] of clusters) {
+    if (cluster.source === source && !seen.has(name)) clusters.delete(name);
+  }
+}
+
+/**
  * The catalog's clusters, read into the configured clusters' map (those
  * configured win over a catalog cluster of the same name) and kept up to
  * date by `refresh`: added, changed, and removed when their Resource is.
@@ -100,31 +125,22 @@ export class CatalogClusters {
       },
       { credentials: await auth.getOwnServiceCredentials() },
     );
-    const seen = new Set<string>();
+    const found: ClusterConfig[] = [];
     for (const entity of items) {
-      const found = clusterOfResource(entity);
+      const read = clusterOfResource(entity);
       const name = entity.metadata.name;
-      if ('problem' in found) {
-        if (this.problems.get(name) !== found.problem) {
+      if ('problem' in read) {
+        if (this.problems.get(name) !== read.problem) {
           logger.warn(
-            `Ignoring kubernetes-cluster Resource ${name}: ${found.problem}`,
+            `Ignoring kubernetes-cluster Resource ${name}: ${read.problem}`,
           );
         }
-        this.problems.set(name, found.problem);
+        this.problems.set(name, read.problem);
         continue;
       }
       this.problems.delete(name);
-      const existing = clusters.get(name);
-      if (existing && existing.source !== 'catalog') continue;
-      seen.add(name);
-      if (JSON.stringify(existing) !== JSON.stringify(found.cluster)) {
-        clusters.set(name, found.cluster);
-      }
+      found.push(read.cluster);
     }
-    for (const [name, cluster] of clusters) {
-      if (cluster.source === 'catalog' && !seen.has(name)) {
-        clusters.delete(name);
-      }
-    }
+    syncClusters(clusters, 'catalog', found);
   }
 }

@@ -20,3 +20,20 @@ export const USER_AUTH_PROVIDERS: Record<string, string> = {
   aks: 'azure',
   oidc: 'serviceAccount',
 };
+
+/**
+ * Why a promotion cannot use a cluster with `authProvider`, or undefined
+ * when it can.
+ */
+export function authProviderProblem(authProvider: string): string | undefined {
+  if ((BACKEND_AUTH_PROVIDERS as readonly string[]).includes(authProvider)) {
+    return undefined;
+  }
+  const instead = USER_AUTH_PROVIDERS[authProvider];
+  if (instead) {
+    return `'${authProvider}' sends the signed-in user's own token from the browser, and a promotion runs in the backend without one; use '${instead}'`;
+  }
+  return `'${authProvider}' is not supported; use one of ${BACKEND_AUTH_PROVIDERS.join(
+    ', ',
+  )}`;
+}

@@ -15,6 +15,7 @@ import {
   KubernetesCredential,
 } from '@backstage/plugin-kubernetes-node';
 import { ClusterConfig } from '@progression-io/backstage-plugin-progression-node';
+import { authProviderProblem } from './authProviders';
 
 /** Creates the strategy of an auth provider, on first use. */
 type StrategyFactory = () => AuthenticationStrategy;
@@ -63,7 +64,10 @@ export class ClusterAuth {
     if (!strategy) {
       const factory = this.factories[provider];
       if (!factory) {
-        throw new Error(`unsupported auth provider '${provider}'`);
+        throw new Error(
+          authProviderProblem(provider) ??
+            `unsupported auth provider '${provider}'`,
+        );
       }
       strategy = factory();
       this.made.set(provider, strategy);
