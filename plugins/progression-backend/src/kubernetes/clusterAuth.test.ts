@@ -3,9 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { mockServices } from '@backstage/backend-test-utils';
 import { ConfigReader } from '@backstage/config';
-import { AzureIdentityStrategy } from '@backstage/plugin-kubernetes-backend';
+import {
+  AzureIdentityStrategy,
+  ServiceAccountStrategy,
+} from '@backstage/plugin-kubernetes-backend';
 import { KubeSimulator } from '@internal/kube-simulator';
-import { CoreV1Api, Watch } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import { GoogleAuth } from 'google-auth-library';
 import { readTestConfig } from '../__testUtils__/readTestConfig';
 import { ClusterAuth } from './clusterAuth';
@@ -204,6 +207,35 @@ it('sends no credential through a local kubectl proxy', async () => {
   const cluster = clusterFrom({ authProvider: 'localKubectlProxy' });
   await callWith(cluster, new ClusterAuth());
   expect(new Set(seen)).toEqual(new Set([undefined]));
+});
+
+it("sends the in-cluster service account's token when no token is configured", async () => {
+  // In a pod, the token is the file the kubelet mounts (and rotates) at
+  // /var/run/secrets/kubernetes.io/serviceaccount/token. Here the strategy
+  // runs unchanged, with client-node's KubeConfig reading that path under
+  // a temporary folder: the file system is the boundary stubbed.
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'in-cluster-'));
+  const dir = path.join(root, 'var/run/secrets/kubernetes.io/serviceaccount');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'token'), 'mounted-token-1');
+  class InClusterKubeConfig extends KubeConfig {
+    loadFromCluster() {
+      super.loadFromCluster(root);
+    }
+  }
+  const strategy = new ServiceAccountStrategy();
+  (strategy as any).injectedKubernetesClient = {
+    KubeConfig: InClusterKubeConfig,
+  };
+  try {
+    await callWith(
+      clusterFrom({ authProvider: 'serviceAccount' }),
+      new ClusterAuth({ overrides: { serviceAccount: strategy } }),
+    );
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+  expect(new Set(seen)).toEqual(new Set(['mounted-token-1']));
 });
 
 it('fails the call, naming the cluster and provider, when no credential can be had', async () => {
