@@ -211,6 +211,9 @@ describe('running the test job gate', () => {
     const workloads: StageWorkloads = {
       kubeConfig: notUsed,
       findDeployment: notUsed,
+      readLive: notUsed,
+      readCached: notUsed,
+      waitForRollout: notUsed,
       containerOf: notUsed,
       runJob: async (at, spec, signal) => {
         expect(at).toBe(location);

@@ -315,6 +315,7 @@ export async function cancelBenchmark() {
     store,
     config,
     deployers: [],
+    workloads,
     onWork: () => worker.kick(),
     memberships: async () => [],
   });

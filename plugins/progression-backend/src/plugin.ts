@@ -269,6 +269,7 @@ export const progressionPlugin = createBackendPlugin({
               store,
               config: progressionConfig,
               deployers,
+              workloads,
               onWork: () => worker.kick(),
               memberships: user => entities.memberships(user),
               windows,

@@ -1,4 +1,5 @@
 import { Config } from '@backstage/config';
+import type { StageWorkloads } from './gates';
 import { EntityTarget, ReleaseRef, StageConfig, StageLocation } from './stage';
 
 /**
@@ -51,6 +52,56 @@ export interface LiveWorkload {
   changeCause?: string;
   /** Done, failed (its progress deadline passed), or still rolling out. */
   rollout: { done: boolean; failed?: boolean; message: string };
+  /**
+   * Set when a GitOps tool manages the Deployment (Argo CD's tracking
+   * annotation): the Application's name. Progression's own image patch
+   * refuses such a Deployment; the tool's deployer changes Git instead.
+   */
+  managedBy?: { tool: 'argocd'; application: string };
+  /** For a GitOps stage: what each side says runs, and where they differ. */
+  gitops?: GitOpsState;
+}
+
+/**
+ * A GitOps stage seen from its three sides: the overlay at the branch head
+ * (Git), the Application (Argo CD) and the live Deployment.
+ *
+ * @public
+ */
+export interface GitOpsState {
+  repoUrl: string;
+  branch: string;
+  path: string;
+  /** The branch head: its commit, the commit's subject and the overlay's image. */
+  head?: { sha: string; message: string; image?: string };
+  application: {
+    name: string;
+    instance: string;
+    /** Synced, OutOfSync or Unknown. */
+    sync?: string;
+    /** The commit Argo CD compared against (and, when Synced, applied). */
+    revision?: string;
+    /** Healthy, Progressing, Degraded, Suspended, Missing or Unknown. */
+    health?: string;
+    automated: boolean;
+    selfHeal: boolean;
+    /** The last sync operation: its phase, revision and message. */
+    operation?: {
+      phase: string;
+      revision?: string;
+      message?: string;
+      finishedAt?: string;
+    };
+  };
+  /**
+   * Each disagreement, naming the side that differs: `git` (the head is
+   * not what Argo CD synced), `argocd` (Argo CD says OutOfSync or not
+   * Healthy), `live` (the Deployment runs another image than the overlay
+   * names). Empty when all three agree.
+   */
+  drift: { side: 'git' | 'argocd' | 'live'; message: string }[];
+  /** Why a side could not be read (the others are still shown). */
+  errors?: string[];
 }
 
 /**
@@ -62,6 +113,8 @@ export interface DeployTarget {
   entity: EntityTarget;
   stage: StageConfig;
   location: StageLocation;
+  /** The stage's cluster, through Progression's client (and credentials). */
+  workloads: StageWorkloads;
 }
 
 /**
@@ -94,6 +147,8 @@ export interface DeployRequest {
   release: ReleaseRef;
   /** Why, in words, for the workload's history. */
   changeCause: string;
+  /** Who asked for it (a user entity ref), when a person did. */
+  requestedBy?: string;
   /** What an earlier attempt of this promotion recorded, if it got that far. */
   previous?: DeployRecord;
 }

@@ -4,6 +4,7 @@ import {
   StageJobRun,
 } from '@progression-io/backstage-plugin-progression-common';
 import { KubeConfig, V1Deployment } from '@kubernetes/client-node';
+import { LiveWorkload, RolloutResult } from './deployers';
 import { EntityTarget, ReleaseRef, StageConfig, StageLocation } from './stage';
 
 /**
@@ -78,6 +79,36 @@ export interface StageWorkloads {
     location: StageLocation,
     kubernetesId: string,
   ): Promise<V1Deployment>;
+  /**
+   * What runs in the stage now: the Deployment labelled
+   * `backstage.io/kubernetes-id=<kubernetesId>` and its rollout, read from
+   * the cluster (`cached`: from a watch cache; undefined when it holds
+   * no single such Deployment).
+   */
+  readLive(
+    location: StageLocation,
+    kubernetesId: string,
+    container?: string,
+  ): Promise<LiveWorkload>;
+  readCached(
+    location: StageLocation,
+    kubernetesId: string,
+    container?: string,
+  ): Promise<LiveWorkload | undefined>;
+  /**
+   * Waits for a Deployment's rollout as `kubectl rollout status` does,
+   * failing fast on a new pod that cannot come up or stays unready past
+   * `readyTimeoutMs`; rejects with `signal.reason` when it aborts.
+   */
+  waitForRollout(
+    location: StageLocation,
+    deployment: string,
+    options: {
+      timeoutMs: number;
+      readyTimeoutMs?: number;
+      signal?: AbortSignal;
+    },
+  ): Promise<RolloutResult>;
   /** The container of the Deployment that runs the release. */
   containerOf(
     deployment: V1Deployment,

@@ -146,6 +146,8 @@ export interface EntityTarget {
   container?: string;
   /** Stage URL overrides from the entity's annotations, by stage name. */
   urlOverrides?: Record<string, string>;
+  /** The entity's `progression.backstage.io/…` annotations, for deployers and gates of modules. */
+  annotations?: Record<string, string>;
 }
 
 /**

@@ -67,6 +67,7 @@ export async function createTestRouter(options: {
       store,
       config: options.config,
       deployers,
+      workloads: options.workloads ?? new KubernetesWorkloads(),
       onWork: options.onWork ?? (() => {}),
       memberships: async user => [user],
     }),

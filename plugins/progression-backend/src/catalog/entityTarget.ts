@@ -30,5 +30,10 @@ export function entityTarget(
         return url ? [[stage.name, url]] : [];
       }),
     ),
+    annotations: Object.fromEntries(
+      Object.entries(entity.metadata.annotations ?? {}).filter(([key]) =>
+        key.startsWith('progression.backstage.io/'),
+      ),
+    ),
   };
 }

@@ -165,6 +165,7 @@ export class PromotionEngine {
       entity: run.entity,
       stage: run.stage,
       location: stageLocation(this.options.config, run.stage),
+      workloads: this.options.workloads,
     };
   }
 
@@ -614,6 +615,7 @@ export class PromotionEngine {
         image: release.image,
       },
       changeCause: `Progression: ${release.version} to ${p.stage} (promotion ${p.id})`,
+      requestedBy: p.requestedBy,
       previous: memory.deployRecord,
     };
     if (!memory.deployRecord) {

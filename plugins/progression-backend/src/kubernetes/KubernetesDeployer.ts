@@ -6,6 +6,7 @@ import {
   LiveWorkload,
   RolloutResult,
 } from '@progression-io/backstage-plugin-progression-node';
+import { NotAllowedError } from '@backstage/errors';
 import { checkBinding } from './entityBinding';
 import { KubernetesWorkloads } from './KubernetesWorkloads';
 
@@ -43,6 +44,13 @@ export class KubernetesDeployer implements Deployer {
   /** The live workload, when it is the entity's to change. */
   private async liveOwned(target: DeployTarget): Promise<LiveWorkload> {
     const live = (await this.describeLive(target))!;
+    if (live.managedBy) {
+      // Argo CD would put its own image back (selfHeal) or at its next
+      // sync, and Git would no longer say what runs.
+      throw new NotAllowedError(
+        `Deployment ${live.deployment} in namespace ${target.location.namespace} is managed by Argo CD Application ${live.managedBy.application}; Progression does not patch what Argo CD manages — give stage ${target.stage.name} deploy.kind: argocd to promote through Git and Argo CD`,
+      );
+    }
     checkBinding(
       {
         name: live.deployment,

@@ -491,6 +491,7 @@ describe('the entity a Deployment belongs to', () => {
       entity,
       stage: config.pipelines.get('standard')!.stages[0],
       location: stage,
+      workloads,
     };
   }
 
@@ -596,5 +597,31 @@ describe('the entity a Deployment belongs to', () => {
         request('promotion', '1.2.0', 'p-bound-2'),
       ),
     ).resolves.toMatchObject({ applied: false });
+  });
+
+  it('refuses a Deployment that Argo CD manages, naming the Application', async () => {
+    const live = sim.store.get('deployments', 'staging', 'bound-api')!;
+    sim.apply({
+      ...live,
+      metadata: {
+        ...live.metadata,
+        annotations: {
+          ...live.metadata.annotations,
+          'argocd.argoproj.io/tracking-id':
+            'bound-api-staging:apps/Deployment:staging/bound-api',
+        },
+      },
+    });
+    const before = image();
+    const message =
+      'Deployment bound-api in namespace staging is managed by Argo CD Application bound-api-staging; Progression does not patch what Argo CD manages — give stage staging deploy.kind: argocd to promote through Git and Argo CD';
+    await expect(
+      deployer.plan(target(owner), request('promotion', '1.3.0', 'p-argo')),
+    ).rejects.toMatchObject({ name: 'NotAllowedError', message });
+    expect(image()).toBe(before);
+    expect((await workloads.readLive(stage, 'bound-api')).managedBy).toEqual({
+      tool: 'argocd',
+      application: 'bound-api-staging',
+    });
   });
 });

@@ -54,6 +54,25 @@ const ANNOTATIONS_TO_SKIP = new Set([
 
 export type { LiveWorkload, RolloutResult, StageLocation };
 
+/**
+ * Argo CD's marks on what it manages: the annotation of its annotation
+ * tracking (`<app>:<group>/<Kind>:<namespace>/<name>`, Argo CD 3's
+ * default; `<app-namespace>_<app>` for Applications outside its own
+ * namespace) and the label key its docs recommend for label tracking.
+ * Its older default label, `app.kubernetes.io/instance`, is not read: Helm
+ * charts set it too.
+ */
+export const ARGOCD_TRACKING_ANNOTATION = 'argocd.argoproj.io/tracking-id';
+export const ARGOCD_INSTANCE_LABEL = 'argocd.argoproj.io/instance';
+
+function managedBy(d: V1Deployment): Pick<LiveWorkload, 'managedBy'> {
+  const tracking = d.metadata?.annotations?.[ARGOCD_TRACKING_ANNOTATION];
+  const application = tracking
+    ? tracking.split(':')[0]
+    : d.metadata?.labels?.[ARGOCD_INSTANCE_LABEL];
+  return application ? { managedBy: { tool: 'argocd', application } } : {};
+}
+
 /** How often a rollout wait looks at the new pods between Deployment events. */
 const POD_CHECK_MS = 1000;
 
@@ -321,6 +340,7 @@ export class KubernetesWorkloads implements StageWorkloads {
       entityRef: d.metadata?.annotations?.[ENTITY_REF_ANNOTATION],
       changeCause: d.metadata?.annotations?.[CHANGE_CAUSE],
       rollout: rolloutStatus(d),
+      ...managedBy(d),
     };
   }
 

@@ -672,7 +672,8 @@ export class ProgressionReadModel {
           st => st.name === stage.name,
         )!;
         const deployer = this.deployers.get(stageConfig.deploy.kind);
-        if (!deployer) return result;
+        const workloads = this.options.workloads;
+        if (!deployer || !workloads) return result;
         try {
           const live = await withTimeout(
             () =>
@@ -681,6 +682,7 @@ export class ProgressionReadModel {
                   entity: target,
                   stage: stageConfig,
                   location: stageLocation(this.options.config, stageConfig),
+                  workloads,
                 },
                 { cached: true },
               ),
@@ -725,6 +727,7 @@ export class ProgressionReadModel {
               !active && {
                 drift: { expectedImage: expected, liveImage: live.image },
               }),
+            ...(live.gitops && { gitops: live.gitops }),
           };
         } catch (e) {
           return {

@@ -9,7 +9,10 @@ import {
   PromotionDto,
   ReleaseDto,
 } from '@progression-io/backstage-plugin-progression-common';
-import { Deployer } from '@progression-io/backstage-plugin-progression-node';
+import {
+  Deployer,
+  StageWorkloads,
+} from '@progression-io/backstage-plugin-progression-node';
 import { entityTarget } from '../catalog/entityTarget';
 import { PipelineConfig, ProgressionConfig } from '../config/types';
 import { Promotion, PromotionStore, Release } from '../database/PromotionStore';
@@ -58,6 +61,8 @@ export class PromotionCommands {
       config: ProgressionConfig;
       /** How releases reach stages: a rollback reads what runs now. */
       deployers: readonly Deployer<any>[];
+      /** The stages' clusters, for the deployers. */
+      workloads: StageWorkloads;
       /** Called when a promotion may have work to do. */
       onWork: () => void;
       /** The user and the groups they belong to, read when asked. */
@@ -291,6 +296,7 @@ export class PromotionCommands {
             entity: entityTarget(entity, this.options.config),
             stage,
             location: stageLocation(this.options.config, stage),
+            workloads: this.options.workloads,
           },
           { cached: true },
         )

@@ -244,10 +244,129 @@ export const spec = {
             description:
               'Why the live state could not be read (for example an unreachable cluster).',
           },
+          gitops: {
+            $ref: '#/components/schemas/StageGitOps',
+            description:
+              'For a GitOps stage (a stage whose deploy.kind is argocd), what Git, Argo CD and the cluster each say runs.',
+          },
           window: {
             $ref: '#/components/schemas/StageWindow',
             description:
               'Whether the stage takes promotions now, for stages with promotion windows or alert freezes (absent: always open).',
+          },
+        },
+      },
+      StageGitOps: {
+        type: 'object',
+        description:
+          'A GitOps stage seen from its three sides: the overlay at the branch head, the Argo CD Application, the live Deployment; `drift` names each side that disagrees.',
+        required: ['repoUrl', 'branch', 'path', 'application', 'drift'],
+        additionalProperties: false,
+        properties: {
+          repoUrl: {
+            type: 'string',
+          },
+          branch: {
+            type: 'string',
+          },
+          path: {
+            type: 'string',
+            description: "The overlay's folder in the repository.",
+          },
+          head: {
+            type: 'object',
+            description: 'The branch head.',
+            required: ['sha', 'message'],
+            additionalProperties: false,
+            properties: {
+              sha: {
+                type: 'string',
+              },
+              message: {
+                type: 'string',
+                description: "The commit's subject line.",
+              },
+              image: {
+                type: 'string',
+                description: 'The image the overlay names for the workload.',
+              },
+            },
+          },
+          application: {
+            type: 'object',
+            required: ['name', 'instance', 'automated', 'selfHeal'],
+            additionalProperties: false,
+            properties: {
+              name: {
+                type: 'string',
+              },
+              instance: {
+                type: 'string',
+                description: "The Argo CD instance's name.",
+              },
+              sync: {
+                type: 'string',
+                description: 'Synced, OutOfSync or Unknown.',
+              },
+              revision: {
+                type: 'string',
+                description: 'The commit Argo CD compared with.',
+              },
+              health: {
+                type: 'string',
+                description:
+                  'Healthy, Progressing, Degraded, Suspended, Missing or Unknown.',
+              },
+              automated: {
+                type: 'boolean',
+              },
+              selfHeal: {
+                type: 'boolean',
+              },
+              operation: {
+                type: 'object',
+                required: ['phase'],
+                additionalProperties: false,
+                properties: {
+                  phase: {
+                    type: 'string',
+                  },
+                  revision: {
+                    type: 'string',
+                  },
+                  message: {
+                    type: 'string',
+                  },
+                  finishedAt: {
+                    type: 'string',
+                  },
+                },
+              },
+            },
+          },
+          drift: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['side', 'message'],
+              additionalProperties: false,
+              properties: {
+                side: {
+                  type: 'string',
+                  enum: ['git', 'argocd', 'live'],
+                },
+                message: {
+                  type: 'string',
+                },
+              },
+            },
+          },
+          errors: {
+            type: 'array',
+            description: 'Why a side could not be read.',
+            items: {
+              type: 'string',
+            },
           },
         },
       },

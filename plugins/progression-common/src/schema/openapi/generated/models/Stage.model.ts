@@ -5,6 +5,7 @@
 // Regenerate: yarn workspace @progression-io/backstage-plugin-progression-backend generate:openapi
 import { PromotionSummary } from './PromotionSummary.model';
 import { StageGateSummary } from './StageGateSummary.model';
+import { StageGitOps } from './StageGitOps.model';
 import { StageLive } from './StageLive.model';
 import { StageWindow } from './StageWindow.model';
 
@@ -72,6 +73,10 @@ export interface Stage {
    * Why the live state could not be read (for example an unreachable cluster).
    */
   error?: string;
+  /**
+   * For a GitOps stage (a stage whose deploy.kind is argocd), what Git, Argo CD and the cluster each say runs.
+   */
+  gitops?: StageGitOps;
   /**
    * Whether the stage takes promotions now, for stages with promotion windows or alert freezes (absent: always open).
    */

@@ -52,6 +52,7 @@ export * from './RequestRollbackResponse.model';
 export * from './Stage.model';
 export * from './StageDeliveryInsights.model';
 export * from './StageGateSummary.model';
+export * from './StageGitOps.model';
 export * from './StageLive.model';
 export * from './StageMetrics.model';
 export * from './StageWindow.model';
