@@ -686,7 +686,7 @@ export class ApiServer {
         type: c.type,
         format: c.format ?? '',
         description: c.description,
-        priority: 0,
+        priority: c.priority ?? 0,
       })),
       rows: items.map(o => ({
         cells: type.columns.map(c => c.cell(o)),

@@ -107,9 +107,11 @@ export class ObjectService {
     }
     this.prepare(type, obj, namespace);
     if (type.hasGeneration) {
+      const counted = (o: KubeObject) =>
+        type.generationCountsStatus ? { ...o, metadata: undefined } : o.spec;
       obj.metadata.generation =
         (existing.metadata.generation ?? 1) +
-        (subresource !== 'status' && !deepEqual(existing.spec, obj.spec)
+        (subresource !== 'status' && !deepEqual(counted(existing), counted(obj))
           ? 1
           : 0);
     }

@@ -5,6 +5,7 @@ const GROUPS: Record<string, string> = {
   replicasets: 'apps',
   jobs: 'batch',
   networkpolicies: 'networking.k8s.io',
+  applications: 'argoproj.io',
 };
 const qualified = (resource: string) =>
   GROUPS[resource] ? `${resource}.${GROUPS[resource]}` : resource;

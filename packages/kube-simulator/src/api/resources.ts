@@ -5,6 +5,8 @@ export interface TableColumn {
   type: 'string' | 'integer' | 'date';
   format?: string;
   description: string;
+  /** 0 (the default) for `kubectl get`, more for `-o wide` only. */
+  priority?: number;
   cell: (o: KubeObject) => string | number;
 }
 
@@ -20,6 +22,12 @@ export interface ResourceType {
   subresources: string[];
   /** Whether spec changes bump metadata.generation. */
   hasGeneration: boolean;
+  /**
+   * A custom resource without a status subresource: any change outside
+   * metadata (status included) bumps metadata.generation, as
+   * apiextensions-apiserver's strategy does.
+   */
+  generationCountsStatus?: boolean;
   /** Whether status is only written through the /status subresource. */
   hasStatus: boolean;
   columns: TableColumn[];
@@ -641,6 +649,37 @@ RESOURCES.push(
     },
   },
 );
+
+// Argo CD's Application CRD (applications.argoproj.io), as installed with
+// Argo CD: no status subresource, its printer columns. The Argo CD stand-in
+// (src/gitops/) reconciles these; without it they are only stored.
+RESOURCES.push({
+  group: 'argoproj.io',
+  version: 'v1alpha1',
+  kind: 'Application',
+  plural: 'applications',
+  singular: 'application',
+  namespaced: true,
+  shortNames: ['app', 'apps'],
+  subresources: [],
+  hasGeneration: true,
+  generationCountsStatus: true,
+  hasStatus: false,
+  columns: [
+    nameColumn,
+    col('Sync Status', o => o.status?.sync?.status ?? ''),
+    col('Health Status', o => o.status?.health?.status ?? ''),
+    { ...col('Revision', o => o.status?.sync?.revision ?? ''), priority: 10 },
+    { ...col('Project', o => o.spec?.project ?? ''), priority: 10 },
+    ageColumn,
+  ],
+  // The CRD's schema requires spec.destination and spec.project.
+  validate: o => [
+    ...validateName(o),
+    ...(o.spec?.destination ? [] : ['spec.destination: Required value']),
+    ...(o.spec?.project ? [] : ['spec.project: Required value']),
+  ],
+});
 
 export function findResource(group: string, version: string, plural: string) {
   return RESOURCES.find(

@@ -1,0 +1,3 @@
+module.exports = require('@backstage/cli/config/eslint-factory')(__dirname, {
+  rules: { 'import/no-cycle': 'error' },
+});

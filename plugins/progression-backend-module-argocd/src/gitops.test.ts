@@ -1,0 +1,635 @@
+import {
+  mockCredentials,
+  mockServices,
+  startTestBackend,
+} from '@backstage/backend-test-utils';
+import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
+import { AuthorizeResult } from '@backstage/plugin-permission-common';
+// The module is tested in the real Progression backend it extends.
+// eslint-disable-next-line @backstage/no-mixed-plugin-imports
+import progressionBackend from '@progression-io/backstage-plugin-progression-backend';
+import {
+  ArgoCdStandIn,
+  GitServer,
+  KubeSimulator,
+} from '@internal/kube-simulator';
+import request from 'supertest';
+import progressionModuleArgoCd from './index';
+
+/*
+ * GitOps stages end to end, through the REST API of a real backend with
+ * the module: the manifests repository is served by Git's own
+ * `git http-backend` behind a token; the Argo CD stand-in renders its
+ * overlays with the real `kubectl kustomize`, syncs them into the
+ * simulator and answers Argo CD's REST API behind a bearer token.
+ * Nothing is mocked but the catalog and the permission policy (Backstage's
+ * test doubles).
+ */
+jest.setTimeout(180_000);
+
+const GIT_TOKEN = 'git-token-8086';
+const ARGO_TOKEN = 'argocd-token-6502';
+const IMAGE = 'registry.example/checkout';
+const STAGES = ['dev', 'staging', 'production'] as const;
+
+let sim: KubeSimulator;
+let git: GitServer;
+let argo: ArgoCdStandIn;
+let server: any;
+
+const entity = (name: string, pipeline: string) => ({
+  apiVersion: 'backstage.io/v1alpha1',
+  kind: 'Component',
+  metadata: {
+    name,
+    namespace: 'default',
+    annotations: {
+      'progression.backstage.io/pipeline': pipeline,
+      'backstage.io/kubernetes-id': 'checkout',
+    },
+  },
+  spec: { type: 'service', owner: 'team-checkout' },
+});
+const releaseManager = {
+  apiVersion: 'backstage.io/v1alpha1',
+  kind: 'User',
+  metadata: { name: 'olivia', namespace: 'default' },
+  spec: { memberOf: ['release-managers'] },
+  relations: [
+    { type: 'memberOf', targetRef: 'group:default/release-managers' },
+  ],
+};
+const base = '/api/progression/v1/entities/component/default/checkout';
+
+const manifests: Record<string, string> = {
+  'base/kustomization.yaml': 'resources:\n  - deployment.yaml\n',
+  'base/deployment.yaml': `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: checkout
+  labels:
+    app: checkout
+    backstage.io/kubernetes-id: checkout
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: checkout
+  template:
+    metadata:
+      labels:
+        app: checkout
+        backstage.io/kubernetes-id: checkout
+    spec:
+      containers:
+        - name: checkout
+          image: ${IMAGE}:1.0.0
+`,
+  ...Object.fromEntries(
+    STAGES.map(stage => [
+      `overlays/${stage}/kustomization.yaml`,
+      `# ${stage}: the platform team's overlay
+resources:
+  - ../../base
+namespace: checkout-${stage}
+images:
+  - name: ${IMAGE}
+    newTag: 1.0.0
+`,
+    ]),
+  ),
+};
+
+function application(stage: string) {
+  return {
+    apiVersion: 'argoproj.io/v1alpha1',
+    kind: 'Application',
+    metadata: { name: `checkout-${stage}`, namespace: 'argocd' },
+    spec: {
+      project: 'default',
+      source: {
+        repoURL: git.repoUrl('manifests'),
+        path: `overlays/${stage}`,
+        targetRevision: 'main',
+      },
+      destination: {
+        server: 'https://kubernetes.default.svc',
+        namespace: `checkout-${stage}`,
+      },
+      syncPolicy:
+        stage === 'production'
+          ? {}
+          : {
+              automated:
+                stage === 'dev'
+                  ? { prune: true, selfHeal: true }
+                  : { prune: false, selfHeal: false },
+            },
+    },
+  };
+}
+
+const argoApi = (path: string, init: RequestInit = {}) =>
+  fetch(`${argo.url}${path}`, {
+    ...init,
+    headers: {
+      Authorization: `Bearer ${ARGO_TOKEN}`,
+      'Content-Type': 'application/json',
+    },
+  }).then(r => r.json());
+
+async function until<T>(
+  what: string,
+  read: () => Promise<T> | T,
+  ok: (value: T) => boolean,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await read();
+  while (!ok(value)) {
+    if (Date.now() > deadline) {
+      throw new Error(`${what}: still ${JSON.stringify(value)}`);
+    }
+    await new Promise(r => setTimeout(r, 50));
+    value = await read();
+  }
+  return value;
+}
+
+const liveImage = (stage: string) =>
+  sim.store.get('deployments', `checkout-${stage}`, 'checkout')?.spec.template
+    .spec.containers[0].image;
+
+beforeAll(async () => {
+  sim = await KubeSimulator.start({ podReadyDelayMs: 20, backOffMs: 50 });
+  for (const stage of STAGES) {
+    sim.apply({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: `checkout-${stage}` },
+    });
+  }
+  git = await GitServer.start({ token: GIT_TOKEN });
+  await git.createRepository('manifests', manifests);
+  argo = await ArgoCdStandIn.start(sim, {
+    token: ARGO_TOKEN,
+    repositories: { [git.url]: { username: 'argocd', password: GIT_TOKEN } },
+    // Long: what Progression's refresh and sync start is what happens.
+    reconcileMs: 120_000,
+    selfHealBackoffMs: 1000,
+  });
+  for (const stage of STAGES) sim.apply(application(stage));
+  // Production syncs by hand: once, so that it runs 1.0.0.
+  await argo.refresh('checkout-production');
+  await argoApi('/api/v1/applications/checkout-production/sync', {
+    method: 'POST',
+    body: JSON.stringify({}),
+  });
+  const standIn = argo;
+  for (const stage of STAGES) {
+    await until(
+      `checkout-${stage} synced and healthy`,
+      () => standIn.refresh(`checkout-${stage}`),
+      app =>
+        app.status?.sync?.status === 'Synced' &&
+        app.status?.health?.status === 'Healthy',
+    );
+  }
+
+  const deploy = {
+    kind: 'argocd',
+    instance: 'local',
+    git: { token: GIT_TOKEN },
+  };
+  ({ server } = await startTestBackend({
+    features: [
+      progressionBackend,
+      progressionModuleArgoCd,
+      catalogServiceMock.factory({
+        entities: [
+          entity('checkout', 'gitops'),
+          entity('checkout-direct', 'direct'),
+          entity('checkout-wrong-argo', 'wrong-argo'),
+          entity('checkout-wrong-git', 'wrong-git'),
+          releaseManager,
+        ],
+      }),
+      mockServices.rootConfig.factory({
+        data: {
+          argocd: {
+            appLocatorMethods: [
+              {
+                type: 'config',
+                instances: [
+                  { name: 'local', url: argo.url, token: ARGO_TOKEN },
+                  { name: 'revoked', url: argo.url, token: 'revoked-token' },
+                ],
+              },
+            ],
+          },
+          progression: {
+            clusters: [
+              {
+                name: 'sim',
+                url: sim.url,
+                serviceAccountToken: sim.token,
+                skipTLSVerify: true,
+              },
+            ],
+            pipelines: {
+              gitops: {
+                stages: [
+                  {
+                    name: 'dev',
+                    cluster: 'sim',
+                    namespace: 'checkout-dev',
+                    autoPromote: true,
+                    readyTimeout: '5s',
+                    rolloutTimeout: '60s',
+                    deploy,
+                  },
+                  {
+                    name: 'staging',
+                    cluster: 'sim',
+                    namespace: 'checkout-staging',
+                    deploy,
+                  },
+                  {
+                    name: 'production',
+                    cluster: 'sim',
+                    namespace: 'checkout-production',
+                    approval: {
+                      required: true,
+                      approvers: ['group:default/release-managers'],
+                    },
+                    deploy,
+                  },
+                ],
+              },
+              // A token Argo CD no longer takes, and one the Git server refuses.
+              'wrong-argo': {
+                stages: [
+                  {
+                    name: 'dev',
+                    cluster: 'sim',
+                    namespace: 'checkout-dev',
+                    deploy: { ...deploy, instance: 'revoked' },
+                  },
+                ],
+              },
+              'wrong-git': {
+                stages: [
+                  {
+                    name: 'dev',
+                    cluster: 'sim',
+                    namespace: 'checkout-dev',
+                    deploy: {
+                      kind: 'argocd',
+                      instance: 'local',
+                      git: { token: 'revoked-git-token' },
+                    },
+                  },
+                ],
+              },
+              // Progression's own image patch, pointed at what Argo CD manages.
+              direct: {
+                stages: [
+                  { name: 'dev', cluster: 'sim', namespace: 'checkout-dev' },
+                ],
+              },
+            },
+          },
+        },
+      }),
+      mockServices.permissions.factory({ result: AuthorizeResult.ALLOW }),
+    ],
+  }));
+});
+
+afterAll(async () => {
+  await argo?.stop();
+  await git?.stop();
+  await sim?.stop();
+});
+
+const ENDED = ['succeeded', 'failed', 'rolled-back', 'cancelled', 'rejected'];
+
+async function promotion(id: string, states: string[] = []) {
+  return until(
+    `promotion ${id}`,
+    async () =>
+      (await request(server).get(`/api/progression/v1/promotions/${id}`)).body,
+    body => [...states, ...ENDED].includes(body.promotion?.state),
+    120_000,
+  );
+}
+
+const register = (version: string) =>
+  request(server)
+    .post(`${base}/releases`)
+    .send({ version, image: `${IMAGE}:${version}` });
+
+const latest = async (stage: string) =>
+  (await request(server).get(`${base}/promotions?stage=${stage}`)).body.items[0]
+    .id;
+
+const overlayAtHead = (stage: string) =>
+  git.readFile('manifests', `overlays/${stage}/kustomization.yaml`);
+
+const environments = async () =>
+  (await request(server).get(`${base}/environments`)).body.pipeline.stages;
+
+it('takes a release from dev to production by one commit per deploy and Argo CD syncs, the last after the approval', async () => {
+  const before = (await git.log('manifests')).length;
+  expect((await register('1.1.0')).status).toBe(201);
+
+  // Dev: automated sync picks up the commit.
+  const dev = await promotion(await latest('dev'));
+  expect(dev.promotion.state).toBe('succeeded');
+  expect(liveImage('dev')).toBe(`${IMAGE}:1.1.0`);
+  const devDeploy = dev.steps.find(
+    (s: any) => s.kind === 'deploy' && s.name === 'rollout',
+  );
+  expect(devDeploy.status).toBe('passed');
+  expect(devDeploy.reason).toMatch(
+    /^Argo CD synced [0-9a-f]{7} \(registry\.example\/checkout:1\.1\.0\) to checkout-dev and reports it Healthy/,
+  );
+  expect(devDeploy.evidence).toMatchObject({
+    application: 'checkout-dev',
+    instance: 'local',
+    repoUrl: git.repoUrl('manifests'),
+    branch: 'main',
+    path: 'overlays/dev/kustomization.yaml',
+    fromImage: `${IMAGE}:1.0.0`,
+    toImage: `${IMAGE}:1.1.0`,
+    commit: expect.stringMatching(/^[0-9a-f]{40}$/),
+  });
+
+  // Staging, promoted by a person.
+  const toStaging = await request(server)
+    .post(`${base}/promotions`)
+    .set('Authorization', mockCredentials.user.header('user:default/sam'))
+    .send({ stage: 'staging', version: '1.1.0' });
+  expect(toStaging.status).toBe(202);
+  expect((await promotion(toStaging.body.id)).promotion.state).toBe(
+    'succeeded',
+  );
+  expect(liveImage('staging')).toBe(`${IMAGE}:1.1.0`);
+
+  // Production: nothing is committed or synced before the approval.
+  const toProduction = await request(server)
+    .post(`${base}/promotions`)
+    .send({ stage: 'production', version: '1.1.0' });
+  const waiting = await promotion(toProduction.body.id, ['awaiting-approval']);
+  expect(waiting.promotion.state).toBe('awaiting-approval');
+  expect(await overlayAtHead('production')).toContain('newTag: 1.0.0');
+  expect(liveImage('production')).toBe(`${IMAGE}:1.0.0`);
+  await request(server)
+    .post(`/api/progression/v1/promotions/${toProduction.body.id}/approvals`)
+    .set('Authorization', mockCredentials.user.header('user:default/olivia'))
+    .send({ decision: 'approve' });
+  const production = await promotion(toProduction.body.id);
+  expect(production.promotion.state).toBe('succeeded');
+  expect(liveImage('production')).toBe(`${IMAGE}:1.1.0`);
+  // Progression started the manual sync, to its commit.
+  const app = await argoApi('/api/v1/applications/checkout-production');
+  const prodCommit = production.steps.find(
+    (s: any) => s.kind === 'deploy' && s.name === 'rollout',
+  ).evidence.commit;
+  expect(app.status.operationState).toMatchObject({
+    phase: 'Succeeded',
+    syncResult: { revision: prodCommit },
+  });
+  expect(app.status.history.at(-1).revision).toBe(prodCommit);
+
+  // Exactly one commit per deploy, each naming its promotion; the rest of
+  // each overlay as it was.
+  const log = await git.log('manifests');
+  expect(log.length - before).toBe(3);
+  expect(log.slice(0, 3).map(c => c.subject)).toEqual([
+    'Promote checkout 1.1.0 to production',
+    'Promote checkout 1.1.0 to staging',
+    'Promote checkout 1.1.0 to dev',
+  ]);
+  expect(log[0].sha).toBe(prodCommit);
+  for (const stage of STAGES) {
+    expect(await overlayAtHead(stage)).toBe(
+      manifests[`overlays/${stage}/kustomization.yaml`].replace(
+        'newTag: 1.0.0',
+        'newTag: 1.1.0',
+      ),
+    );
+  }
+
+  // The tab: each stage's three sides agree.
+  const stages = await environments();
+  for (const stage of stages) {
+    expect(stage.gitops).toMatchObject({
+      repoUrl: git.repoUrl('manifests'),
+      branch: 'main',
+      path: `overlays/${stage.name}`,
+      head: { sha: log[0].sha, image: `${IMAGE}:1.1.0` },
+      application: {
+        name: `checkout-${stage.name}`,
+        instance: 'local',
+        sync: 'Synced',
+        health: 'Healthy',
+      },
+    });
+  }
+  // Git is ahead of dev's and staging's compared commit only by other
+  // stages' commits: said as drift on the git side, nothing else.
+  expect(stages[2].gitops.drift).toEqual([]);
+  expect(JSON.stringify(stages)).not.toContain(GIT_TOKEN);
+  expect(JSON.stringify(stages)).not.toContain(ARGO_TOKEN);
+});
+
+it('rolls an unhealthy release in dev back by a second commit and a sync', async () => {
+  expect((await register('1.2.0-crashloop')).status).toBe(201);
+  const dev = await promotion(await latest('dev'));
+  expect(dev.promotion.state).toBe('rolled-back');
+  const deploy = dev.steps.find(
+    (s: any) => s.kind === 'deploy' && s.name === 'rollout',
+  );
+  expect(deploy.status).toBe('failed');
+  expect(deploy.reason).toMatch(/^Argo CD synced [0-9a-f]{7} .*the rollout:/);
+  const rollback = dev.steps.find((s: any) => s.kind === 'rollback');
+  expect(rollback.status).toBe('passed');
+  const [undo, commit] = (await git.log('manifests')).slice(0, 2);
+  expect([undo.subject, commit.subject]).toEqual([
+    `Roll back checkout in dev to ${IMAGE}:1.1.0`,
+    'Promote checkout 1.2.0-crashloop to dev',
+  ]);
+  expect(rollback.evidence.undo).toEqual({
+    commit: undo.sha,
+    deployCommit: commit.sha,
+    repoUrl: git.repoUrl('manifests'),
+    branch: 'main',
+    path: 'overlays/dev/kustomization.yaml',
+    application: 'checkout-dev',
+  });
+  expect(await overlayAtHead('dev')).toContain('newTag: 1.1.0');
+  expect(liveImage('dev')).toBe(`${IMAGE}:1.1.0`);
+  const app = await argoApi('/api/v1/applications/checkout-dev');
+  expect(app.status.sync).toMatchObject({
+    status: 'Synced',
+    revision: undo.sha,
+  });
+});
+
+function setImage(stage: string, image: string) {
+  const d = sim.store.get('deployments', `checkout-${stage}`, 'checkout')!;
+  const next = JSON.parse(JSON.stringify(d));
+  next.spec.template.spec.containers[0].image = image;
+  sim.apply(next);
+}
+
+it('shows drift while selfHeal reverts a changed image in dev; in production it stays until the next sync', async () => {
+  setImage('dev', `${IMAGE}:hotfix`);
+  const drifted = await until(
+    'dev drift on the tab',
+    environments,
+    stages => stages[0].gitops?.drift.some((d: any) => d.side === 'live'),
+    10_000,
+  );
+  expect(drifted[0].gitops.drift).toContainEqual({
+    side: 'live',
+    message: `the Deployment runs ${IMAGE}:hotfix; the overlay names ${IMAGE}:1.1.0`,
+  });
+  // Argo CD's selfHeal puts the overlay's image back.
+  await until(
+    'selfHeal',
+    () => liveImage('dev'),
+    i => i === `${IMAGE}:1.1.0`,
+  );
+  await until(
+    'dev without drift',
+    environments,
+    stages => !stages[0].gitops.drift.some((d: any) => d.side === 'live'),
+  );
+
+  setImage('production', `${IMAGE}:hotfix`);
+  const app = await until(
+    'production OutOfSync',
+    () => argo.refresh('checkout-production'),
+    a => a.status?.sync?.status === 'OutOfSync',
+  );
+  expect(app.status.sync.status).toBe('OutOfSync');
+  // Well past dev's selfHeal back-off: still drifted, nothing syncs it.
+  await new Promise(r => setTimeout(r, 3000));
+  expect(liveImage('production')).toBe(`${IMAGE}:hotfix`);
+  const stages = await until('production drift on the tab', environments, s =>
+    s[2].gitops.drift.some((d: any) => d.side === 'live'),
+  );
+  expect(stages[2].gitops.drift.map((d: any) => d.side).sort()).toEqual([
+    'argocd',
+    'live',
+  ]);
+  // The next sync ends it.
+  await argoApi('/api/v1/applications/checkout-production/sync', {
+    method: 'POST',
+    body: JSON.stringify({}),
+  });
+  await until(
+    'production synced',
+    () => liveImage('production'),
+    i => i === `${IMAGE}:1.1.0`,
+  );
+});
+
+it("refuses Progression's own image patch on a Deployment Argo CD manages, naming the Application", async () => {
+  const direct =
+    '/api/progression/v1/entities/component/default/checkout-direct';
+  await request(server)
+    .post(`${direct}/releases`)
+    .send({ version: '9.9.9', image: `${IMAGE}:9.9.9` });
+  const id = (await request(server).get(`${direct}/promotions?stage=dev`)).body
+    .items[0]?.id;
+  const promoted =
+    id ??
+    (
+      await request(server)
+        .post(`${direct}/promotions`)
+        .send({ stage: 'dev', version: '9.9.9' })
+    ).body.id;
+  const result = await promotion(promoted);
+  expect(result.promotion.state).toBe('failed');
+  expect(JSON.stringify(result)).toContain(
+    'Deployment checkout in namespace checkout-dev is managed by Argo CD Application checkout-dev; Progression does not patch what Argo CD manages — give stage dev deploy.kind: argocd to promote through Git and Argo CD',
+  );
+  expect(liveImage('dev')).toBe(`${IMAGE}:1.1.0`);
+});
+
+it('loses neither change when others commit to the branch during a promotion', async () => {
+  let running = true;
+  const theirs: string[] = [];
+  const busy = (async () => {
+    // A busy repository: someone else's commit every half second.
+    for (let i = 0; running && i < 240; i++) {
+      try {
+        theirs.push(
+          await git.commit(
+            'manifests',
+            { 'overlays/staging/notes.txt': `note ${i}\n` },
+            { message: `Note ${i}` },
+          ),
+        );
+      } catch {
+        // Progression's push landed first: theirs is refused, as a push
+        // on a moved branch is; they try again.
+      }
+      await new Promise(r => setTimeout(r, 500));
+    }
+  })();
+  expect((await register('1.3.0')).status).toBe(201);
+  const dev = await promotion(await latest('dev'));
+  running = false;
+  await busy;
+  expect([dev.promotion.state, dev.promotion.error]).toEqual([
+    'succeeded',
+    undefined,
+  ]);
+  const log = await git.log('manifests');
+  const shas = log.map(c => c.sha);
+  for (const sha of theirs) expect(shas).toContain(sha);
+  expect(
+    log.filter(c => c.subject === 'Promote checkout 1.3.0 to dev'),
+  ).toHaveLength(1);
+  expect(await overlayAtHead('dev')).toContain('newTag: 1.3.0');
+  expect(liveImage('dev')).toBe(`${IMAGE}:1.3.0`);
+});
+
+it('ends at once, changing nothing, when Argo CD or the Git server refuses its credentials, and says which without the secret', async () => {
+  const before = await git.log('manifests');
+  const tryIt = async (name: string) => {
+    const path = `/api/progression/v1/entities/component/default/${name}`;
+    await request(server)
+      .post(`${path}/releases`)
+      .send({ version: '7.0.0', image: `${IMAGE}:7.0.0` });
+    const promoted = await request(server)
+      .post(`${path}/promotions`)
+      .send({ stage: 'dev', version: '7.0.0' });
+    return promotion(promoted.body.id);
+  };
+  const argoRefused = await tryIt('checkout-wrong-argo');
+  expect(argoRefused.promotion.state).toBe('failed');
+  expect(argoRefused.promotion.error).toMatch(
+    /^Argo CD instance revoked: read Application checkout-dev: 401 .*\(check the instance's token in argocd\.appLocatorMethods\)/,
+  );
+  const gitRefused = await tryIt('checkout-wrong-git');
+  expect(gitRefused.promotion.state).toBe('failed');
+  expect(gitRefused.promotion.error).toContain(
+    `${git.repoUrl(
+      'manifests',
+    )}: fetching main was refused (401); check the credentials`,
+  );
+  for (const body of [argoRefused, gitRefused]) {
+    const text = JSON.stringify(body);
+    expect(text).not.toContain('revoked-token');
+    expect(text).not.toContain('revoked-git-token');
+    // Refused before anything was recorded or changed: no retries, no rollback.
+    expect(body.steps.filter((s: any) => s.kind === 'deploy')).toEqual([]);
+  }
+  expect(await git.log('manifests')).toEqual(before);
+  expect(liveImage('dev')).toBe(`${IMAGE}:1.3.0`);
+});
