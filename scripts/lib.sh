@@ -101,11 +101,12 @@ wait_while_alive() {
 }
 
 # Starts the local cluster simulator with the demo workloads in the
-# background (API https://127.0.0.1:6443, workloads on :7101-7103) and
-# writes a kubeconfig for kubectl to .demo/kubeconfig. Sets SIMULATOR_PID.
+# background (API https://127.0.0.1:6443, workloads on :7101-7103, the
+# GitOps example's Git server on :7180 and Argo CD on :7181) and writes a
+# kubeconfig for kubectl to .demo/kubeconfig. Sets SIMULATOR_PID.
 start_simulator() {
   local log="$1"
-  for port in 6443 7101 7102 7103; do
+  for port in 6443 7101 7102 7103 7180 7181; do
     if port_in_use "$port"; then
       die "Port $port is already in use; the cluster simulator needs it. Stop what listens there."
     fi
@@ -116,6 +117,8 @@ start_simulator() {
   SIMULATOR_PID=$!
   if wait_while_alive "$SIMULATOR_PID" 30 grep -q 'listening on' "$log"; then
     log "Cluster simulator: https://127.0.0.1:6443 (KUBECONFIG=$ROOT/.demo/kubeconfig kubectl get pods -A)"
+    # Its GitOps example (checkout): running, or why not.
+    grep -E '^GitOps example' "$log" | while read -r line; do log "$line"; done
     return 0
   fi
   cat "$log" >&2

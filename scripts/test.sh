@@ -180,7 +180,7 @@ restart_with_start_sh() {
   stop_process_group "$SIMULATOR_PID"
   stop_process_group "$PROMETHEUS_PID"
   DEMO_PID="" SIMULATOR_PID="" PROMETHEUS_PID=""
-  for port in 3000 7007 6443 9090; do
+  for port in 3000 7007 6443 9090 7180 7181; do
     for i in $(seq 1 60); do
       port_in_use "$port" || break
       sleep 0.5

@@ -61,5 +61,10 @@ backend.add(
 backend.add(
   import('@progression-io/backstage-plugin-progression-backend-module-webhook'),
 );
+// GitOps stages (deploy.kind: argocd): a commit to the stage's Kustomize
+// overlay and an Argo CD sync, through Progression's deployer extension point
+backend.add(
+  import('@progression-io/backstage-plugin-progression-backend-module-argocd'),
+);
 
 backend.start();

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { KubeSimulator } from './KubeSimulator';
 import { installDemo } from './demo/installDemo';
+import { GITOPS_DEMO, installGitOpsDemo } from './demo/installGitOpsDemo';
 
 const USAGE = `Usage: kube-simulator [--port N] [--host H] [--token T] [--write-kubeconfig FILE] [--demo]
 
@@ -8,7 +9,9 @@ const USAGE = `Usage: kube-simulator [--port N] [--host H] [--token T] [--write-
   --host H               address to listen on (default 127.0.0.1)
   --token T              bearer token clients must send (default progression-demo-token)
   --write-kubeconfig F   write a kubeconfig for this server to F
-  --demo                 create the demo namespaces, policies, flags and workloads
+  --demo                 create the demo namespaces, policies, flags and workloads, and
+                         the GitOps example: a Git server on :7180 and the Argo CD
+                         stand-in on :7181 (needs kubectl; without it, said and skipped)
   --tls                  serve HTTPS with a self-signed certificate (kubectl needs it:
                          it sends no token over plain HTTP); the kubeconfig carries its CA
   --rbac                 enforce RBAC on service-account tokens (kubectl create token):
@@ -65,8 +68,23 @@ export async function main(argv: string[]) {
   if (typeof kubeconfigPath === 'string' && kubeconfigPath) {
     fs.writeFileSync(kubeconfigPath, sim.kubeconfig(), { mode: 0o600 });
   }
-  let demo: { stop(): Promise<void> } | undefined;
-  if (args.has('demo')) demo = await installDemo(sim);
+  const demos: { stop(): Promise<void> }[] = [];
+  if (args.has('demo')) {
+    demos.push(await installDemo(sim));
+    const gitops = await installGitOpsDemo(sim);
+    if ('skipped' in gitops) {
+      console.log(`GitOps example skipped: ${gitops.skipped}.`);
+    } else {
+      demos.push(gitops);
+      console.log(
+        `GitOps example: Git ${gitops.git.repoUrl('manifests')} (token ${
+          GITOPS_DEMO.gitToken
+        }), Argo CD ${
+          gitops.argoCd.url
+        } (KUBECONFIG=… kubectl get applications -n argocd)`,
+      );
+    }
+  }
   console.log(
     `kube-simulator listening on ${sim.url}${
       typeof kubeconfigPath === 'string'
@@ -75,7 +93,7 @@ export async function main(argv: string[]) {
     }`,
   );
   const shutdown = async () => {
-    await demo?.stop();
+    for (const demo of demos.reverse()) await demo.stop();
     await sim.stop();
     process.exit(0);
   };

@@ -15,3 +15,8 @@ export type { GitServerOptions } from './gitops/GitServer';
 export { ArgoCdStandIn } from './gitops/ArgoCd';
 export type { ArgoCdOptions } from './gitops/ArgoCd';
 export type { RepositoryCredentials } from './gitops/Repositories';
+export {
+  installGitOpsDemo,
+  gitopsManifests,
+  GITOPS_DEMO,
+} from './demo/installGitOpsDemo';

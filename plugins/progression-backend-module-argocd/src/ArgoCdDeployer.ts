@@ -102,14 +102,14 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
       /** Where the manifests repositories' object stores are kept. */
       cacheDir: string;
       logger?: LoggerService;
-      /** How often Argo CD is asked while a deploy waits (default 500 ms). */
+      /** How often Argo CD is asked while a deploy waits (default 250 ms). */
       pollMs?: number;
       /** Bounds each call to Argo CD and Git (default 30 s). */
       requestTimeoutMs?: number;
     },
   ) {
     this.integrations = ScmIntegrations.fromConfig(options.config);
-    this.pollMs = options.pollMs ?? 500;
+    this.pollMs = options.pollMs ?? 250;
   }
 
   /** Read when a stage first uses the deployer: other apps need no Argo CD config. */
@@ -576,6 +576,9 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
     let syncRequestedAt = 0;
     let refreshedAt = 0;
     let rolledOut: RolloutResult | undefined;
+    // Asked again at once: first with a hard refresh, and right after the
+    // rollout, whose end Argo CD's health follows.
+    let askNow = true;
     for (let refreshed = false; ; ) {
       const status = app.status ?? {};
       const op = status.operationState;
@@ -628,6 +631,7 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
               message: `Argo CD synced ${what}; the rollout: ${rolledOut.message}`,
             };
           }
+          askNow = true;
         }
         const health = status.health?.status;
         if (health === 'Healthy') {
@@ -671,10 +675,14 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
           }${lastError ? `; last error: ${lastError}` : ''}`,
         );
       }
-      await sleep(this.pollMs, undefined, { signal }).catch(e => {
-        // An interrupted wait is not a failed deploy: the abort's reason.
-        throw signal?.aborted ? signal.reason : e;
-      });
+      if (!askNow) {
+        await sleep(this.pollMs, undefined, { signal }).catch(e => {
+          // An interrupted wait is not a failed deploy: the abort's reason.
+          throw signal?.aborted ? signal.reason : e;
+        });
+      }
+      askNow = false;
+      signal?.throwIfAborted();
       try {
         // A hard refresh first, so that Argo CD looks at Git now instead
         // of in 3 minutes; a normal one when it compared before its sync

@@ -81,6 +81,8 @@ export interface ApplicationControllerOptions {
   reconcileMs: number;
   selfHealBackoffMs: number;
   maxSelfHealBackoffMs: number;
+  /** Not Argo CD's: how long drift is left before the first self-heal (0: none). */
+  selfHealDelayMs?: number;
 }
 
 /** A rendered object, placed in its namespace and labelled for the app. */
@@ -134,6 +136,8 @@ interface Slot {
   operating: boolean;
   selfHealAttempts: number;
   lastFinishedMs?: number;
+  /** When the live state was first seen drifted from a synced revision. */
+  driftSinceMs?: number;
   retry?: NodeJS.Timeout;
 }
 
@@ -366,7 +370,10 @@ export class ApplicationController {
         }
       }
     }
-    if (comparison?.status === 'Synced') slot.selfHealAttempts = 0;
+    if (comparison?.status === 'Synced') {
+      slot.selfHealAttempts = 0;
+      slot.driftSinceMs = undefined;
+    }
     this.recordStatus(name, {
       desired,
       comparison,
@@ -618,7 +625,14 @@ export class ApplicationController {
     );
     const finished =
       slot.lastFinishedMs ?? (Date.parse(last.finishedAt ?? '') || 0);
-    const wait = finished + delay - Date.now();
+    slot.driftSinceMs ??= Date.now();
+    const wait = Math.max(
+      finished + delay - Date.now(),
+      // The demo's pause, so that a drift can be seen before it heals.
+      slot.selfHealAttempts === 0
+        ? slot.driftSinceMs + (this.options.selfHealDelayMs ?? 0) - Date.now()
+        : 0,
+    );
     if (wait > 0) {
       clearTimeout(slot.retry);
       slot.retry = setTimeout(() => void this.enqueue(name, 'live'), wait);

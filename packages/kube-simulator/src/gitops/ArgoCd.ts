@@ -32,6 +32,12 @@ export interface ArgoCdOptions {
   selfHealBackoffMs?: number;
   /** The self-heal back-off's cap, default 300000 (Argo CD's 5 min). */
   maxSelfHealBackoffMs?: number;
+  /**
+   * Not Argo CD's behaviour, for the demo: how long a drift stays before
+   * the first self-heal, so that it can be seen (default 0: at once, as
+   * Argo CD when its last sync is older than the back-off).
+   */
+  selfHealDelayMs?: number;
   /** The kubectl that renders Kustomize sources, default `kubectl` on PATH. */
   kubectl?: string;
 }
@@ -80,6 +86,7 @@ export class ArgoCdStandIn {
       reconcileMs: options.reconcileMs ?? 3000,
       selfHealBackoffMs: options.selfHealBackoffMs ?? 2000,
       maxSelfHealBackoffMs: options.maxSelfHealBackoffMs ?? 300_000,
+      selfHealDelayMs: options.selfHealDelayMs,
     });
     const api = new ArgoCdApi({
       token: options.token,
