@@ -13,8 +13,13 @@ import {
   GitServer,
   KubeSimulator,
 } from '@internal/kube-simulator';
+import { ConfigReader } from '@backstage/config';
+import { DeployTarget } from '@progression-io/backstage-plugin-progression-node';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import request from 'supertest';
-import progressionModuleArgoCd from './index';
+import progressionModuleArgoCd, { ArgoCdDeployer } from './index';
 
 /*
  * GitOps stages end to end, through the REST API of a real backend with
@@ -129,8 +134,8 @@ function application(stage: string) {
   };
 }
 
-const argoApi = (path: string, init: RequestInit = {}) =>
-  fetch(`${argo.url}${path}`, {
+const argoApi = (route: string, init: RequestInit = {}) =>
+  fetch(`${argo.url}${route}`, {
     ...init,
     headers: {
       Authorization: `Bearer ${ARGO_TOKEN}`,
@@ -518,13 +523,24 @@ it('shows drift while selfHeal reverts a changed image in dev; in production it 
   // Well past dev's selfHeal back-off: still drifted, nothing syncs it.
   await new Promise(r => setTimeout(r, 3000));
   expect(liveImage('production')).toBe(`${IMAGE}:hotfix`);
+  // Argo CD's side is read at most every 5 s: both sides, in time.
   const stages = await until('production drift on the tab', environments, s =>
-    s[2].gitops.drift.some((d: any) => d.side === 'live'),
+    ['live', 'argocd'].every(side =>
+      s[2].gitops.drift.some((d: any) => d.side === side),
+    ),
   );
-  expect(stages[2].gitops.drift.map((d: any) => d.side).sort()).toEqual([
-    'argocd',
-    'live',
-  ]);
+  expect(stages[2].gitops.drift).toEqual(
+    expect.arrayContaining([
+      {
+        side: 'live',
+        message: `the Deployment runs ${IMAGE}:hotfix; the overlay names ${IMAGE}:1.1.0`,
+      },
+      {
+        side: 'argocd',
+        message: 'Argo CD says checkout-production is OutOfSync',
+      },
+    ]),
+  );
   // The next sync ends it.
   await argoApi('/api/v1/applications/checkout-production/sync', {
     method: 'POST',
@@ -602,12 +618,12 @@ it('loses neither change when others commit to the branch during a promotion', a
 it('ends at once, changing nothing, when Argo CD or the Git server refuses its credentials, and says which without the secret', async () => {
   const before = await git.log('manifests');
   const tryIt = async (name: string) => {
-    const path = `/api/progression/v1/entities/component/default/${name}`;
+    const entityPath = `/api/progression/v1/entities/component/default/${name}`;
     await request(server)
-      .post(`${path}/releases`)
+      .post(`${entityPath}/releases`)
       .send({ version: '7.0.0', image: `${IMAGE}:7.0.0` });
     const promoted = await request(server)
-      .post(`${path}/promotions`)
+      .post(`${entityPath}/promotions`)
       .send({ stage: 'dev', version: '7.0.0' });
     return promotion(promoted.body.id);
   };
@@ -632,4 +648,88 @@ it('ends at once, changing nothing, when Argo CD or the Git server refuses its c
   }
   expect(await git.log('manifests')).toEqual(before);
   expect(liveImage('dev')).toBe(`${IMAGE}:1.3.0`);
+});
+
+it('an interrupted wait is not an outcome: it rejects with the abort reason, whatever Argo CD says', async () => {
+  const cacheDir = await fs.promises.mkdtemp(
+    path.join(os.tmpdir(), 'argocd-abort-'),
+  );
+  const deployer = new ArgoCdDeployer({
+    config: new ConfigReader({
+      argocd: {
+        appLocatorMethods: [
+          {
+            type: 'config',
+            instances: [{ name: 'local', url: argo.url, token: ARGO_TOKEN }],
+          },
+        ],
+      },
+    }),
+    cacheDir,
+    pollMs: 50,
+  });
+  const notUsed = () => {
+    throw new Error('not used while Argo CD has not synced');
+  };
+  const target = {
+    entity: {
+      entityRef: 'component:default/checkout',
+      name: 'checkout',
+      namespace: 'default',
+      kubernetesId: 'checkout',
+    },
+    stage: {
+      name: 'dev',
+      namespace: 'checkout-dev',
+      readyTimeoutMs: 5000,
+      deploy: {
+        kind: 'argocd',
+        config: deployer.readConfig(
+          new ConfigReader({ kind: 'argocd', git: { token: GIT_TOKEN } }),
+          { path: 'deploy' },
+        ),
+      },
+    },
+    location: { namespace: 'checkout-dev' },
+    workloads: {
+      kubeConfig: notUsed,
+      findDeployment: notUsed,
+      readLive: notUsed,
+      readCached: notUsed,
+      waitForRollout: notUsed,
+      containerOf: notUsed,
+      runJob: notUsed,
+    },
+  } as unknown as DeployTarget;
+  const record = {
+    cluster: 'sim',
+    namespace: 'checkout-dev',
+    deployment: 'checkout',
+    container: 'checkout',
+    fromImage: `${IMAGE}:1.3.0`,
+    fromRevision: 0,
+    toImage: `${IMAGE}:9.0.0`,
+    promotionId: 'p-abort',
+    instance: 'local',
+    application: 'checkout-dev',
+    repoUrl: git.repoUrl('manifests'),
+    branch: 'main',
+    path: 'overlays/dev/kustomization.yaml',
+    fromCommit: 'f'.repeat(40),
+    // A commit Argo CD will never report: the wait would last its timeout.
+    commit: 'e'.repeat(40),
+  };
+  const shutdown = new AbortController();
+  const reason = new Error('the backend shuts down');
+  setTimeout(() => shutdown.abort(reason), 500);
+  try {
+    await expect(
+      deployer.awaitRollout(target, record, {
+        timeoutMs: 60_000,
+        signal: shutdown.signal,
+      }),
+    ).rejects.toBe(reason);
+  } finally {
+    await fs.promises.rm(cacheDir, { recursive: true, force: true });
+  }
 });

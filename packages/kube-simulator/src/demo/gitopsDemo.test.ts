@@ -26,9 +26,10 @@ const hasKubectl = (() => {
   }
 })();
 
-(hasKubectl ? it : it.skip)(
-  'runs checkout from its overlays in the three demo namespaces, production synced once by hand',
-  async () => {
+const describeWithKubectl = hasKubectl ? describe : describe.skip;
+
+describeWithKubectl('with kubectl', () => {
+  it('runs checkout from its overlays in the three demo namespaces, production synced once by hand', async () => {
     const sim = await KubeSimulator.start({ podReadyDelayMs: 20 });
     const demo = await installDemo(sim, {
       anyPorts: true,
@@ -73,8 +74,8 @@ const hasKubectl = (() => {
       await demo.stop();
       await sim.stop();
     }
-  },
-);
+  });
+});
 
 it('says why and installs nothing when kubectl is missing', async () => {
   const sim = await KubeSimulator.start();
