@@ -17,7 +17,14 @@ import scaffolderPlugin from '@backstage/plugin-scaffolder-backend';
 // The tests run the real Progression backend beside the scaffolder.
 // eslint-disable-next-line @backstage/no-mixed-plugin-imports
 import progressionPlugin from '@progression-io/backstage-plugin-progression-backend';
-import { KubeSimulator } from '@internal/kube-simulator';
+// The GitOps variant's pipeline deploys through the argocd module, in the
+// same backend.
+import progressionModuleArgoCd from '@progression-io/backstage-plugin-progression-backend-module-argocd';
+import {
+  ArgoCdStandIn,
+  GitServer,
+  KubeSimulator,
+} from '@internal/kube-simulator';
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -34,7 +41,10 @@ import { scaffolderModuleProgression } from './module';
  * the real scaffolder in a dry run, with this module's actions and the
  * demo's pipelines: what it generates builds with kustomize, applies to a
  * cluster with the real kubectl, is a valid catalog entity, and its CI
- * workflow calls Progression's REST API as docs/api.md says.
+ * workflow calls Progression's REST API as docs/api.md says. Its GitOps
+ * variant's repository, served by a real Git server, is synced by the Argo
+ * CD stand-in from the Applications it holds, and Progression's argocd
+ * deployer promotes a release through them.
  */
 
 // Real servers and processes: more than Jest's default 5 s per test.
@@ -59,6 +69,10 @@ function findExecutable(name: string): string | undefined {
 // PROGRESSION_REQUIRE_KUBECTL so that a run without it fails, not skips.
 const kubectlPath = findExecutable('kubectl');
 const describeWithKubectl = kubectlPath ? describe : describe.skip;
+// Their name says why they were skipped.
+const WITH_KUBECTL = kubectlPath
+  ? 'with kubectl'
+  : 'with kubectl (skipped: kubectl is not on PATH)';
 // The workflow's scripts run with bash, curl and jq, as on GitHub's runners.
 const hasShellTools = ['bash', 'curl', 'jq'].every(t => findExecutable(t));
 const describeWithShellTools = hasShellTools ? describe : describe.skip;
@@ -89,6 +103,15 @@ const productionGates = {
   job: { migration: { command: ['./migrate', 'up'], timeout: '2m' } },
   smoke: { checks: smokeChecks },
 };
+// The GitOps variant's Git server and Argo CD (the simulator's stand-ins).
+const GIT_TOKEN = 'template-git-token';
+const ARGO_TOKEN = 'template-argocd-token';
+const gitopsDeploy = {
+  kind: 'argocd',
+  instance: 'local',
+  git: { token: GIT_TOKEN },
+};
+
 function progressionConfig(clusterUrl: string) {
   return {
     clusters: [
@@ -174,6 +197,45 @@ function progressionConfig(clusterUrl: string) {
           },
         ],
       },
+      // As app-config.yaml's gitops pipeline, without the smoke checks
+      // (nothing answers at the stages' URLs here): every stage deploys
+      // through the argocd module, by a commit and Argo CD's sync.
+      gitops: {
+        title: 'GitOps',
+        description: 'Development, staging, production through Argo CD.',
+        stages: [
+          {
+            name: 'dev',
+            title: 'Development',
+            cluster: 'local',
+            namespace: 'development',
+            autoPromote: true,
+            readyTimeout: '20s',
+            rolloutTimeout: '60s',
+            deploy: gitopsDeploy,
+          },
+          {
+            name: 'staging',
+            title: 'Staging',
+            cluster: 'local',
+            namespace: 'staging',
+            rolloutTimeout: '60s',
+            deploy: gitopsDeploy,
+          },
+          {
+            name: 'production',
+            title: 'Production',
+            cluster: 'local',
+            namespace: 'production',
+            rolloutTimeout: '60s',
+            approval: {
+              required: true,
+              approvers: ['group:default/release-managers'],
+            },
+            deploy: gitopsDeploy,
+          },
+        ],
+      },
     },
   };
 }
@@ -214,8 +276,30 @@ const values = {
   productionReplicas: 3,
 };
 
+// The service the GitOps tests generate, as the catalog holds it once its
+// catalog-info.yaml is registered (Progression reads it from there).
+const gitopsEntity = {
+  apiVersion: 'backstage.io/v1alpha1',
+  kind: 'Component',
+  metadata: {
+    name: 'payments-api',
+    description: 'The payments-api service.',
+    annotations: {
+      'progression.backstage.io/pipeline': 'gitops',
+      'backstage.io/kubernetes-id': 'payments-api',
+    },
+  },
+  spec: {
+    type: 'service',
+    lifecycle: 'experimental',
+    owner: 'group:default/team-payments',
+  },
+};
+
 let backend: Awaited<ReturnType<typeof startTestBackend>>;
 let sim: KubeSimulator;
+let git: GitServer;
+let argo: ArgoCdStandIn;
 let tmp: string;
 let kubeconfig: string;
 
@@ -224,12 +308,19 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'progressive-service-'));
   kubeconfig = path.join(tmp, 'kubeconfig');
   fs.writeFileSync(kubeconfig, sim.kubeconfig());
+  git = await GitServer.start({ token: GIT_TOKEN });
+  argo = await ArgoCdStandIn.start(sim, {
+    token: ARGO_TOKEN,
+    repositories: { [git.url]: { username: 'argocd', password: GIT_TOKEN } },
+    kubectl: kubectlPath,
+  });
   backend = await startTestBackend({
     features: [
       scaffolderPlugin,
       scaffolderModuleProgression,
       // The validate step asks Progression itself (POST /v1/validate).
       progressionPlugin,
+      progressionModuleArgoCd,
       catalogServiceMock.factory({
         entities: [
           {
@@ -238,10 +329,23 @@ beforeAll(async () => {
             metadata: { name: 'mock' },
             spec: { memberOf: ['team-payments'] },
           },
+          gitopsEntity,
         ],
       }),
       mockServices.rootConfig.factory({
-        data: { progression: progressionConfig(sim.url) },
+        data: {
+          argocd: {
+            appLocatorMethods: [
+              {
+                type: 'config',
+                instances: [
+                  { name: 'local', url: argo.url, token: ARGO_TOKEN },
+                ],
+              },
+            ],
+          },
+          progression: progressionConfig(sim.url),
+        },
       }),
     ],
   });
@@ -249,6 +353,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await backend?.stop();
+  await argo?.stop();
+  await git?.stop();
   await sim?.stop();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
@@ -371,6 +477,7 @@ describe('the progressive-service template', () => {
     expect(standard.output).toMatchObject({
       entityRef: 'component:default/orders-api',
       pipeline: 'standard',
+      deployMode: 'kubernetes',
       pipelineValid: true,
       stages: ['development', 'staging', 'production'],
     });
@@ -425,7 +532,7 @@ describe('the progressive-service template', () => {
     );
   });
 
-  describeWithKubectl('with kubectl', () => {
+  describeWithKubectl(WITH_KUBECTL, () => {
     it('builds every overlay with kustomize, and they apply to a cluster', async () => {
       const expected = [
         { stage: 'development', environment: 'dev', replicas: 1 },
@@ -588,6 +695,8 @@ describe('the progressive-service template', () => {
 
     it('is valid YAML with GitHub expressions only', () => {
       expect(workflow.on.push.branches).toEqual(['main']);
+      // Every push to main builds (paths-ignore is the GitOps variant's).
+      expect(workflow.on.push['paths-ignore']).toBeUndefined();
       expect(workflow.on.workflow_dispatch.inputs.stage.options).toEqual([
         'development',
         'staging',
@@ -897,7 +1006,7 @@ describe('the progressive-service template', () => {
       expect(workflow.env.IMAGE_REPOSITORY).toBe('ghcr.io/acme/web-cart');
     });
 
-    describeWithKubectl('with kubectl', () => {
+    describeWithKubectl(WITH_KUBECTL, () => {
       it('builds its overlays with the image repository it was given', async () => {
         const built = await ok([
           'kustomize',
@@ -947,5 +1056,368 @@ describe('the progressive-service template', () => {
     expect(message).toContain("pipeline 'nope'");
     expect(message).toContain('is not configured');
     expect(message).toContain("configured pipelines: 'standard', 'fast-lane'");
+  });
+});
+
+/** Polls until `ok` holds, failing with the last value after the timeout. */
+async function until<T>(
+  what: string,
+  readValue: () => Promise<T> | T,
+  done: (value: T) => boolean,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let value = await readValue();
+  while (!done(value)) {
+    if (Date.now() > deadline) {
+      throw new Error(`${what}: still ${JSON.stringify(value)}`);
+    }
+    await new Promise(r => setTimeout(r, 100));
+    value = await readValue();
+  }
+  return value;
+}
+
+describe('the progressive-service template for the gitops pipeline', () => {
+  // The demo's gitops pipeline (app-config.yaml): its stages, in order, and
+  // their namespaces, as the template's deploy-stages step lists them.
+  const STAGES = [
+    { stage: 'dev', namespace: 'development', replicas: 1 },
+    { stage: 'staging', namespace: 'staging', replicas: 2 },
+    { stage: 'production', namespace: 'production', replicas: 3 },
+  ];
+  const IMAGE = 'ghcr.io/acme/payments-api';
+  let repoUrl: string;
+  let gitops: Awaited<ReturnType<typeof generate>>;
+
+  const gitopsValues = () => ({
+    ...values,
+    name: 'payments-api',
+    description: undefined,
+    system: undefined,
+    pipeline: 'gitops',
+    imageRepository: IMAGE,
+    // A tag YAML would read as a number unquoted.
+    initialVersion: '1.0',
+    repositoryUrl: repoUrl,
+  });
+
+  beforeAll(async () => {
+    repoUrl = git.repoUrl('payments-api');
+    gitops = await generate(gitopsValues());
+  });
+
+  it('writes deploy/ (base, an overlay and an Argo CD Application per stage) instead of base/ and overlays/', () => {
+    expect(gitops.files).toEqual(
+      [
+        '.github/workflows/release.yaml',
+        'Dockerfile',
+        'README.md',
+        'catalog-info.yaml',
+        'deploy/base/deployment.yaml',
+        'deploy/base/kustomization.yaml',
+        'deploy/base/service.yaml',
+        ...STAGES.flatMap(({ stage }) => [
+          `deploy/argocd/payments-api-${stage}.yaml`,
+          `deploy/overlays/${stage}/kustomization.yaml`,
+        ]),
+        'progression/smoke-checks.yaml',
+        'server.js',
+      ].sort(),
+    );
+    for (const file of gitops.files) {
+      const text = read(gitops.dir, file);
+      expect(text).not.toMatch(/\{%|values\.|each\./);
+    }
+  });
+
+  it('names the gitops pipeline, whose stages the configuration confirms', async () => {
+    expect(gitops.output).toMatchObject({
+      entityRef: 'component:default/payments-api',
+      pipeline: 'gitops',
+      deployMode: 'gitops',
+      pipelineValid: true,
+      stages: STAGES.map(s => s.stage),
+    });
+    const text = gitops.output.text.map((t: any) => t.content).join('\n');
+    expect(text).toContain('dev → staging → production');
+    expect(text).toContain('kubectl apply -n argocd -f deploy/argocd/');
+    expect(text).toContain(repoUrl);
+    expect(text).not.toContain('overlays/<stage>`: Kustomize manifests; each');
+
+    // The catalog entry is the one Progression reads (the catalog's copy).
+    const entity = yaml.load(read(gitops.dir, 'catalog-info.yaml')) as Entity;
+    expect(entity).toEqual(gitopsEntity);
+    expect(
+      await componentEntityV1alpha1Validator.check(
+        (await new SchemaValidEntityPolicy().enforce(entity))!,
+      ),
+    ).toBe(true);
+    // The workflow promotes into the pipeline's stages.
+    const workflow = yaml.load(
+      read(gitops.dir, '.github/workflows/release.yaml'),
+    ) as any;
+    expect(workflow.on.workflow_dispatch.inputs.stage.options).toEqual(
+      STAGES.map(s => s.stage),
+    );
+    expect(read(gitops.dir, 'README.md')).toContain(
+      'kubectl apply -n argocd -f deploy/argocd/',
+    );
+  });
+
+  it('writes one Application per stage: named <name>-<stage>, syncing its overlay from the repository; automated with prune and selfHeal first, automated between, by hand last', () => {
+    STAGES.forEach(({ stage, namespace }, i) => {
+      const app = yaml.load(
+        read(gitops.dir, `deploy/argocd/payments-api-${stage}.yaml`),
+      ) as any;
+      // The first stage follows Git exactly (prune, selfHeal); the ones
+      // between sync automatically, neither pruning nor healing (as
+      // `automated: {}`); the last has no automated sync.
+      let syncPolicy: object | undefined = {
+        automated: { prune: false, selfHeal: false },
+      };
+      if (i === 0) syncPolicy = { automated: { prune: true, selfHeal: true } };
+      if (i === STAGES.length - 1) syncPolicy = undefined;
+      expect(app).toEqual({
+        apiVersion: 'argoproj.io/v1alpha1',
+        kind: 'Application',
+        metadata: {
+          // {{ kubernetesId }}-{{ stage.name }}: the argocd deployer's default.
+          name: `payments-api-${stage}`,
+          namespace: 'argocd',
+          labels: { 'backstage.io/kubernetes-id': 'payments-api' },
+        },
+        spec: {
+          project: 'default',
+          source: {
+            repoURL: repoUrl,
+            path: `deploy/overlays/${stage}`,
+            targetRevision: 'main',
+          },
+          destination: {
+            server: 'https://kubernetes.default.svc',
+            namespace,
+          },
+          syncPolicy,
+        },
+      });
+      expect(Object.keys(app.spec).includes('syncPolicy')).toBe(
+        i !== STAGES.length - 1,
+      );
+    });
+  });
+
+  it('keeps its CI from building Progression’s own commits to deploy/', () => {
+    const workflow = yaml.load(
+      read(gitops.dir, '.github/workflows/release.yaml'),
+    ) as any;
+    expect(workflow.on.push).toEqual({
+      'paths-ignore': ['deploy/**'],
+      branches: ['main'],
+      tags: ['v*'],
+    });
+  });
+
+  it('asks for the repository only for the gitops pipeline, and refuses a gitops service without one', async () => {
+    const missing = await dryRun({
+      values: { ...gitopsValues(), repositoryUrl: undefined },
+    });
+    expect(missing.status).toBe(400);
+    expect(missing.body.errors).toEqual([
+      expect.objectContaining({ name: 'required', argument: 'repositoryUrl' }),
+    ]);
+    const wrong = await dryRun({
+      values: { ...gitopsValues(), repositoryUrl: 'not a url' },
+    });
+    expect(wrong.status).toBe(400);
+    expect(wrong.body.errors).toEqual([
+      expect.objectContaining({
+        property: 'instance.repositoryUrl',
+        name: 'pattern',
+      }),
+    ]);
+    // The GitOps page is hidden for the other pipelines: nothing of it
+    // reaches their files.
+    const standard = await generate({
+      ...values,
+      repositoryUrl: 'https://example.com/ignored.git',
+    });
+    expect(standard.files.some(f => f.startsWith('deploy/'))).toBe(false);
+    for (const file of standard.files) {
+      expect(read(standard.dir, file)).not.toContain('ignored.git');
+    }
+  });
+
+  describeWithKubectl(WITH_KUBECTL, () => {
+    it('builds every overlay with kustomize: the Deployment in the stage’s namespace, with the first tag', async () => {
+      for (const { stage, namespace, replicas } of STAGES) {
+        const built = await ok([
+          'kustomize',
+          path.join(gitops.dir, 'deploy', 'overlays', stage),
+        ]);
+        const objects = yaml.loadAll(built) as any[];
+        expect(objects.map(o => `${o.kind}/${o.metadata.name}`).sort()).toEqual(
+          ['Deployment/payments-api', 'Service/payments-api'],
+        );
+        for (const o of objects) {
+          expect(o.metadata.namespace).toBe(namespace);
+          expect(o.metadata.labels['backstage.io/kubernetes-id']).toBe(
+            'payments-api',
+          );
+        }
+        const deployment = objects.find(o => o.kind === 'Deployment');
+        expect(deployment.spec.replicas).toBe(replicas);
+        expect(deployment.spec.template.spec.containers).toEqual([
+          expect.objectContaining({
+            name: 'payments-api',
+            image: `${IMAGE}:1.0`,
+          }),
+        ]);
+        expect(
+          deployment.spec.template.metadata.labels[
+            'backstage.io/kubernetes-id'
+          ],
+        ).toBe('payments-api');
+      }
+      // The base alone runs the first tag too.
+      const base = yaml.loadAll(
+        await ok(['kustomize', path.join(gitops.dir, 'deploy', 'base')]),
+      ) as any[];
+      expect(
+        base.find(o => o.kind === 'Deployment').spec.template.spec.containers[0]
+          .image,
+      ).toBe(`${IMAGE}:1.0`);
+    });
+
+    it('is synced by Argo CD from the Applications it holds, and Progression promotes a release through them', async () => {
+      // The generated repository, pushed as is.
+      await git.createRepository(
+        'payments-api',
+        Object.fromEntries(gitops.files.map(f => [f, read(gitops.dir, f)])),
+        { message: 'payments-api from the progressive-service template' },
+      );
+      // The stages' namespaces are the platform's.
+      for (const { namespace } of STAGES) {
+        if (!sim.store.get('namespaces', undefined, namespace)) {
+          sim.apply({
+            apiVersion: 'v1',
+            kind: 'Namespace',
+            metadata: { name: namespace },
+          });
+        }
+      }
+      // As the README says.
+      const applied = await ok([
+        'apply',
+        '-n',
+        'argocd',
+        '-f',
+        path.join(gitops.dir, 'deploy', 'argocd'),
+      ]);
+      for (const { stage } of STAGES) {
+        expect(applied).toContain(
+          `application.argoproj.io/payments-api-${stage} created`,
+        );
+      }
+
+      const live = (namespace: string) =>
+        sim.store.get('deployments', namespace, 'payments-api');
+      const liveImage = (namespace: string) =>
+        live(namespace)?.spec.template.spec.containers[0].image;
+      const synced = (name: string) =>
+        until(
+          `${name} synced and healthy`,
+          () => argo.refresh(name),
+          a =>
+            a.status?.sync?.status === 'Synced' &&
+            a.status?.health?.status === 'Healthy',
+        );
+
+      // The automated stages sync by themselves.
+      for (const { stage, namespace, replicas } of STAGES.slice(0, -1)) {
+        await synced(`payments-api-${stage}`);
+        expect(liveImage(namespace)).toBe(`${IMAGE}:1.0`);
+        expect(live(namespace)!.spec.replicas).toBe(replicas);
+      }
+      // The last waits for a sync.
+      const production = STAGES[STAGES.length - 1];
+      const waiting = await argo.refresh(`payments-api-${production.stage}`);
+      expect(waiting.status.sync.status).toBe('OutOfSync');
+      expect(live(production.namespace)).toBeUndefined();
+      const sync = await fetch(
+        `${argo.url}/api/v1/applications/payments-api-${production.stage}/sync`,
+        {
+          method: 'POST',
+          headers: {
+            Authorization: `Bearer ${ARGO_TOKEN}`,
+            'Content-Type': 'application/json',
+          },
+          body: '{}',
+        },
+      );
+      expect(sync.status).toBe(200);
+      await synced(`payments-api-${production.stage}`);
+      expect(liveImage(production.namespace)).toBe(`${IMAGE}:1.0`);
+
+      // A release: Progression promotes it into dev by itself, by a commit
+      // to the overlay the Application names, which Argo CD syncs.
+      const base =
+        '/api/progression/v1/entities/component/default/payments-api';
+      const before = await git.log('payments-api');
+      const registered = await request(backend.server)
+        .post(`${base}/releases`)
+        .send({ version: '1.1.0', image: `${IMAGE}:1.1.0` });
+      expect(registered.status).toBe(201);
+      const id = (
+        await until(
+          'the promotion into dev',
+          async () =>
+            (
+              await request(backend.server).get(`${base}/promotions?stage=dev`)
+            ).body.items ?? [],
+          (items: any[]) => items.length > 0,
+        )
+      )[0].id;
+      const promotion = await until(
+        `promotion ${id}`,
+        async () =>
+          (
+            await request(backend.server).get(
+              `/api/progression/v1/promotions/${id}`,
+            )
+          ).body,
+        (body: any) =>
+          ['succeeded', 'failed', 'rolled-back', 'cancelled'].includes(
+            body.promotion?.state,
+          ),
+        90_000,
+      );
+      expect([promotion.promotion.state, promotion.promotion.error]).toEqual([
+        'succeeded',
+        undefined,
+      ]);
+      expect(liveImage('development')).toBe(`${IMAGE}:1.1.0`);
+      expect(liveImage('staging')).toBe(`${IMAGE}:1.0`);
+
+      // One commit, to deploy/overlays/dev/kustomization.yaml only, its tag
+      // and nothing else changed: a push the workflow's paths-ignore skips.
+      const log = await git.log('payments-api');
+      expect(log.length - before.length).toBe(1);
+      expect(log[0].subject).toBe('Promote payments-api 1.1.0 to dev');
+      const { stdout } = await run('git', [
+        `--git-dir=${path.join(git.root, 'payments-api.git')}`,
+        'diff',
+        '--name-only',
+        before[0].sha,
+        log[0].sha,
+      ]);
+      expect(stdout.trim().split('\n')).toEqual([
+        'deploy/overlays/dev/kustomization.yaml',
+      ]);
+      const overlay = 'deploy/overlays/dev/kustomization.yaml';
+      expect(await git.readFile('payments-api', overlay)).toBe(
+        read(gitops.dir, overlay).replace('newTag: "1.0"', 'newTag: "1.1.0"'),
+      );
+    });
   });
 });
