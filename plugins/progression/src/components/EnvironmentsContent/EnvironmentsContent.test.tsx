@@ -138,6 +138,75 @@ describe('EnvironmentsContent', () => {
     });
   });
 
+  it('shows the GitOps sides on the card of a GitOps stage only', async () => {
+    const head = '3ca5231f0e4b6a1d2c3b4a5968778695a4b3c2d1';
+    const [development, staging] = environments.pipeline.stages;
+    const gitops: EntityEnvironments = {
+      ...environments,
+      pipeline: {
+        ...environments.pipeline,
+        stages: [
+          development,
+          {
+            ...staging,
+            drift: undefined,
+            gitops: {
+              repoUrl: 'http://git.local/manifests.git',
+              branch: 'main',
+              path: 'overlays/staging',
+              head: {
+                sha: head,
+                message: 'Promote payments-api 1.4.2 to staging',
+                image: 'registry.local/payments-api:1.4.2',
+              },
+              application: {
+                name: 'payments-api-staging',
+                instance: 'demo',
+                sync: 'Synced',
+                revision: head,
+                health: 'Healthy',
+                automated: true,
+                selfHeal: false,
+              },
+              drift: [
+                {
+                  side: 'live',
+                  message:
+                    'the Deployment runs registry.local/payments-api:hotfix; the overlay names registry.local/payments-api:1.4.2',
+                },
+              ],
+            },
+          },
+        ],
+      },
+    };
+    render({ getEnvironments: jest.fn().mockResolvedValue(gitops) });
+    const card = await screen.findByTestId('stage-staging');
+    const section = within(card).getByTestId('gitops-section');
+    expect(within(section).getByTestId('gitops-commit')).toHaveTextContent(
+      'Commit: 3ca5231 Promote payments-api 1.4.2 to staging',
+    );
+    expect(within(section).getByTestId('gitops-commit')).toHaveTextContent(
+      'main · overlays/staging',
+    );
+    const app = within(section).getByTestId('gitops-application');
+    expect(app).toHaveTextContent('payments-api-staging');
+    expect(app).toHaveTextContent('Sync: Synced');
+    expect(app).toHaveTextContent('Health: Healthy');
+    expect(app).toHaveTextContent('auto-sync');
+    expect(app).not.toHaveTextContent('self-heal');
+    expect(within(card).getByRole('alert')).toHaveTextContent(
+      'Cluster: the Deployment runs registry.local/payments-api:hotfix',
+    );
+    // A stage that Kubernetes deploys has no GitOps section.
+    expect(
+      within(screen.getByTestId('stage-development')).queryByTestId(
+        'gitops-section',
+      ),
+    ).not.toBeInTheDocument();
+    expect(screen.getAllByTestId('gitops-section')).toHaveLength(1);
+  });
+
   it('follows a running promotion and says how it ended, with its charts and flags on the cards', async () => {
     const staging = environments.pipeline.stages[1];
     const running: EntityEnvironments = {

@@ -103,6 +103,14 @@ function Environments({ kubernetesTab }: { kubernetesTab?: string }) {
     const timer = setInterval(retry, 3000);
     return () => clearInterval(timer);
   }, [running, retry]);
+  // GitOps stages drift without a promotion (a change in the cluster, a
+  // commit, Argo CD's self-heal): read again every 10 s while shown.
+  const gitops = value?.pipeline.stages.some(s => s.gitops);
+  useEffect(() => {
+    if (!gitops || running) return undefined;
+    const timer = setInterval(retry, 10_000);
+    return () => clearInterval(timer);
+  }, [gitops, running, retry]);
 
   // When a running promotion ends, say how.
   const previous = useRef<Stage[]>();

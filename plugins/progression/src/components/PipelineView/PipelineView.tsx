@@ -28,6 +28,7 @@ import {
   Stage,
 } from '@progression-io/backstage-plugin-progression-common';
 import { DeliveryInsights } from '../DeliveryInsights';
+import { GitOpsSection } from '../GitOps';
 import { StageActions, describeClosedStage } from '../StageActions';
 import { StageCharts, StageFlags, StageGates } from '../StageInsights';
 
@@ -235,6 +236,7 @@ function StageCard({
           </Typography>
         )}
         <LiveState stage={stage} />
+        <GitOpsSection gitops={stage.gitops} />
         <StageWindowLine stage={stage} />
         <StageGates gates={stage.gates} />
         <StageFlags flags={flags} stage={stage} />

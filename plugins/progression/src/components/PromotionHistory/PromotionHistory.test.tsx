@@ -128,6 +128,112 @@ describe('PromotionHistory', () => {
     ).toHaveTextContent('user:default/omar: approved');
   });
 
+  it("shows a GitOps step's commits: the deploy's and the rollback's roll-forward", async () => {
+    const deployCommit = '3ca5231f0e4b6a1d2c3b4a5968778695a4b3c2d1';
+    const fromCommit = '1111111aaaaaaaabbbbbbbbccccccccdddddddd0';
+    const rollbackCommit = '7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f';
+    const git = {
+      repoUrl: 'http://git.local/manifests.git',
+      branch: 'main',
+      path: 'overlays/dev/kustomization.yaml',
+      application: 'checkout-dev',
+    };
+    render({
+      listPromotions: jest.fn().mockResolvedValue({
+        items: [item('p1', 'staging', 'rolled-back', '1.2.0')],
+      }),
+      getPromotion: jest.fn().mockResolvedValue({
+        promotion: item('p1', 'staging', 'rolled-back', '1.2.0'),
+        steps: [
+          {
+            id: 1,
+            kind: 'deploy',
+            name: 'patch',
+            status: 'started',
+            reason:
+              'registry.local/checkout:1.1.0 → registry.local/checkout:1.2.0',
+            // Planned before the commit was made: no commit yet.
+            evidence: { ...git, fromCommit, instance: 'demo' },
+            startedAt: '2026-11-26T10:00:05.000Z',
+          },
+          {
+            id: 2,
+            kind: 'deploy',
+            name: 'rollout',
+            status: 'passed',
+            toState: 'verifying',
+            reason: 'Argo CD synced 3ca5231; checkout-dev is Healthy',
+            evidence: {
+              ...git,
+              instance: 'demo',
+              fromCommit,
+              commit: deployCommit,
+              fromImage: 'registry.local/checkout:1.1.0',
+              toImage: 'registry.local/checkout:1.2.0',
+              rollout: 'Argo CD synced 3ca5231; checkout-dev is Healthy',
+            },
+            startedAt: '2026-11-26T10:00:10.000Z',
+          },
+          {
+            id: 3,
+            kind: 'rollback',
+            name: 'rollback',
+            status: 'passed',
+            reason: 'back on registry.local/checkout:1.1.0 in 12.0 s',
+            evidence: {
+              from: 'registry.local/checkout:1.2.0',
+              to: 'registry.local/checkout:1.1.0',
+              undo: { ...git, commit: rollbackCommit, deployCommit },
+              checks: [],
+            },
+            startedAt: '2026-11-26T10:00:30.000Z',
+          },
+          {
+            id: 4,
+            kind: 'rollback',
+            name: 'rollback',
+            status: 'passed',
+            // The kubernetes deployer's undo: no commit.
+            evidence: { undo: { revision: 3 } },
+            startedAt: '2026-11-26T10:00:40.000Z',
+          },
+        ],
+        approvals: [],
+      }),
+    });
+    await userEvent.click(
+      await screen.findByRole('button', {
+        name: 'Details of promotion 1.2.0 to staging',
+      }),
+    );
+    const steps = await within(await screen.findByRole('dialog')).findByRole(
+      'list',
+      { name: 'Steps' },
+    );
+    const [patch, rollout, rollback, kubernetesRollback] =
+      within(steps).getAllByRole('listitem');
+    expect(
+      within(patch).queryByTestId('gitops-step-commit'),
+    ).not.toBeInTheDocument();
+    expect(within(rollout).getByTestId('gitops-step-commit')).toHaveTextContent(
+      'Commit 3ca5231 · Argo CD Application checkout-dev',
+    );
+    expect(within(rollout).getByText('3ca5231')).toHaveAttribute(
+      'title',
+      deployCommit,
+    );
+    expect(
+      within(rollback).getByTestId('gitops-rollback-commit'),
+    ).toHaveTextContent('Roll-forward commit 7e8f9a0 (undoes 3ca5231)');
+    expect(
+      within(kubernetesRollback).queryByTestId('gitops-rollback-commit'),
+    ).not.toBeInTheDocument();
+    // The evidence itself is still there.
+    expect(rollout).toHaveTextContent(
+      '"toImage": "registry.local/checkout:1.2.0"',
+    );
+  });
+
   it('shows an optional metrics step that measured nothing as not measured', async () => {
     const reason =
       'optional, not measured: no Prometheus is configured (progression.prometheus.url) for error-rate';

@@ -38,6 +38,7 @@ import {
 } from '@progression-io/backstage-plugin-progression-common';
 import useAsync from 'react-use/esm/useAsync';
 import { PromotionListItem, progressionApiRef } from '../../api';
+import { Sha } from '../GitOps';
 
 const OUTCOMES = [
   'succeeded',
@@ -190,6 +191,61 @@ function MetricEvidence({ evidence }: { evidence: unknown }) {
   );
 }
 
+const nonEmpty = (value: unknown): string | undefined =>
+  typeof value === 'string' && value ? value : undefined;
+
+/**
+ * The Git side of a GitOps (argocd) step: a deploy's commit and the Argo CD
+ * Application that syncs it; a rollback's roll-forward commit and the
+ * deploy commit it undoes. Nothing for other steps.
+ */
+export function GitOpsStepEvidence({
+  step,
+}: {
+  step: { kind: string; evidence?: unknown };
+}) {
+  const evidence = (step.evidence ?? {}) as Record<string, unknown>;
+  if (step.kind === 'deploy') {
+    const commit = nonEmpty(evidence.commit);
+    if (!commit) return null;
+    const application = nonEmpty(evidence.application);
+    return (
+      <Box
+        component="span"
+        display="block"
+        mt={0.5}
+        data-testid="gitops-step-commit"
+      >
+        Commit <Sha sha={commit} />
+        {application && <> · Argo CD Application {application}</>}
+      </Box>
+    );
+  }
+  if (step.kind === 'rollback') {
+    const undo = (evidence.undo ?? {}) as Record<string, unknown>;
+    const commit = nonEmpty(undo.commit);
+    if (!commit) return null;
+    const deployCommit = nonEmpty(undo.deployCommit);
+    return (
+      <Box
+        component="span"
+        display="block"
+        mt={0.5}
+        data-testid="gitops-rollback-commit"
+      >
+        Roll-forward commit <Sha sha={commit} />
+        {deployCommit && (
+          <>
+            {' '}
+            (undoes <Sha sha={deployCommit} />)
+          </>
+        )}
+      </Box>
+    );
+  }
+  return null;
+}
+
 const useStyles = makeStyles(theme => ({
   scroll: {
     overflowX: 'auto',
@@ -330,6 +386,7 @@ export function PromotionDetailsDialog({
                       <>
                         {step.reason && <span>{step.reason} · </span>}
                         <span>{new Date(step.startedAt).toLocaleString()}</span>
+                        <GitOpsStepEvidence step={step} />
                         <MetricEvidence evidence={step.evidence} />
                         {step.evidence !== undefined && (
                           <Box component="span" display="block" mt={1}>

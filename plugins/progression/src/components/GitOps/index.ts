@@ -1,0 +1,2 @@
+export { GitOpsSection, Sha, shortSha } from './GitOpsSection';
+export type { GitOpsState } from './GitOpsSection';
