@@ -247,6 +247,10 @@ test('an unhealthy checkout release in dev is rolled back by a second commit and
   const details = page.getByRole('dialog');
   await expect(details).toContainText(commit.sha.slice(0, 7));
   await expect(details).toContainText(undo.sha.slice(0, 7));
+  // Argo CD's sync of the roll-forward commit, as Argo CD reported it.
+  await expect(details).toContainText(
+    `Argo CD sync of ${undo.sha.slice(0, 7)}: Succeeded`,
+  );
   await page.screenshot({
     path: testInfo.outputPath('gitops-checkout-rolled-back.png'),
     fullPage: true,

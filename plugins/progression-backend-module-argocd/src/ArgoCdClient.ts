@@ -32,6 +32,9 @@ export interface Application {
       startedAt?: string;
       finishedAt?: string;
       syncResult?: { revision?: string };
+      operation?: {
+        initiatedBy?: { username?: string; automated?: boolean };
+      };
     };
     summary?: { images?: string[] };
     conditions?: { type: string; message?: string }[];

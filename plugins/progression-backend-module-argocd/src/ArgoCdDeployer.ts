@@ -71,6 +71,34 @@ interface StageContext {
 }
 
 const short = (sha?: string) => sha?.slice(0, 7) ?? 'none';
+
+/**
+ * What Argo CD said when the wait ended, for the step's evidence: its last
+ * sync operation (revision, phase, start and end, who started it) and the
+ * Application's comparison and health.
+ */
+function observed(name: string, app: Application) {
+  const status = app.status ?? {};
+  const op = status.operationState;
+  const by = op?.operation?.initiatedBy;
+  return {
+    application: name,
+    ...(op && {
+      sync: {
+        revision: op.syncResult?.revision,
+        phase: op.phase,
+        message: op.message,
+        startedAt: op.startedAt,
+        finishedAt: op.finishedAt,
+        initiatedBy: by?.automated ? 'automated sync' : by?.username,
+      },
+    }),
+    syncStatus: status.sync?.status,
+    revision: status.sync?.revision,
+    health: status.health?.status,
+    reconciledAt: status.reconciledAt,
+  };
+}
 const subject = (message: string) => message.split('\n')[0];
 
 /**
@@ -629,6 +657,7 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
               ...rolledOut,
               done: false,
               message: `Argo CD synced ${what}; the rollout: ${rolledOut.message}`,
+              evidence: observed(ctx.name, app),
             };
           }
           askNow = true;
@@ -639,6 +668,7 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
             done: true,
             failed: false,
             message: `Argo CD synced ${what} to ${ctx.name} and reports it Healthy; ${rolledOut.message}`,
+            evidence: observed(ctx.name, app),
           };
         }
         if (health === 'Degraded') {
@@ -703,7 +733,12 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
       }
     }
     function failed(message: string): RolloutResult {
-      return { done: false, failed: true, message };
+      return {
+        done: false,
+        failed: true,
+        message,
+        evidence: observed(ctx.name, app),
+      };
     }
   }
 }

@@ -369,6 +369,19 @@ it('takes a release from dev to production by one commit per deploy and Argo CD 
     toImage: `${IMAGE}:1.1.0`,
     commit: expect.stringMatching(/^[0-9a-f]{40}$/),
   });
+  // Argo CD's sync operation of that commit, as Argo CD reported it.
+  expect(devDeploy.evidence.observed).toMatchObject({
+    application: 'checkout-dev',
+    sync: {
+      revision: devDeploy.evidence.commit,
+      phase: 'Succeeded',
+      initiatedBy: 'automated sync',
+      startedAt: expect.any(String),
+      finishedAt: expect.any(String),
+    },
+    syncStatus: 'Synced',
+    health: 'Healthy',
+  });
 
   // Staging, promoted by a person.
   const toStaging = await request(server)
@@ -406,6 +419,16 @@ it('takes a release from dev to production by one commit per deploy and Argo CD 
     syncResult: { revision: prodCommit },
   });
   expect(app.status.history.at(-1).revision).toBe(prodCommit);
+  expect(
+    production.steps.find(
+      (s: any) => s.kind === 'deploy' && s.name === 'rollout',
+    ).evidence.observed.sync,
+  ).toMatchObject({
+    revision: prodCommit,
+    phase: 'Succeeded',
+    // The stand-in's one admin token: Progression's sync.
+    initiatedBy: 'admin',
+  });
 
   // Exactly one commit per deploy, each naming its promotion; the rest of
   // each overlay as it was.
@@ -472,6 +495,10 @@ it('rolls an unhealthy release in dev back by a second commit and a sync', async
     branch: 'main',
     path: 'overlays/dev/kustomization.yaml',
     application: 'checkout-dev',
+  });
+  expect(rollback.evidence.observed.sync).toMatchObject({
+    revision: undo.sha,
+    phase: 'Succeeded',
   });
   expect(await overlayAtHead('dev')).toContain('newTag: 1.1.0');
   expect(liveImage('dev')).toBe(`${IMAGE}:1.1.0`);

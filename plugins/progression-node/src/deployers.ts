@@ -23,6 +23,12 @@ export interface RolloutResult {
     message?: string;
     restartCount?: number;
   };
+  /**
+   * What the deployer saw of the system it deployed through, kept as the
+   * step's evidence (`observed`): for Argo CD, the sync operation
+   * (revision, phase, start and end, who started it) and the health.
+   */
+  evidence?: Record<string, unknown>;
 }
 
 /**

@@ -684,6 +684,8 @@ export class PromotionEngine {
       rollout: rollout.message,
       // The pod whose state made the rollout fail, and why.
       ...(rollout.pod && { pod: rollout.pod }),
+      // What the deployer saw of the system it deployed through.
+      ...(rollout.evidence && { observed: rollout.evidence }),
       waitedMs: Date.now() - started,
     };
     if (rollout.done) {
@@ -806,6 +808,7 @@ export class PromotionEngine {
       to: record.fromImage,
       undo,
       rollout: rollout.message,
+      ...(rollout.evidence && { observed: rollout.evidence }),
       checks,
       undoAndRolloutMs,
       durationMs: Date.now() - started,

@@ -171,6 +171,18 @@ describe('PromotionHistory', () => {
               fromImage: 'registry.local/checkout:1.1.0',
               toImage: 'registry.local/checkout:1.2.0',
               rollout: 'Argo CD synced 3ca5231; checkout-dev is Healthy',
+              observed: {
+                application: 'checkout-dev',
+                sync: {
+                  revision: deployCommit,
+                  phase: 'Succeeded',
+                  startedAt: '2026-11-26T10:00:11Z',
+                  finishedAt: '2026-11-26T10:00:12Z',
+                  initiatedBy: 'automated sync',
+                },
+                syncStatus: 'Synced',
+                health: 'Healthy',
+              },
             },
             startedAt: '2026-11-26T10:00:10.000Z',
           },
@@ -184,6 +196,13 @@ describe('PromotionHistory', () => {
               from: 'registry.local/checkout:1.2.0',
               to: 'registry.local/checkout:1.1.0',
               undo: { ...git, commit: rollbackCommit, deployCommit },
+              observed: {
+                sync: {
+                  revision: rollbackCommit,
+                  phase: 'Succeeded',
+                  initiatedBy: 'automated sync',
+                },
+              },
               checks: [],
             },
             startedAt: '2026-11-26T10:00:30.000Z',
@@ -218,7 +237,13 @@ describe('PromotionHistory', () => {
     expect(within(rollout).getByTestId('gitops-step-commit')).toHaveTextContent(
       'Commit 3ca5231 · Argo CD Application checkout-dev',
     );
-    expect(within(rollout).getByText('3ca5231')).toHaveAttribute(
+    expect(within(rollout).getByTestId('gitops-step-sync')).toHaveTextContent(
+      'Argo CD sync of 3ca5231: Succeeded (2026-11-26T10:00:11Z → 2026-11-26T10:00:12Z), started by automated sync',
+    );
+    expect(within(rollback).getByTestId('gitops-step-sync')).toHaveTextContent(
+      'Argo CD sync of 7e8f9a0: Succeeded, started by automated sync',
+    );
+    expect(within(rollout).getAllByText('3ca5231')[0]).toHaveAttribute(
       'title',
       deployCommit,
     );

@@ -199,6 +199,44 @@ const nonEmpty = (value: unknown): string | undefined =>
  * Application that syncs it; a rollback's roll-forward commit and the
  * deploy commit it undoes. Nothing for other steps.
  */
+/** Argo CD's sync operation as the step saw it: revision, phase, when, by whom. */
+function ArgoCdSync({ observed }: { observed: unknown }) {
+  const sync = ((observed ?? {}) as Record<string, unknown>).sync as
+    | Record<string, unknown>
+    | undefined;
+  const phase = nonEmpty(sync?.phase);
+  if (!sync || !phase) return null;
+  const revision = nonEmpty(sync.revision);
+  const startedAt = nonEmpty(sync.startedAt);
+  const finishedAt = nonEmpty(sync.finishedAt);
+  const by = nonEmpty(sync.initiatedBy);
+  return (
+    <Box
+      component="span"
+      display="block"
+      mt={0.5}
+      data-testid="gitops-step-sync"
+    >
+      Argo CD sync
+      {revision && (
+        <>
+          {' '}
+          of <Sha sha={revision} />
+        </>
+      )}
+      : {phase}
+      {startedAt && (
+        <>
+          {' '}
+          ({startedAt}
+          {finishedAt && <> → {finishedAt}</>})
+        </>
+      )}
+      {by && <>, started by {by}</>}
+    </Box>
+  );
+}
+
 export function GitOpsStepEvidence({
   step,
 }: {
@@ -218,6 +256,7 @@ export function GitOpsStepEvidence({
       >
         Commit <Sha sha={commit} />
         {application && <> · Argo CD Application {application}</>}
+        <ArgoCdSync observed={evidence.observed} />
       </Box>
     );
   }
@@ -240,6 +279,7 @@ export function GitOpsStepEvidence({
             (undoes <Sha sha={deployCommit} />)
           </>
         )}
+        <ArgoCdSync observed={evidence.observed} />
       </Box>
     );
   }
