@@ -42,7 +42,11 @@ let git: GitServer;
 let argo: ArgoCdStandIn;
 let server: any;
 
-const entity = (name: string, pipeline: string) => ({
+const entity = (
+  name: string,
+  pipeline: string,
+  annotations: Record<string, string> = {},
+) => ({
   apiVersion: 'backstage.io/v1alpha1',
   kind: 'Component',
   metadata: {
@@ -51,6 +55,7 @@ const entity = (name: string, pipeline: string) => ({
     annotations: {
       'progression.backstage.io/pipeline': pipeline,
       'backstage.io/kubernetes-id': 'checkout',
+      ...annotations,
     },
   },
   spec: { type: 'service', owner: 'team-checkout' },
@@ -216,6 +221,10 @@ beforeAll(async () => {
           entity('checkout-direct', 'direct'),
           entity('checkout-wrong-argo', 'wrong-argo'),
           entity('checkout-wrong-git', 'wrong-git'),
+          // Its owners point dev at staging's Application.
+          entity('checkout-elsewhere', 'wrong-git', {
+            'progression.backstage.io/argocd-app.dev': 'checkout-staging',
+          }),
           releaseManager,
         ],
       }),
@@ -759,4 +768,23 @@ it('an interrupted wait is not an outcome: it rejects with the abort reason, wha
   } finally {
     await fs.promises.rm(cacheDir, { recursive: true, force: true });
   }
+});
+
+it("refuses an entity's annotation that names another stage's Application: it may only narrow", async () => {
+  const before = await git.log('manifests');
+  const entityPath =
+    '/api/progression/v1/entities/component/default/checkout-elsewhere';
+  await request(server)
+    .post(`${entityPath}/releases`)
+    .send({ version: '8.0.0', image: `${IMAGE}:8.0.0` });
+  const promoted = await request(server)
+    .post(`${entityPath}/promotions`)
+    .send({ stage: 'dev', version: '8.0.0' });
+  const result = await promotion(promoted.body.id);
+  expect(result.promotion.state).toBe('failed');
+  expect(result.promotion.error).toContain(
+    "Argo CD Application checkout-staging deploys to namespace checkout-staging, not to stage dev's namespace checkout-dev (the entity's annotation progression.backstage.io/argocd-app.dev may only name an Application of the stage)",
+  );
+  expect(await git.log('manifests')).toEqual(before);
+  expect(liveImage('staging')).toBe(`${IMAGE}:1.1.0`);
 });
