@@ -4,6 +4,7 @@ import { loadConfig } from '@backstage/config-loader';
 import { mockServices, startTestBackend } from '@backstage/backend-test-utils';
 import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
 import progressionPlugin from '@progression-io/backstage-plugin-progression-backend';
+import argoCdDeployerModule from '@progression-io/backstage-plugin-progression-backend-module-argocd';
 import testJobGateModule from '@progression-io/backstage-plugin-progression-backend-module-test-job';
 import webhookGateModule from '@progression-io/backstage-plugin-progression-backend-module-webhook';
 import { execFileSync } from 'node:child_process';
@@ -71,12 +72,22 @@ async function progressionOf(
   }
 }
 
-function startDemoBackend(progression: JsonObject) {
+/** The demo's Argo CD instances (the GitOps example's), from app-config.yaml. */
+async function argocdOf(): Promise<JsonObject> {
+  const { appConfigs } = await loadConfig({
+    configRoot: root,
+    configTargets: [{ path: baseConfig }],
+  });
+  return ConfigReader.fromConfigs(appConfigs).get<JsonObject>('argocd');
+}
+
+async function startDemoBackend(progression: JsonObject) {
   return startTestBackend({
     features: [
       progressionPlugin,
       testJobGateModule,
       webhookGateModule,
+      argoCdDeployerModule,
       catalogServiceMock.factory({
         entities: [
           entity('payments-api', 'standard'),
@@ -86,6 +97,7 @@ function startDemoBackend(progression: JsonObject) {
       mockServices.rootConfig.factory({
         data: {
           progression,
+          argocd: await argocdOf(),
           // A database of the test's own, not the demo's.
           backend: { baseUrl: 'http://localhost:7007' },
         },
