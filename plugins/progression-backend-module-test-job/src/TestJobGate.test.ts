@@ -299,6 +299,7 @@ describe('running the test job gate', () => {
           labels: { [JOB_ROLE_LABEL]: 'test' },
           timeoutMs: 300_000,
           backoffLimit: 1,
+          deleteOnCancel: true,
         },
         signal: controller.signal,
       },

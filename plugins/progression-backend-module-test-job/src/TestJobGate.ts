@@ -337,6 +337,8 @@ export class TestJobGate implements GateDefinition<TestJobGateConfig> {
           labels: { [JOB_ROLE_LABEL]: 'test' },
           timeoutMs: config.timeoutMs,
           backoffLimit: config.backoffLimit,
+          // A test nobody waits for any more stops with its promotion.
+          deleteOnCancel: true,
         },
         context.signal,
       );

@@ -227,6 +227,13 @@ function grants(docs: Doc[]) {
  */
 const EVIDENCE_ONLY = new Set(['get pods/log']);
 
+/**
+ * Grants a promotion that runs to its end does not use: deleting a Job is
+ * for a promotion cancelled while its Job runs, tested under these same
+ * rules in cancelJob.test.ts.
+ */
+const ON_CANCEL = new Set(['delete jobs']);
+
 let token: string;
 
 beforeAll(() => {
@@ -280,7 +287,7 @@ it('runs a full promotion, every gate and a rollback, under exactly the document
   expect(
     grants(documents())
       .map(g => `${g.verb} ${g.resource}`)
-      .filter(g => !used.has(g)),
+      .filter(g => !used.has(g) && !ON_CANCEL.has(g)),
   ).toEqual([]);
 });
 
@@ -288,7 +295,9 @@ it('fails the step that needs a grant, naming the 403, when any one verb is take
   const docs = documents();
   const wrong: string[] = [];
   let round = 1;
-  for (const grant of grants(docs)) {
+  for (const grant of grants(docs).filter(
+    g => !ON_CANCEL.has(`${g.verb} ${g.resource}`),
+  )) {
     apply(without(docs, grant.rule, grant.verb));
     try {
       const server = await backend(token);

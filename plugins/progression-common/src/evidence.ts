@@ -176,6 +176,8 @@ export interface StageJobRun {
   logTail?: string;
   logError?: string;
   error?: string;
+  /** For a cancelled promotion's Job: whether it was deleted (with its pods). */
+  deleted?: boolean;
 }
 
 /**

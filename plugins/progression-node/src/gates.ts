@@ -55,6 +55,12 @@ export interface StageJobSpec {
   timeoutMs: number;
   backoffLimit: number;
   /**
+   * Delete the Job (and its pods) when its promotion is cancelled while it
+   * runs: a test image whose result nobody waits for. Default false: a Job
+   * such as a migration is left to finish, a half-run one being worse.
+   */
+  deleteOnCancel?: boolean;
+  /**
    * What the Job takes over from the stage's Deployment: its env, envFrom,
    * service account and image pull secrets.
    */
@@ -115,7 +121,13 @@ export interface StageWorkloads {
     kubernetesId: string,
     wanted?: string,
   ): string;
-  /** Runs (or, after a restart, adopts) a Job and waits until it ends. */
+  /**
+   * Runs (or, after a restart, adopts) a Job and waits until it ends. When
+   * `signal` aborts because the promotion was cancelled, a Job with
+   * `deleteOnCancel` is deleted with its pods (`deleted` says whether it
+   * was); when it aborts for a shutdown or a lost claim, the Job keeps
+   * running for the worker that takes the promotion over to adopt.
+   */
   runJob(
     location: StageLocation,
     spec: StageJobSpec,

@@ -26,7 +26,12 @@ import {
   recordedTarget,
   verdict,
 } from './evidenceHash';
-import { StepInterrupted, StepTimeoutError, cannotHeal } from './failures';
+import {
+  PromotionMoved,
+  StepInterrupted,
+  StepTimeoutError,
+  cannotHeal,
+} from './failures';
 import { GateRunner } from './GateRunner';
 import { StageWindowState, StageWindows } from '../windows/StageWindows';
 import { Outcome, RunMemory, StepRun } from './StepRun';
@@ -225,12 +230,20 @@ export class PromotionEngine {
     const watch = setInterval(() => {
       this.store.getPromotion(p.id).then(
         now => {
-          if (
-            !now ||
-            now.state !== p.state ||
-            (ownerId && now.ownerId !== ownerId)
-          ) {
-            stop.abort(new StepInterrupted(`promotion ${p.id} moved on`));
+          if (ownerId && now && now.ownerId !== ownerId) {
+            // The claim is lost: the next holder adopts what runs.
+            stop.abort(
+              new StepInterrupted(
+                `promotion ${p.id} is held by another worker`,
+              ),
+            );
+          } else if (!now || now.state !== p.state) {
+            // Cancelled (or otherwise moved): what the step started stops.
+            stop.abort(
+              new PromotionMoved(
+                `promotion ${p.id} moved on (${now?.state ?? 'deleted'})`,
+              ),
+            );
           }
         },
         () => undefined,

@@ -9,6 +9,20 @@ export class StepInterrupted extends Error {
   name = 'StepInterrupted';
 }
 
+/**
+ * Someone else moved the promotion while a step ran (a cancel, a
+ * rejection): the work the step started is no longer wanted, and what it
+ * left running (a Job) is stopped. Unlike a shutdown or a lost claim, after
+ * which the next holder adopts that work.
+ */
+export class PromotionMoved extends StepInterrupted {
+  name = 'PromotionMoved';
+}
+
+/** Whether an abort's reason says the step's work is no longer wanted. */
+export const isPromotionMoved = (reason: unknown) =>
+  reason instanceof Error && reason.name === 'PromotionMoved';
+
 /** A step ran longer than the worker allows: a failed attempt. */
 export class StepTimeoutError extends Error {
   name = 'StepTimeoutError';

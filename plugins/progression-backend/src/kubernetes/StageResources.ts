@@ -423,6 +423,29 @@ export class StageResources {
   }
 
   /**
+   * Deletes the Job and, in the background, its pods (as `kubectl delete
+   * job` does); one already gone is not an error.
+   */
+  async deleteJob(location: StageLocation, name: string): Promise<void> {
+    checkNamespace(location);
+    checkName(name, 'Job name', isDnsLabel, LABEL_RULE);
+    try {
+      await this.request(location, `delete Job ${name}`, options =>
+        this.batch(location).deleteNamespacedJob(
+          {
+            name,
+            namespace: location.namespace,
+            propagationPolicy: 'Background',
+          },
+          options,
+        ),
+      );
+    } catch (e) {
+      if (kubeErrorCode(e) !== 404) throw e;
+    }
+  }
+
+  /**
    * Waits until the Job is Complete or Failed, `timeoutMs` passed or the
    * signal fired, from a watch on the Job; the Job is read again at least
    * every `pollMs` (and whenever the watch drops), so a watch that never

@@ -4,6 +4,7 @@ import {
   StageJobSpec,
   StageLocation,
 } from '@progression-io/backstage-plugin-progression-node';
+import { isPromotionMoved } from '../engine/failures';
 import {
   StageResources,
   describeKubeError,
@@ -125,6 +126,24 @@ export async function runStageJob(
           });
     const final = waited.job;
     evidence.status = waited.outcome === 'running' ? 'timeout' : waited.outcome;
+    if (
+      spec.deleteOnCancel &&
+      waited.outcome === 'cancelled' &&
+      isPromotionMoved(signal?.reason)
+    ) {
+      // The promotion was cancelled: its test Job stops too (a shutdown or
+      // a lost claim leaves it running, for the next holder to adopt).
+      try {
+        await resources.deleteJob(location, name);
+        evidence.deleted = true;
+      } catch (e) {
+        evidence.deleted = false;
+        evidence.error = `the cancelled promotion's Job could not be deleted: ${describeKubeError(
+          e,
+        )}`;
+      }
+      return evidence;
+    }
     evidence.conditions = (final.status?.conditions ?? []).map(c => ({
       type: c.type,
       status: c.status,
