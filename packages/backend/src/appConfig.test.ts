@@ -76,7 +76,7 @@ async function progressionOf(
 async function argocdOf(): Promise<JsonObject> {
   const { appConfigs } = await loadConfig({
     configRoot: root,
-    configTargets: [{ path: baseConfig }],
+    configTargets: [{ path: path.join(root, 'app-config.yaml') }],
   });
   return ConfigReader.fromConfigs(appConfigs).get<JsonObject>('argocd');
 }
