@@ -9,8 +9,13 @@ import {
 } from '@backstage/backend-plugin-api';
 import { AuthorizeResult } from '@backstage/plugin-permission-common';
 import { catalogServiceMock } from '@backstage/plugin-catalog-node/testUtils';
+import { databaseServiceFactory } from '@backstage/backend-defaults/database';
+import { schedulerServiceFactory } from '@backstage/backend-defaults/scheduler';
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { progressionPlugin } from './plugin';
@@ -85,7 +90,11 @@ function stages(overrides: Record<string, object>) {
   }));
 }
 
-async function backend(pipeline: object, extra: { prometheus?: object } = {}) {
+async function backend(
+  pipeline: object,
+  extra: { prometheus?: object } = {},
+  databaseDirectory?: string,
+) {
   const auditEvents: Array<{ eventId: string; outcome: string; meta?: any }> =
     [];
   const auditor = createServiceFactory({
@@ -124,12 +133,27 @@ async function backend(pipeline: object, extra: { prometheus?: object } = {}) {
         requests.map(() => ({ result: AuthorizeResult.ALLOW })),
     }),
   });
-  const { server } = await startTestBackend({
+  const testBackend = await startTestBackend({
     features: [
       progressionPlugin,
       catalogServiceMock.factory({ entities: [entity] }),
+      // A SQLite file that outlives the backend, for a restart, and
+      // Backstage's own scheduler, which runs the worker every 5 s as in
+      // production (the test backend's mock scheduler runs it once, at
+      // start-up); else the test backend's in-memory database.
+      ...(databaseDirectory
+        ? [databaseServiceFactory, schedulerServiceFactory]
+        : []),
       mockServices.rootConfig.factory({
         data: {
+          ...(databaseDirectory && {
+            backend: {
+              database: {
+                client: 'better-sqlite3',
+                connection: { directory: databaseDirectory },
+              },
+            },
+          }),
           progression: {
             clusters: [
               {
@@ -149,7 +173,11 @@ async function backend(pipeline: object, extra: { prometheus?: object } = {}) {
       auditor,
     ],
   });
-  return { server, auditEvents };
+  return {
+    server: testBackend.server,
+    auditEvents,
+    stop: () => testBackend.stop(),
+  };
 }
 
 async function waitForState(
@@ -344,6 +372,41 @@ it('holds a promotion in a deny window, says why and until when, and lets it go 
   ]);
   expect(back.promotion.state).toBe('succeeded');
   expect(liveImage('production')).toBe('registry.local/payments-api:3.0.0');
+});
+
+it('a shutdown while a promotion waits is not an outcome: after the restart it still waits, then goes on when the window ends', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'progression-windows-'));
+  try {
+    const pipeline = {
+      stages: stages({ staging: { windows: [denyFor(30)] } }),
+    };
+    const first = await backend(pipeline, {}, dir);
+    await register(first.server, '4.0.0');
+    const before = liveImage('staging');
+    const id = await promote(first.server, 'staging', '4.0.0');
+    await waitForState(first.server, id, ['waiting']);
+    // The backend's shutdown, as on SIGTERM, while the promotion waits.
+    await first.stop();
+
+    const second = await backend(pipeline, {}, dir);
+    const after = (
+      await request(second.server).get(`/api/progression/v1/promotions/${id}`)
+    ).body;
+    expect(after.promotion.state).toBe('waiting');
+    expect(after.steps.map((s: any) => s.toState)).not.toContain('failed');
+    expect(liveImage('staging')).toBe(before);
+    // The window ends: the restarted backend lets it go, nobody clicks.
+    const done = await waitForState(second.server, id, ['succeeded', 'failed']);
+    expect(done.promotion.state).toBe('succeeded');
+    expect(
+      done.steps.filter((s: any) => s.name === 'closed').length,
+    ).toBeGreaterThanOrEqual(1);
+    expect(done.steps.map((s: any) => s.name)).toContain('opened');
+    expect(liveImage('staging')).toBe('registry.local/payments-api:4.0.0');
+    await second.stop();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 it('refuses an on-demand rollback into a closed stage where rollbacksWhenClosed is deny', async () => {
