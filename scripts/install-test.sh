@@ -3,10 +3,12 @@
 # plugin package (backstage-cli package build, then yarn pack, whose
 # prepack points the manifest at dist), makes a separate Backstage app in a
 # temporary folder from a copy of packages/app and packages/backend that
-# depends on the tarballs instead of the workspace, checks that the app
-# holds the README's "Use it in your Backstage app" code, installs,
-# type-checks and builds it, starts its backend and asks the environments
-# route for payments-api: 200 or the test fails.
+# depends on the tarballs instead of the workspace and has none of
+# Progression (prepare-app.js), adds Progression to it by the README's "Use
+# it in your Backstage app" steps (apply-readme.js), installs, type-checks
+# and builds it, starts its backend and asks the environments route for
+# payments-api: 200, and a mutating route as a user the README's policy
+# refuses: 403, or the test fails.
 #
 # KEEP_INSTALL_TEST=1 keeps the temporary folder for a look afterwards.
 set -euo pipefail
@@ -51,7 +53,7 @@ for name in app backend; do
     --exclude=dist-types -cf - . | tar -C "$APP/packages/$name" -xf -
 done
 node scripts/install-test/prepare-app.js . "$APP" "$WORK/tarballs"
-node scripts/install-test/check-readme.js README.md "$APP"
+node scripts/install-test/apply-readme.js . "$APP" "$WORK/tarballs"
 
 cd "$APP"
 log "Install test: yarn install"
@@ -76,7 +78,10 @@ yarn workspace backend build >"$WORK/backend-build.log" 2>&1 ||
 
 log "Install test: starting the backend"
 # Its own process group (setsid), so that the cleanup stops all of it.
-setsid bash -c 'cd packages/backend && exec node "$1" start' _ \
+# LOCAL_CLUSTER_TOKEN: the README's configuration block reads it; no
+# cluster is asked for anything here.
+LOCAL_CLUSTER_TOKEN=install-test-token \
+  setsid bash -c 'cd packages/backend && exec node "$1" start' _ \
   "$APP/.yarn/releases/yarn-4.13.0.cjs" >"$WORK/backend.log" 2>&1 &
 BACKEND_PID=$!
 if ! wait_while_alive "$BACKEND_PID" 300 curl -fsS -o /dev/null \
@@ -107,4 +112,19 @@ node -e '
   const stages = body.pipeline.stages.map(s => s.name).join(", ");
   console.log(`environments of payments-api: 200, stages ${stages}`);
 ' "$WORK/environments.json"
+# The README's policy is in force: sam (the guest here) owns nothing of
+# payments-api's, so he may not register its releases; the allow-all
+# policy the app had before let him.
+STATUS="$(curl -s -o "$WORK/release.json" -w '%{http_code}' -X POST \
+  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d '{"version":"1.0.0","image":"registry.example/payments-api:1.0.0"}' \
+  http://localhost:7007/api/progression/v1/entities/component/default/payments-api/releases)"
+if [ "$STATUS" != 403 ]; then
+  cat "$WORK/release.json" >&2
+  die "a release registered by sam, who does not own payments-api, answered $STATUS, not 403: the README's policy is not in force"
+fi
+log "a release registered by a non-owner: 403 (the README's policy): $(
+  node -pe 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).error?.message' \
+    "$WORK/release.json"
+)"
 log "Install test passed"

@@ -1,5 +1,7 @@
 import {
   ApiBlueprint,
+  coreExtensionData,
+  createFrontendModule,
   createFrontendPlugin,
   discoveryApiRef,
   fetchApiRef,
@@ -9,8 +11,10 @@ import {
   EntityContentBlueprint,
 } from '@backstage/plugin-catalog-react/alpha';
 import { isProgressionAvailable } from '@progression-io/backstage-plugin-progression-common';
+import kubernetesPlugin from '@backstage/plugin-kubernetes/alpha';
 import { z } from 'zod/v4';
 import { ProgressionClient, progressionApiRef } from './api';
+import { KubernetesNamespaceFilter } from './components/KubernetesNamespaceFilter';
 
 /** @alpha */
 export const progressionApi = ApiBlueprint.make({
@@ -104,5 +108,34 @@ export default createFrontendPlugin({
     entityEnvironmentsContent,
     entityReleaseCard,
     entityDeliveryInsightsCard,
+  ],
+});
+
+/**
+ * The Kubernetes plugin's entity tab, wrapped in
+ * {@link KubernetesNamespaceFilter}: a stage card's Pods link
+ * (`kubernetesTab`) opens it on that stage's namespace only. Add it to the
+ * app's features beside the Kubernetes plugin.
+ *
+ * @alpha
+ */
+export const kubernetesNamespaceFilterModule = createFrontendModule({
+  pluginId: 'kubernetes',
+  extensions: [
+    kubernetesPlugin
+      .getExtension('entity-content:kubernetes/kubernetes')
+      .override({
+        *factory(originalFactory) {
+          for (const output of originalFactory()) {
+            yield output.id === coreExtensionData.reactElement.id
+              ? coreExtensionData.reactElement(
+                  <KubernetesNamespaceFilter>
+                    {output.value as JSX.Element}
+                  </KubernetesNamespaceFilter>,
+                )
+              : output;
+          }
+        },
+      }),
   ],
 });

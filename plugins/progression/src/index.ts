@@ -12,5 +12,6 @@ export {
   EntityDeliveryInsightsCard,
 } from './plugin';
 export { progressionApiRef, ProgressionClient } from './api';
+export { KubernetesNamespaceFilter } from './components/KubernetesNamespaceFilter';
 export type { ProgressionApi } from './api';
 export { isProgressionAvailable } from '@progression-io/backstage-plugin-progression-common';

@@ -29,6 +29,7 @@ import {
 } from '@progression-io/backstage-plugin-progression-common';
 import { DeliveryInsights } from '../DeliveryInsights';
 import { GitOpsSection } from '../GitOps';
+import { kubernetesScopeQuery } from '../KubernetesNamespaceFilter';
 import { StageActions, describeClosedStage } from '../StageActions';
 import { StageCharts, StageFlags, StageGates } from '../StageInsights';
 
@@ -168,7 +169,12 @@ function KubernetesTabLink({
   const entityRoute = useRouteRef(entityRouteRef);
   return (
     <Link
-      to={`${entityRoute(entityRouteParams(entityRef))}/${tab}`}
+      to={`${entityRoute(
+        entityRouteParams(entityRef),
+      )}/${tab}${kubernetesScopeQuery({
+        namespace: stage.namespace,
+        cluster: stage.cluster,
+      })}`}
       aria-label={`Pods of ${stage.title} in the Kubernetes tab`}
       // Inside a line of text: underlined, not told apart by colour alone.
       underline="always"

@@ -1,0 +1,6 @@
+export {
+  KubernetesNamespaceFilter,
+  kubernetesScopeQuery,
+  scopeObjects,
+} from './KubernetesNamespaceFilter';
+export type { KubernetesScope } from './KubernetesNamespaceFilter';
