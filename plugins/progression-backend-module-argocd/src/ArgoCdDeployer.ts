@@ -551,6 +551,40 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
   }
 
   /**
+   * The stage's context for a wait: while Argo CD answers 503 (away, or
+   * restarting) it is asked again until the wait's deadline, which then
+   * fails the wait naming Argo CD's last answer, as the wait's own polls do.
+   */
+  private async contextWithin(
+    target: DeployTarget,
+    deadline: number,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<{ ctx: StageContext } | { away: RolloutResult }> {
+    const { signal } = options;
+    for (;;) {
+      try {
+        return { ctx: await this.context(target) };
+      } catch (e) {
+        if (!(e instanceof ServiceUnavailableError)) throw e;
+        if (Date.now() + this.pollMs >= deadline) {
+          return {
+            away: {
+              done: false,
+              failed: true,
+              message: `Argo CD did not answer within ${Math.round(
+                options.timeoutMs / 1000,
+              )} s; last error: ${e.message}`,
+            },
+          };
+        }
+        await sleep(this.pollMs, undefined, { signal }).catch(error => {
+          throw signal?.aborted ? signal.reason : error;
+        });
+      }
+    }
+  }
+
+  /**
    * Waits until Argo CD reports the commit (the deploy's, or the
    * rollback's once made) synced — its revision, or a later one that still
    * names the image — the operation Succeeded and reconciled after it
@@ -567,7 +601,9 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
     const { signal } = options;
     signal?.throwIfAborted();
     const deadline = Date.now() + options.timeoutMs;
-    const ctx = await this.context(target);
+    const reached = await this.contextWithin(target, deadline, options);
+    if ('away' in reached) return reached.away;
+    const { ctx } = reached;
     const rollingBack = Boolean(r.rollbackCommit);
     const image = rollingBack ? r.fromImage : r.toImage;
     const expected =
@@ -586,6 +622,8 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
         message: `no commit of promotion ${r.promotionId} on ${r.branch} of ${r.repoUrl}; nothing was deployed`,
       };
     }
+    // Found again by its trailer after a restart: the step's evidence names it.
+    if (!rollingBack) r.commit = expected;
     const reaches = async (revision?: string) => {
       if (!revision) return false;
       if (revision === expected) return true;

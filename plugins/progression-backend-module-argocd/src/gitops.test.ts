@@ -15,7 +15,10 @@ import {
 } from '@internal/kube-simulator';
 import { ConfigReader } from '@backstage/config';
 import { DeployTarget } from '@progression-io/backstage-plugin-progression-node';
+import { databaseServiceFactory } from '@backstage/backend-defaults/database';
 import fs from 'node:fs';
+import http from 'node:http';
+import { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
@@ -41,6 +44,7 @@ let sim: KubeSimulator;
 let git: GitServer;
 let argo: ArgoCdStandIn;
 let server: any;
+let proxy: Awaited<ReturnType<typeof startArgoProxy>>;
 
 const entity = (
   name: string,
@@ -206,121 +210,212 @@ beforeAll(async () => {
     );
   }
 
+  proxy = await startArgoProxy(argo.url);
+  ({ server } = await startTestBackend({ features: backendFeatures() }));
+});
+
+/**
+ * The backend's features: Progression with the module, the test's
+ * entities and configuration. With `databaseDirectory`, its store is a
+ * SQLite file there that outlives the backend (for a restart); with
+ * `retryBudget`, the engine's retry budget for a failing step (5 min).
+ */
+function backendFeatures(
+  options: { databaseDirectory?: string; retryBudget?: string } = {},
+) {
+  const { databaseDirectory, retryBudget } = options;
   const deploy = {
     kind: 'argocd',
     instance: 'local',
     git: { token: GIT_TOKEN },
   };
-  ({ server } = await startTestBackend({
-    features: [
-      progressionBackend,
-      progressionModuleArgoCd,
-      catalogServiceMock.factory({
-        entities: [
-          entity('checkout', 'gitops'),
-          entity('checkout-direct', 'direct'),
-          entity('checkout-wrong-argo', 'wrong-argo'),
-          entity('checkout-wrong-git', 'wrong-git'),
-          // Its owners point dev at staging's Application.
-          entity('checkout-elsewhere', 'wrong-git', {
-            'progression.backstage.io/argocd-app.dev': 'checkout-staging',
-          }),
-          releaseManager,
-        ],
-      }),
-      mockServices.rootConfig.factory({
-        data: {
-          argocd: {
-            appLocatorMethods: [
-              {
-                type: 'config',
-                instances: [
-                  { name: 'local', url: argo.url, token: ARGO_TOKEN },
-                  { name: 'revoked', url: argo.url, token: 'revoked-token' },
-                ],
-              },
-            ],
-          },
-          progression: {
-            clusters: [
-              {
-                name: 'sim',
-                url: sim.url,
-                serviceAccountToken: sim.token,
-                skipTLSVerify: true,
-              },
-            ],
-            pipelines: {
-              gitops: {
-                stages: [
-                  {
-                    name: 'dev',
-                    cluster: 'sim',
-                    namespace: 'checkout-dev',
-                    autoPromote: true,
-                    readyTimeout: '5s',
-                    rolloutTimeout: '60s',
-                    deploy,
-                  },
-                  {
-                    name: 'staging',
-                    cluster: 'sim',
-                    namespace: 'checkout-staging',
-                    deploy,
-                  },
-                  {
-                    name: 'production',
-                    cluster: 'sim',
-                    namespace: 'checkout-production',
-                    approval: {
-                      required: true,
-                      approvers: ['group:default/release-managers'],
-                    },
-                    deploy,
-                  },
-                ],
-              },
-              // A token Argo CD no longer takes, and one the Git server refuses.
-              'wrong-argo': {
-                stages: [
-                  {
-                    name: 'dev',
-                    cluster: 'sim',
-                    namespace: 'checkout-dev',
-                    deploy: { ...deploy, instance: 'revoked' },
-                  },
-                ],
-              },
-              'wrong-git': {
-                stages: [
-                  {
-                    name: 'dev',
-                    cluster: 'sim',
-                    namespace: 'checkout-dev',
-                    deploy: {
-                      kind: 'argocd',
-                      instance: 'local',
-                      git: { token: 'revoked-git-token' },
-                    },
-                  },
-                ],
-              },
-              // Progression's own image patch, pointed at what Argo CD manages.
-              direct: {
-                stages: [
-                  { name: 'dev', cluster: 'sim', namespace: 'checkout-dev' },
-                ],
-              },
+  // Through the proxy that the tests turn off.
+  const viaProxy = (rolloutTimeout: string) => ({
+    stages: [
+      {
+        name: 'dev',
+        cluster: 'sim',
+        namespace: 'checkout-dev',
+        readyTimeout: '5s',
+        rolloutTimeout,
+        deploy: { ...deploy, instance: 'behind-proxy' },
+      },
+    ],
+  });
+  return [
+    progressionBackend,
+    progressionModuleArgoCd,
+    catalogServiceMock.factory({
+      entities: [
+        entity('checkout', 'gitops'),
+        entity('checkout-direct', 'direct'),
+        entity('checkout-wrong-argo', 'wrong-argo'),
+        entity('checkout-wrong-git', 'wrong-git'),
+        // Its owners point dev at staging's Application.
+        entity('checkout-elsewhere', 'wrong-git', {
+          'progression.backstage.io/argocd-app.dev': 'checkout-staging',
+        }),
+        entity('checkout-away', 'argo-away'),
+        entity('checkout-restart', 'argo-restart'),
+        releaseManager,
+      ],
+    }),
+    ...(databaseDirectory ? [databaseServiceFactory] : []),
+    mockServices.rootConfig.factory({
+      data: {
+        ...(databaseDirectory && {
+          backend: {
+            database: {
+              client: 'better-sqlite3',
+              connection: { directory: databaseDirectory },
             },
           },
+        }),
+        argocd: {
+          appLocatorMethods: [
+            {
+              type: 'config',
+              instances: [
+                { name: 'local', url: argo.url, token: ARGO_TOKEN },
+                { name: 'revoked', url: argo.url, token: 'revoked-token' },
+                { name: 'behind-proxy', url: proxy.url, token: ARGO_TOKEN },
+              ],
+            },
+          ],
         },
-      }),
-      mockServices.permissions.factory({ result: AuthorizeResult.ALLOW }),
-    ],
-  }));
-});
+        progression: {
+          ...(retryBudget && { worker: { retry: { budget: retryBudget } } }),
+          clusters: [
+            {
+              name: 'sim',
+              url: sim.url,
+              serviceAccountToken: sim.token,
+              skipTLSVerify: true,
+            },
+          ],
+          pipelines: {
+            gitops: {
+              stages: [
+                {
+                  name: 'dev',
+                  cluster: 'sim',
+                  namespace: 'checkout-dev',
+                  autoPromote: true,
+                  readyTimeout: '5s',
+                  rolloutTimeout: '60s',
+                  deploy,
+                },
+                {
+                  name: 'staging',
+                  cluster: 'sim',
+                  namespace: 'checkout-staging',
+                  deploy,
+                },
+                {
+                  name: 'production',
+                  cluster: 'sim',
+                  namespace: 'checkout-production',
+                  approval: {
+                    required: true,
+                    approvers: ['group:default/release-managers'],
+                  },
+                  deploy,
+                },
+              ],
+            },
+            // A token Argo CD no longer takes, and one the Git server refuses.
+            'wrong-argo': {
+              stages: [
+                {
+                  name: 'dev',
+                  cluster: 'sim',
+                  namespace: 'checkout-dev',
+                  deploy: { ...deploy, instance: 'revoked' },
+                },
+              ],
+            },
+            'wrong-git': {
+              stages: [
+                {
+                  name: 'dev',
+                  cluster: 'sim',
+                  namespace: 'checkout-dev',
+                  deploy: {
+                    kind: 'argocd',
+                    instance: 'local',
+                    git: { token: 'revoked-git-token' },
+                  },
+                },
+              ],
+            },
+            // Progression's own image patch, pointed at what Argo CD manages.
+            direct: {
+              stages: [
+                { name: 'dev', cluster: 'sim', namespace: 'checkout-dev' },
+              ],
+            },
+            // Argo CD behind a proxy the tests turn off.
+            'argo-away': viaProxy('8s'),
+            'argo-restart': viaProxy('60s'),
+          },
+        },
+      },
+    }),
+    mockServices.permissions.factory({ result: AuthorizeResult.ALLOW }),
+  ];
+}
+
+/**
+ * Argo CD's API through a proxy that answers 503 for every call while
+ * `down` is set, as a load balancer in front of an Argo CD that is away.
+ * With `downAtTrigger`, it goes down at the refresh or sync that follows
+ * Progression's commit (that call already refused): Argo CD never hears of
+ * the commit.
+ */
+async function startArgoProxy(upstream: string) {
+  const state = { down: false, downAtTrigger: false, url: '', refused: 0 };
+  const proxyServer = http.createServer(async (req, res) => {
+    if (state.downAtTrigger && /[?&]refresh=|\/sync$/.test(req.url ?? '')) {
+      state.down = true;
+      state.downAtTrigger = false;
+    }
+    if (state.down) {
+      state.refused++;
+      res.writeHead(503, { 'Content-Type': 'text/plain' });
+      res.end('no healthy upstream');
+      return;
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    try {
+      const answer = await fetch(`${upstream}${req.url}`, {
+        method: req.method,
+        headers: {
+          Authorization: String(req.headers.authorization ?? ''),
+          'Content-Type': String(
+            req.headers['content-type'] ?? 'application/json',
+          ),
+        },
+        body: chunks.length ? Buffer.concat(chunks) : undefined,
+      });
+      res.writeHead(answer.status, {
+        'Content-Type': answer.headers.get('content-type') ?? 'text/plain',
+      });
+      res.end(Buffer.from(await answer.arrayBuffer()));
+    } catch (e) {
+      res.writeHead(502, { 'Content-Type': 'text/plain' });
+      res.end(String(e));
+    }
+  });
+  await new Promise<void>(r => proxyServer.listen(0, '127.0.0.1', r));
+  state.url = `http://127.0.0.1:${(proxyServer.address() as AddressInfo).port}`;
+  return Object.assign(state, {
+    stop: () => new Promise<void>(r => proxyServer.close(() => r())),
+  });
+}
 
 afterAll(async () => {
+  await proxy?.stop();
   await argo?.stop();
   await git?.stop();
   await sim?.stop();
@@ -787,4 +882,150 @@ it("refuses an entity's annotation that names another stage's Application: it ma
   );
   expect(await git.log('manifests')).toEqual(before);
   expect(liveImage('staging')).toBe(`${IMAGE}:1.1.0`);
+});
+
+const commitsOf = async (subject: string) =>
+  (await git.log('manifests')).filter(c => c.subject === subject);
+
+it('ends with a clear failure when Argo CD stays away for the whole wait: bounded, one commit each way, no secret', async () => {
+  // The engine's retry budget (5 min by default) shortened to 10 s: the
+  // rollback, which needs Argo CD too, ends when it is spent.
+  const away = await startTestBackend({
+    features: backendFeatures({ retryBudget: '10s' }),
+  });
+  proxy.downAtTrigger = true;
+  const entityPath =
+    '/api/progression/v1/entities/component/default/checkout-away';
+  await request(away.server)
+    .post(`${entityPath}/releases`)
+    .send({ version: '8.1.0', image: `${IMAGE}:8.1.0` });
+  const promoted = await request(away.server)
+    .post(`${entityPath}/promotions`)
+    .send({ stage: 'dev', version: '8.1.0' });
+  expect(promoted.status).toBe(202);
+  try {
+    // Argo CD goes away as the commit is pushed, before it hears of it.
+    await until(
+      'Argo CD away',
+      () => proxy.down,
+      down => down,
+    );
+    expect(await commitsOf('Promote checkout-away 8.1.0 to dev')).toHaveLength(
+      1,
+    );
+    const ended = await until(
+      `promotion ${promoted.body.id}`,
+      async () =>
+        (
+          await request(away.server).get(
+            `/api/progression/v1/promotions/${promoted.body.id}`,
+          )
+        ).body,
+      body => ENDED.includes(body.promotion?.state),
+      120_000,
+    );
+    expect(['failed', 'rolled-back']).toContain(ended.promotion.state);
+    const text = JSON.stringify(ended);
+    // The wait ended at the stage's rolloutTimeout, saying why; the
+    // rollback (Argo CD still away) when the retry budget was spent.
+    expect(
+      ended.steps.find(
+        (st: any) => st.kind === 'deploy' && st.status === 'failed',
+      )?.reason,
+    ).toContain(
+      'Argo CD did not answer within 8 s; last error: Argo CD instance behind-proxy: read Application checkout-dev: 503 no healthy upstream',
+    );
+    expect(ended.promotion.error).toMatch(
+      /503 no healthy upstream \(still failing after \d+ attempts in \d+/,
+    );
+    expect(text).not.toContain(ARGO_TOKEN);
+    expect(text).not.toContain(GIT_TOKEN);
+    // Retries make no second commit, neither of the deploy nor of the
+    // rollback.
+    expect(await commitsOf('Promote checkout-away 8.1.0 to dev')).toHaveLength(
+      1,
+    );
+    expect(
+      (await git.log('manifests')).filter(c =>
+        c.subject.startsWith('Roll back checkout-away in dev'),
+      ).length,
+    ).toBeLessThanOrEqual(1);
+    expect(proxy.refused).toBeGreaterThan(0);
+  } finally {
+    proxy.down = false;
+    proxy.downAtTrigger = false;
+    await away.stop();
+  }
+});
+
+it('a restart between the commit and the wait is not an outcome: the next backend finds the commit, makes no second one, and finishes', async () => {
+  const dir = await fs.promises.mkdtemp(
+    path.join(os.tmpdir(), 'argocd-restart-'),
+  );
+  const entityPath =
+    '/api/progression/v1/entities/component/default/checkout-restart';
+  const subject = 'Promote checkout-restart 8.2.0 to dev';
+  try {
+    proxy.downAtTrigger = true;
+    const first = await startTestBackend({
+      features: backendFeatures({ databaseDirectory: dir }),
+    });
+    await request(first.server)
+      .post(`${entityPath}/releases`)
+      .send({ version: '8.2.0', image: `${IMAGE}:8.2.0` });
+    const promoted = await request(first.server)
+      .post(`${entityPath}/promotions`)
+      .send({ stage: 'dev', version: '8.2.0' });
+    expect(promoted.status).toBe(202);
+    const id = promoted.body.id;
+    // Pushed, and Argo CD away since, so that the wait is still on.
+    await until(
+      'Argo CD away',
+      () => proxy.down,
+      down => down,
+    );
+    expect(await commitsOf(subject)).toHaveLength(1);
+    const before = await request(first.server).get(
+      `/api/progression/v1/promotions/${id}`,
+    );
+    expect(before.body.promotion.state).toBe('deploying');
+    await first.stop();
+    proxy.down = false;
+    const stopped = (await commitsOf(subject))[0];
+
+    const second = await startTestBackend({
+      features: backendFeatures({ databaseDirectory: dir }),
+    });
+    try {
+      const ended = await until(
+        `promotion ${id} after the restart`,
+        async () =>
+          (
+            await request(second.server).get(
+              `/api/progression/v1/promotions/${id}`,
+            )
+          ).body,
+        body => ENDED.includes(body.promotion?.state),
+        120_000,
+      );
+      expect([ended.promotion.state, ended.promotion.error]).toEqual([
+        'succeeded',
+        undefined,
+      ]);
+      // The interrupted wait left nothing behind: no failed step.
+      expect(ended.steps.filter((s: any) => s.status === 'failed')).toEqual([]);
+      expect(await commitsOf(subject)).toEqual([stopped]);
+      const rollout = ended.steps.find(
+        (s: any) => s.kind === 'deploy' && s.name === 'rollout',
+      );
+      expect(rollout.evidence.commit).toBe(stopped.sha);
+      expect(liveImage('dev')).toBe(`${IMAGE}:8.2.0`);
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    proxy.down = false;
+    proxy.downAtTrigger = false;
+    await fs.promises.rm(dir, { recursive: true, force: true });
+  }
 });
