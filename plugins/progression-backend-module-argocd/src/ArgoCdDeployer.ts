@@ -367,10 +367,22 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
       const head = await ctx.repo.head(ctx.branch);
       const { filepath, text } = await this.overlayFile(ctx, head.sha);
       const image = overlayImage(text, parseImage(liveImage).name, filepath);
+      // The branch holds every stage's overlay: the head may be another
+      // stage's commit. Not knowing it is no reason to show nothing.
+      const change = await ctx.repo
+        .lastChange(head.sha, filepath)
+        .catch(() => undefined);
       state.head = {
         sha: head.sha,
         message: subject(head.message),
         ...(image && { image }),
+        ...(change &&
+          change.sha !== head.sha && {
+            overlayChange: {
+              sha: change.sha,
+              message: subject(change.message),
+            },
+          }),
       };
       if (head.sha !== status.sync?.revision) {
         state.drift.push({

@@ -72,6 +72,14 @@ it('commits one file on top of the head and pushes it, leaving every other file 
     undefined,
   );
   expect(await repo.defaultBranch()).toBe('main');
+  // The newest commit that changed a file, at or before a commit.
+  expect(
+    await repo.lastChange(result.sha, 'overlays/dev/kustomization.yaml'),
+  ).toEqual({ sha: result.sha, message: expect.stringMatching(/^Promote/) });
+  expect(await repo.lastChange(result.sha, 'README.md')).toEqual(
+    expect.objectContaining({ sha: head.sha }),
+  );
+  expect(await repo.lastChange(result.sha, 'absent.yaml')).toBeUndefined();
   // Order: the new commit follows the old head, not the other way.
   expect(await repo.includes(result.sha, head.sha)).toBe(true);
   expect(await repo.includes(head.sha, result.sha)).toBe(false);

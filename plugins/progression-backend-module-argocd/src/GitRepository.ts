@@ -87,6 +87,8 @@ async function remote<T>(url: string, what: string, call: () => Promise<T>) {
 export class GitRepository {
   private readonly dir: string;
   private readonly http: ReturnType<typeof boundedHttp>;
+  /** lastChange's answers by commit and file: a commit never changes. */
+  private readonly changes = new Map<string, GitCommitInfo | undefined>();
   private queue: Promise<unknown> = Promise.resolve();
   private initialized?: Promise<void>;
 
@@ -186,6 +188,36 @@ export class GitRepository {
   private async commitInfo(sha: string): Promise<GitCommitInfo> {
     const { commit } = await git.readCommit({ fs, gitdir: this.dir, oid: sha });
     return { sha, message: commit.message };
+  }
+
+  /**
+   * The newest commit at or before `sha` (already fetched) that changed
+   * `filepath`, or undefined when none of the commits it reaches did.
+   */
+  lastChange(
+    sha: string,
+    filepath: string,
+  ): Promise<GitCommitInfo | undefined> {
+    const key = `${sha}\u0000${filepath}`;
+    if (this.changes.has(key)) return Promise.resolve(this.changes.get(key));
+    return this.serial(async () => {
+      const [entry] = await git
+        .log({ fs, gitdir: this.dir, ref: sha, filepath, depth: 1 })
+        .catch(e => {
+          // Not in the commit: nothing changed it there.
+          if (e?.code === 'NotFoundError') return [];
+          throw e;
+        });
+      const change = entry && {
+        sha: entry.oid,
+        message: entry.commit.message,
+      };
+      this.changes.set(key, change);
+      if (this.changes.size > 500) {
+        this.changes.delete(this.changes.keys().next().value!);
+      }
+      return change;
+    });
   }
 
   /** A file's text at a commit already fetched; undefined when absent. */

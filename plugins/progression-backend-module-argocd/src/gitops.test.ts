@@ -569,6 +569,15 @@ it('takes a release from dev to production by one commit per deploy and Argo CD 
       },
     });
   }
+  // One branch holds every overlay: each card names the commit that last
+  // changed its own, beside the head (production's commit).
+  const changedBy = (i: number) => ({
+    sha: log[i].sha,
+    message: log[i].subject,
+  });
+  expect(stages[0].gitops.head.overlayChange).toEqual(changedBy(2));
+  expect(stages[1].gitops.head.overlayChange).toEqual(changedBy(1));
+  expect(stages[2].gitops.head.overlayChange).toBeUndefined();
   // Git is ahead of dev's and staging's compared commit only by other
   // stages' commits: said as drift on the git side, nothing else.
   expect(stages[2].gitops.drift).toEqual([]);

@@ -78,8 +78,17 @@ export interface GitOpsState {
   repoUrl: string;
   branch: string;
   path: string;
-  /** The branch head: its commit, the commit's subject and the overlay's image. */
-  head?: { sha: string; message: string; image?: string };
+  /**
+   * The branch head: its commit, the commit's subject and the overlay's
+   * image; with the newest commit that changed the overlay, when it is not
+   * the head (one branch holds every stage's overlay).
+   */
+  head?: {
+    sha: string;
+    message: string;
+    image?: string;
+    overlayChange?: { sha: string; message: string };
+  };
   application: {
     name: string;
     instance: string;

@@ -148,8 +148,8 @@ describe('EnvironmentsContent', () => {
         stages: [
           development,
           {
+            // The read model's drift too: the card tells it once, by side.
             ...staging,
-            drift: undefined,
             gitops: {
               repoUrl: 'http://git.local/manifests.git',
               branch: 'main',

@@ -73,6 +73,37 @@ describe('GitOpsSection', () => {
     expect(screen.queryByTestId('gitops-error')).not.toBeInTheDocument();
   });
 
+  it("names the commit that changed the stage's overlay, and the branch head when that is another stage's", async () => {
+    const change = '7d2f1e0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e';
+    await renderInTestApp(
+      <GitOpsSection
+        gitops={{
+          ...synced,
+          path: 'overlays/staging',
+          head: {
+            ...synced.head!,
+            overlayChange: {
+              sha: change,
+              message: 'Promote checkout 1.1.0 to staging',
+            },
+          },
+        }}
+      />,
+    );
+    const commit = screen.getByTestId('gitops-commit');
+    expect(commit).toHaveTextContent(
+      'Commit: 7d2f1e0 Promote checkout 1.1.0 to staging',
+    );
+    expect(screen.getByTestId('gitops-branch-head')).toHaveTextContent(
+      'Branch head: 3ca5231 Roll back checkout in dev to registry.local/checkout:1.1.0',
+    );
+  });
+
+  it('has no branch head line when the head changed the overlay', async () => {
+    await renderInTestApp(<GitOpsSection gitops={synced} />);
+    expect(screen.queryByTestId('gitops-branch-head')).toBeNull();
+  });
+
   it('lists the drift of each side with its message', async () => {
     await renderInTestApp(
       <GitOpsSection

@@ -103,17 +103,31 @@ const SIDE_LABELS: Record<DriftSide, string> = {
   live: 'Cluster',
 };
 
-/** The branch head: the commit the overlay is at, and where the overlay is. */
+/**
+ * The commit that last changed the stage's overlay, where the overlay is,
+ * and the branch head when it is another commit (one branch holds every
+ * stage's overlay; Argo CD compares the head).
+ */
 function Commit({ gitops }: { gitops: GitOpsState }) {
   const classes = useStyles();
   const where = [gitops.branch, gitops.path].filter(Boolean).join(' · ');
   if (!gitops.head && !where) return null;
+  const change = gitops.head?.overlayChange ?? gitops.head;
   return (
     <Box data-testid="gitops-commit">
-      {gitops.head && (
+      {change && (
         <Typography variant="body2">
           <span className={classes.term}>Commit: </span>
-          <Sha sha={gitops.head.sha} /> {gitops.head.message}
+          <Sha sha={change.sha} /> {change.message}
+        </Typography>
+      )}
+      {gitops.head?.overlayChange && (
+        <Typography
+          variant="body2"
+          color="textSecondary"
+          data-testid="gitops-branch-head"
+        >
+          Branch head: <Sha sha={gitops.head.sha} /> {gitops.head.message}
         </Typography>
       )}
       {where && (

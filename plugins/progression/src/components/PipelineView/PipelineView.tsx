@@ -141,7 +141,8 @@ function LiveState({ stage }: { stage: Stage }) {
           </time>
         </Typography>
       )}
-      {stage.drift && (
+      {/* A GitOps stage's drift is told side by side in its GitOps section. */}
+      {stage.drift && !stage.gitops?.drift.length && (
         <Typography variant="body2" role="alert">
           <StatusWarning>
             Drift: runs {stage.drift.liveImage}, the last promotion deployed{' '}

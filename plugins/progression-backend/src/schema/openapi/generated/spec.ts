@@ -290,6 +290,22 @@ export const spec = {
                 type: 'string',
                 description: 'The image the overlay names for the workload.',
               },
+              overlayChange: {
+                type: 'object',
+                description:
+                  "The newest commit at or before the head that changed the overlay's kustomization file, when it is not the head itself (one branch holds every stage's overlay).",
+                required: ['sha', 'message'],
+                additionalProperties: false,
+                properties: {
+                  sha: {
+                    type: 'string',
+                  },
+                  message: {
+                    type: 'string',
+                    description: "The commit's subject line.",
+                  },
+                },
+              },
             },
           },
           application: {

@@ -28,6 +28,16 @@ export interface StageGitOps {
      * The image the overlay names for the workload.
      */
     image?: string;
+    /**
+     * The newest commit at or before the head that changed the overlay's kustomization file, when it is not the head itself (one branch holds every stage's overlay).
+     */
+    overlayChange?: {
+      sha: string;
+      /**
+       * The commit's subject line.
+       */
+      message: string;
+    };
   };
   application: {
     name: string;
