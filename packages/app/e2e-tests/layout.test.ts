@@ -185,3 +185,37 @@ test('the Environments tab is readable at 1440, 1280 and 390 px and has no serio
   );
   expect(serious).toEqual([]);
 });
+
+test("checkout's GitOps cards stay inside a laptop's and a phone's screen", async ({
+  page,
+}, testInfo) => {
+  await signInAsGuest(page);
+  for (const size of WIDTHS.slice(1)) {
+    await page.setViewportSize(size);
+    await page.goto('/catalog/default/component/checkout/environments');
+    const sections = page.getByTestId('gitops-section');
+    await expect(sections).toHaveCount(3);
+    await expect(sections.first().getByTestId('gitops-commit')).toBeVisible();
+    // No element of a GitOps section reaches past the screen's right edge
+    // (long image references and commit subjects wrap), and the page does
+    // not scroll sideways.
+    const beyond = await sections.evaluateAll(
+      (nodes, width) =>
+        nodes
+          .flatMap(node => [node, ...node.querySelectorAll('*')])
+          .filter(el => el.getBoundingClientRect().right > width + 0.5)
+          .map(el => `${el.tagName}: ${el.textContent?.slice(0, 80)}`),
+      size.width,
+    );
+    expect(beyond, `GitOps sections past ${size.width} px`).toEqual([]);
+    expect(
+      await page.evaluate(
+        () => document.documentElement.scrollWidth - window.innerWidth,
+      ),
+    ).toBeLessThanOrEqual(0);
+    await page.screenshot({
+      path: testInfo.outputPath(`gitops-${size.width}.png`),
+      fullPage: true,
+    });
+  }
+});

@@ -34,6 +34,14 @@ const useStyles = makeStyles(theme => ({
     gridTemplateColumns: 'repeat(auto-fit, minmax(260px, 1fr))',
     gap: theme.spacing(3),
   },
+  // On a phone the range goes under the title instead of squeezing it.
+  header: {
+    flexWrap: 'wrap',
+    rowGap: theme.spacing(1),
+  },
+  headerContent: {
+    flex: '1 1 240px',
+  },
   range: {
     minWidth: 150,
   },
@@ -84,6 +92,7 @@ export function DeliveryInsights({
     <section aria-label="Delivery insights" className={classes.section}>
       <Card>
         <CardHeader
+          classes={{ root: classes.header, content: classes.headerContent }}
           title="Delivery insights"
           titleTypographyProps={{ variant: 'h6', component: 'h2' }}
           subheader="Deployment frequency, lead time, change failure rate and time to restore, from the promotion history"
