@@ -153,7 +153,7 @@ describe("a stage's deploy section", () => {
         config,
       ),
     ).toThrow(
-      "'progression.backstage.io/argocd-app.dev': '../x' is not an Application name",
+      "the entity's annotation progression.backstage.io/argocd-app.dev: '../x' is not an Application name",
     );
   });
 });

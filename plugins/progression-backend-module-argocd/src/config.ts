@@ -1,4 +1,5 @@
 import { Config } from '@backstage/config';
+import { InputError } from '@backstage/errors';
 import {
   DefaultAzureDevOpsCredentialsProvider,
   DefaultGithubCredentialsProvider,
@@ -194,8 +195,16 @@ export function applicationName(
       'stage.namespace': stage.namespace,
     });
   if (!isApplicationName(name)) {
+    // The entity's data, not the app's configuration, when it is annotated.
+    if (annotated !== undefined) {
+      throw new InputError(
+        `the entity's annotation ${applicationAnnotation(
+          stage.name,
+        )}: '${name}' is not an Application name`,
+      );
+    }
     throw new ProgressionConfigError(
-      annotated ? applicationAnnotation(stage.name) : 'deploy.application',
+      'deploy.application',
       `'${name}' is not an Application name`,
     );
   }
