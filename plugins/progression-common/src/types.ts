@@ -36,6 +36,7 @@ export type {
   PromotionSummary,
   Release as ReleaseDto,
   Stage,
+  StageGitOps,
   StageDeliveryInsights,
   StageGateSummary,
   StageLive,

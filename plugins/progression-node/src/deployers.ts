@@ -1,4 +1,5 @@
 import { Config } from '@backstage/config';
+import type { StageGitOps } from '@progression-io/backstage-plugin-progression-common';
 import type { StageWorkloads } from './gates';
 import { EntityTarget, ReleaseRef, StageConfig, StageLocation } from './stage';
 
@@ -70,54 +71,14 @@ export interface LiveWorkload {
 
 /**
  * A GitOps stage seen from its three sides: the overlay at the branch head
- * (Git), the Application (Argo CD) and the live Deployment.
+ * (Git), the Application (Argo CD) and the live Deployment; `drift` names
+ * each side that disagrees. The environments API's `Stage.gitops`, one
+ * type so that what a deployer reports and what the API answers cannot
+ * drift apart.
  *
  * @public
  */
-export interface GitOpsState {
-  repoUrl: string;
-  branch: string;
-  path: string;
-  /**
-   * The branch head: its commit, the commit's subject and the overlay's
-   * image; with the newest commit that changed the overlay, when it is not
-   * the head (one branch holds every stage's overlay).
-   */
-  head?: {
-    sha: string;
-    message: string;
-    image?: string;
-    overlayChange?: { sha: string; message: string };
-  };
-  application: {
-    name: string;
-    instance: string;
-    /** Synced, OutOfSync or Unknown. */
-    sync?: string;
-    /** The commit Argo CD compared against (and, when Synced, applied). */
-    revision?: string;
-    /** Healthy, Progressing, Degraded, Suspended, Missing or Unknown. */
-    health?: string;
-    automated: boolean;
-    selfHeal: boolean;
-    /** The last sync operation: its phase, revision and message. */
-    operation?: {
-      phase: string;
-      revision?: string;
-      message?: string;
-      finishedAt?: string;
-    };
-  };
-  /**
-   * Each disagreement, naming the side that differs: `git` (the head is
-   * not what Argo CD synced), `argocd` (Argo CD says OutOfSync or not
-   * Healthy), `live` (the Deployment runs another image than the overlay
-   * names). Empty when all three agree.
-   */
-  drift: { side: 'git' | 'argocd' | 'live'; message: string }[];
-  /** Why a side could not be read (the others are still shown). */
-  errors?: string[];
-}
+export type GitOpsState = StageGitOps;
 
 /**
  * The entity's workload in one stage: what a deployer acts on.
