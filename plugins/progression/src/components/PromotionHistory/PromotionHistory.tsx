@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { ReactNode, useEffect, useState } from 'react';
 import {
   CodeSnippet,
   ResponseErrorPanel,
@@ -237,6 +237,20 @@ function ArgoCdSync({ observed }: { observed: unknown }) {
   );
 }
 
+/** A line of a step's GitOps evidence, with Argo CD's sync beneath it. */
+function EvidenceLine(props: {
+  testId: string;
+  observed: unknown;
+  children: ReactNode;
+}) {
+  return (
+    <Box component="span" display="block" mt={0.5} data-testid={props.testId}>
+      {props.children}
+      <ArgoCdSync observed={props.observed} />
+    </Box>
+  );
+}
+
 export function GitOpsStepEvidence({
   step,
 }: {
@@ -248,16 +262,10 @@ export function GitOpsStepEvidence({
     if (!commit) return null;
     const application = nonEmpty(evidence.application);
     return (
-      <Box
-        component="span"
-        display="block"
-        mt={0.5}
-        data-testid="gitops-step-commit"
-      >
+      <EvidenceLine testId="gitops-step-commit" observed={evidence.observed}>
         Commit <Sha sha={commit} />
         {application && <> · Argo CD Application {application}</>}
-        <ArgoCdSync observed={evidence.observed} />
-      </Box>
+      </EvidenceLine>
     );
   }
   if (step.kind === 'rollback') {
@@ -266,11 +274,9 @@ export function GitOpsStepEvidence({
     if (!commit) return null;
     const deployCommit = nonEmpty(undo.deployCommit);
     return (
-      <Box
-        component="span"
-        display="block"
-        mt={0.5}
-        data-testid="gitops-rollback-commit"
+      <EvidenceLine
+        testId="gitops-rollback-commit"
+        observed={evidence.observed}
       >
         Roll-forward commit <Sha sha={commit} />
         {deployCommit && (
@@ -279,8 +285,7 @@ export function GitOpsStepEvidence({
             (undoes <Sha sha={deployCommit} />)
           </>
         )}
-        <ArgoCdSync observed={evidence.observed} />
-      </Box>
+      </EvidenceLine>
     );
   }
   return null;
