@@ -291,7 +291,10 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
     const key = `${target.stage.name}\u0000${target.entity.entityRef}`;
     let hit = this.states.get(key);
     if (!options.cached || !hit || Date.now() - hit.at >= 5000) {
-      hit = { at: Date.now(), state: this.readSides(target, live.image) };
+      hit = {
+        at: Date.now(),
+        state: this.readSides(target, live.image, Boolean(options.cached)),
+      };
       this.states.set(key, hit);
       if (this.states.size > 1000) {
         this.states.delete(this.states.keys().next().value!);
@@ -313,10 +316,15 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
       : state;
   }
 
-  /** Git's side (the overlay at the branch head) and Argo CD's. */
+  /**
+   * Git's side (the overlay at the branch head) and Argo CD's. A cached
+   * read (the tab) shares a branch head fetched in the last 2 s with the
+   * other stages on the branch.
+   */
   private async readSides(
     target: DeployTarget,
     liveImage: string,
+    cached: boolean,
   ): Promise<GitOpsState> {
     const config = target.stage.deploy.config as ArgoCdStageConfig;
     let ctx: StageContext;
@@ -364,14 +372,17 @@ export class ArgoCdDeployer implements Deployer<ArgoCdStageConfig> {
       drift: [],
     };
     try {
-      const head = await ctx.repo.head(ctx.branch);
+      const head = cached
+        ? await ctx.repo.recentHead(ctx.branch)
+        : await ctx.repo.head(ctx.branch);
       const { filepath, text } = await this.overlayFile(ctx, head.sha);
       const image = overlayImage(text, parseImage(liveImage).name, filepath);
       // The branch holds every stage's overlay: the head may be another
-      // stage's commit. Not knowing it is no reason to show nothing.
-      const change = await ctx.repo
-        .lastChange(head.sha, filepath)
-        .catch(() => undefined);
+      // stage's commit. For the tab only (cached reads): a deploy's own
+      // reads need no history. Not knowing it is no reason to show nothing.
+      const change = cached
+        ? await ctx.repo.lastChange(head.sha, filepath).catch(() => undefined)
+        : undefined;
       state.head = {
         sha: head.sha,
         message: subject(head.message),

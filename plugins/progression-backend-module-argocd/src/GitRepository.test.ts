@@ -86,6 +86,21 @@ it('commits one file on top of the head and pushes it, leaving every other file 
   expect(await repo.includes(result.sha, result.sha)).toBe(true);
 });
 
+it('shares a recent fetch of the head between reads, and fetches again when it is older than they accept', async () => {
+  const repo = repository();
+  const first = await repo.recentHead('main', 60_000);
+  const pushed = await server.commit(
+    'manifests',
+    { 'notes.txt': 'recent\n' },
+    { message: 'A commit after the read' },
+  );
+  // Within its age: the same head, no fetch.
+  expect((await repo.recentHead('main', 60_000)).sha).toBe(first.sha);
+  // Older than the reader accepts: fetched again.
+  expect((await repo.recentHead('main', 0)).sha).toBe(pushed);
+  expect((await repo.head('main')).sha).toBe(pushed);
+});
+
 it('makes no commit when the head already says it', async () => {
   const before = await server.log('manifests');
   const result = await repository().commitFile({

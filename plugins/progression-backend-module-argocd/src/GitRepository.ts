@@ -87,6 +87,11 @@ async function remote<T>(url: string, what: string, call: () => Promise<T>) {
 export class GitRepository {
   private readonly dir: string;
   private readonly http: ReturnType<typeof boundedHttp>;
+  /** recentHead's fetches by branch, in flight or done. */
+  private readonly recent = new Map<
+    string,
+    { at: number; head: Promise<GitCommitInfo> }
+  >();
   /** lastChange's answers by commit and file: a commit never changes. */
   private readonly changes = new Map<string, GitCommitInfo | undefined>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -185,33 +190,65 @@ export class GitRepository {
     });
   }
 
+  /**
+   * The branch head as fetched at most `maxAgeMs` ago: for reads, so that
+   * the cards of several stages on one branch share one fetch.
+   */
+  recentHead(branch: string, maxAgeMs = 2000): Promise<GitCommitInfo> {
+    const hit = this.recent.get(branch);
+    if (hit && Date.now() - hit.at < maxAgeMs) return hit.head;
+    const head = this.head(branch);
+    this.recent.set(branch, { at: Date.now(), head });
+    head.catch(() => {
+      if (this.recent.get(branch)?.head === head) this.recent.delete(branch);
+    });
+    return head;
+  }
+
   private async commitInfo(sha: string): Promise<GitCommitInfo> {
     const { commit } = await git.readCommit({ fs, gitdir: this.dir, oid: sha });
     return { sha, message: commit.message };
   }
 
   /**
-   * The newest commit at or before `sha` (already fetched) that changed
-   * `filepath`, or undefined when none of the commits it reaches did.
+   * The newest of the last `depth` commits at or before `sha` (already
+   * fetched) that changed `filepath`; undefined when it is absent there,
+   * or none of them changed it (a bounded walk: a busy repository's pushes
+   * wait for none of it).
    */
   lastChange(
     sha: string,
     filepath: string,
+    depth = 100,
   ): Promise<GitCommitInfo | undefined> {
     const key = `${sha}\u0000${filepath}`;
     if (this.changes.has(key)) return Promise.resolve(this.changes.get(key));
     return this.serial(async () => {
-      const [entry] = await git
-        .log({ fs, gitdir: this.dir, ref: sha, filepath, depth: 1 })
-        .catch(e => {
-          // Not in the commit: nothing changed it there.
-          if (e?.code === 'NotFoundError') return [];
+      const log = await git.log({ fs, gitdir: this.dir, ref: sha, depth });
+      const blobAt = async (oid: string) => {
+        try {
+          return (await git.readBlob({ fs, gitdir: this.dir, oid, filepath }))
+            .oid;
+        } catch (e: any) {
+          if (e?.code === 'NotFoundError') return undefined;
           throw e;
-        });
-      const change = entry && {
-        sha: entry.oid,
-        message: entry.commit.message,
+        }
       };
+      // Along first parents: the root commit made it, else the first
+      // commit whose parent had another version of it.
+      const byOid = new Map(log.map(entry => [entry.oid, entry]));
+      let change: GitCommitInfo | undefined;
+      let entry: (typeof log)[number] | undefined = log[0];
+      const blob = entry && (await blobAt(entry.oid));
+      while (blob && entry) {
+        const parent: string | undefined = entry.commit.parent[0];
+        const before = parent ? await blobAt(parent) : undefined;
+        if (before !== blob) {
+          change = { sha: entry.oid, message: entry.commit.message };
+          break;
+        }
+        entry = byOid.get(parent!);
+      }
       this.changes.set(key, change);
       if (this.changes.size > 500) {
         this.changes.delete(this.changes.keys().next().value!);
