@@ -71,25 +71,29 @@ function addToBackend(code) {
   done.push('packages/backend/src/index.ts: the backend block');
 }
 
+const IMPORT = /^import [\s\S]*?;$/gm;
+
+/** `source` with `imports` added after its last import statement. */
+function withImports(source, imports) {
+  const last = [...source.matchAll(IMPORT)].pop();
+  const at = last ? last.index + last[0].length : 0;
+  return `${source.slice(0, at)}\n${imports.join('\n')}${source.slice(at)}`;
+}
+
 function replacePolicy(code) {
-  const imports = code.match(/^import [\s\S]*?;$/gm) ?? [];
+  const imports = code.match(IMPORT) ?? [];
   const policyClass = /^class AppPolicy[\s\S]*?^}$/m.exec(code)?.[0];
   if (!policyClass) throw new Error('README: the policy block has no class');
   edit('packages/backend/src/permissionPolicy.ts', source => {
     const existing = /^class AppPolicy[\s\S]*?^}$/m;
     if (!existing.test(source)) throw new Error('the app has no AppPolicy');
-    const lastImport = [...source.matchAll(/^import [\s\S]*?;$/gm)].pop();
-    const at = lastImport ? lastImport.index + lastImport[0].length : 0;
-    const withImports = `${source.slice(0, at)}\n${imports.join(
-      '\n',
-    )}${source.slice(at)}`;
-    return withImports.replace(existing, policyClass);
+    return withImports(source, imports).replace(existing, policyClass);
   });
   done.push('packages/backend/src/permissionPolicy.ts: the policy class');
 }
 
 function addAppFeatures(code) {
-  const imports = code.match(/^import [\s\S]*?;$/gm) ?? [];
+  const imports = code.match(IMPORT) ?? [];
   const features = /features: \[\/\* \.\.\. \*\/ ([\w, ]+)\]/
     .exec(code)?.[1]
     .split(',')
@@ -102,11 +106,7 @@ function addAppFeatures(code) {
       list[0],
       `features: [${list[1].trim().replace(/,$/, '')}, ${features.join(', ')}]`,
     );
-    const lastImport = [...withFeatures.matchAll(/^import [\s\S]*?;$/gm)].pop();
-    const at = lastImport ? lastImport.index + lastImport[0].length : 0;
-    return `${withFeatures.slice(0, at)}\n${imports.join(
-      '\n',
-    )}${withFeatures.slice(at)}`;
+    return withImports(withFeatures, imports);
   });
   done.push(`packages/app/src/App.tsx: features ${features.join(', ')}`);
 }
