@@ -188,9 +188,11 @@ stop_process_group() {
   [ -n "$pid" ] || return 0
   kill -0 "$pid" 2>/dev/null || return 0
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+  # The whole group, not only its leader: a start script may exit at once
+  # while the backend it started still shuts down and holds its port.
   local i
   for i in $(seq 1 20); do
-    kill -0 "$pid" 2>/dev/null || return 0
+    kill -0 -- "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.5
   done
   kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
