@@ -5,14 +5,17 @@
  *
  * One Backstage backend (the catalog and Progression, SQLite files, the
  * cluster simulator behind the stages) holds 1,000 entities, each with
- * 3 stages × 100 promotions. autocannon then reads one entity's
+ * 3 stages × 100 promotions. wrk (one thread; autocannon in a worker
+ * thread where wrk is missing, or with BENCH_GENERATOR=autocannon) then reads one entity's
  * environments at 50 connections, its delivery insights over 90 days
  * (which hold its whole history), the insights of every entity once (each
  * read computes them) and then in turn for the duration (each read checks
  * the range's fingerprint, as nothing has ended since), and the same
  * backend's `GET /api/catalog/entities/by-name/...` for the same entity, and prints
- * requests/s, p99 and the ratio to the catalog's. The load comes from a
- * worker thread, so that it does not share the server's event loop. Last,
+ * requests/s, p99 and the ratio to the catalog's. wrk is C: on a 2-core
+ * machine it leaves the server more of the CPU than autocannon, whose
+ * JavaScript parsing of the answers took about a core, and its latencies
+ * are not lengthened by an event loop of its own. Last,
  * the insights query and the fingerprint query alone, straight on the
  * store, one call at a time.
  */
@@ -32,6 +35,7 @@ import { DatabasePromotionStore } from '../src/database/DatabasePromotionStore';
 import { applyDatabaseMigrations } from '../src/database/migrations';
 import { progressionPlugin } from '../src/plugin';
 import { percentile } from './benchUtil';
+import { hasWrk, runWrk } from './wrk';
 
 const ENTITIES = Number(process.env.BENCH_ENTITIES ?? 1000);
 const PROMOTIONS_PER_STAGE = Number(process.env.BENCH_PROMOTIONS ?? 100);
@@ -155,13 +159,33 @@ const benchEntities = createBackendModule({
   },
 });
 
+const GENERATOR =
+  process.env.BENCH_GENERATOR ?? (hasWrk() ? 'wrk' : 'autocannon');
+
 async function load(
   url: string,
   options: { paths?: string[]; amount?: number } = {},
 ) {
   const { paths, amount } = options;
+  const headers = { Authorization: 'Bearer mock-user-token' };
+  if (GENERATOR === 'wrk') {
+    const figures = await runWrk(url, {
+      connections: CONNECTIONS,
+      durationS: DURATION_S,
+      headers,
+      paths,
+      amount,
+    });
+    return {
+      rps: figures.throughput,
+      p99: Math.round(figures.p99),
+      p50: Math.round(figures.p50),
+      total: figures.requests,
+      bad: figures.bad,
+    };
+  }
   // One worker thread sends the load, so that the load generator does not
-  // share the server's event loop (the machine's other core runs it).
+  // share the server's event loop (it still shares the machine's cores).
   if (paths) {
     process.env.BENCH_WALK_PATHS = JSON.stringify(paths);
     process.env.BENCH_WALK_CONNECTIONS = String(CONNECTIONS);
@@ -171,7 +195,7 @@ async function load(
     connections: CONNECTIONS,
     ...(amount ? { amount } : { duration: DURATION_S }),
     workers: 1,
-    headers: { Authorization: 'Bearer mock-user-token' },
+    headers,
     // In a worker, setupClient is the path of a module (autocannon's README,
     // "workers"); its types know only the function.
     ...(paths && {
@@ -363,7 +387,9 @@ async function main() {
       seeded / 1000
     ).toFixed(1)} s; catalog ready after ${(stitched / 1000).toFixed(
       1,
-    )} s; SQLite; ${CONNECTIONS} connections, ${DURATION_S} s each)`,
+    )} s; SQLite; ${CONNECTIONS} connections, ${DURATION_S} s each; load from ${
+      GENERATOR === 'wrk' ? 'wrk -t1' : 'autocannon in a worker thread'
+    }; ${os.cpus().length} cores)`,
   );
   const row = (label: string, r: Awaited<ReturnType<typeof load>>) =>
     console.log(

@@ -28,8 +28,7 @@
  */
 import { ConfigReader } from '@backstage/config';
 import { KubeSimulator, installDemo } from '@internal/kube-simulator';
-import { execFile, fork } from 'node:child_process';
-import fs from 'node:fs';
+import { fork } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
@@ -41,24 +40,15 @@ import {
   LoadGateEvidence,
   percentile,
 } from '../src/gates/LoadGate';
+import { WRK, WrkFigures, hasWrk, runWrk } from './wrk';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
 const RATE = Number(process.env.BENCH_RATE ?? 200);
-const WRK = process.env.BENCH_WRK ?? '/usr/bin/wrk';
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 1_000_000);
 const SLOW_IMAGE = 'registry.local/payments-api:2.0.0-slow';
 
-interface Figures {
-  /** Responses per second. */
-  throughput: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  requests: number;
-  /** Failed requests and non-2xx/3xx answers. */
-  bad: number;
-}
+type Figures = WrkFigures;
 
 /* ---------- the server side: the simulator demo in a child process ---------- */
 
@@ -132,55 +122,6 @@ async function startServer() {
       await Promise.race([exited, new Promise(r => setTimeout(r, 5000))]);
       if (child.exitCode === null) child.kill();
     },
-  };
-}
-
-const WRK_SCRIPT = `
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "WRK requests=%d duration_us=%d p50_us=%d p95_us=%d p99_us=%d connect=%d read=%d write=%d status=%d timeout=%d\\n",
-    summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99),
-    e.connect, e.read, e.write, e.status, e.timeout))
-end
-`;
-
-async function runWrk(url: string, script: string): Promise<Figures> {
-  const stdout = await new Promise<string>((resolve, reject) =>
-    execFile(
-      WRK,
-      [
-        '-t1',
-        `-c${CONNECTIONS}`,
-        `-d${DURATION_S}s`,
-        '--timeout',
-        '10s',
-        '-s',
-        script,
-        url,
-      ],
-      { timeout: (DURATION_S + 30) * 1000 },
-      (err, out, errOut) =>
-        err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
-    ),
-  );
-  const line = stdout.split('\n').find(l => l.startsWith('WRK '));
-  if (!line) throw new Error(`wrk printed no figures:\n${stdout}`);
-  const v = Object.fromEntries(
-    line
-      .slice(4)
-      .split(' ')
-      .map(kv => kv.split('='))
-      .map(([k, n]) => [k, Number(n)]),
-  );
-  return {
-    throughput: v.requests / (v.duration_us / 1e6),
-    p50: v.p50_us / 1000,
-    p95: v.p95_us / 1000,
-    p99: v.p99_us / 1000,
-    requests: v.requests,
-    bad: v.connect + v.read + v.write + v.status + v.timeout,
   };
 }
 
@@ -388,10 +329,9 @@ async function main() {
   await waitFor(fastUrl);
   await waitFor(slowUrl);
 
-  const hasWrk = fs.existsSync(WRK);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-load-'));
-  const script = path.join(dir, 'done.lua');
-  fs.writeFileSync(script, WRK_SCRIPT);
+  const withWrk = hasWrk();
+  const wrk = (url: string) =>
+    runWrk(url, { connections: CONNECTIONS, durationS: DURATION_S });
 
   console.log(
     `\nLoad gate beside wrk (${CONNECTIONS} connections, ${DURATION_S} s each; wrk -t1; server: the simulator demo in its own process; ${
@@ -400,13 +340,13 @@ async function main() {
   );
   console.log(`  fast endpoint: ${fastUrl}`);
   console.log(`  slow endpoint: ${slowUrl} (image ${SLOW_IMAGE})`);
-  if (!hasWrk) console.log(`  ${WRK} is missing: only our figures follow`);
+  if (!withWrk) console.log(`  ${WRK} is missing: only our figures follow`);
 
   // Warm the server's JIT so the first measured run is not the cold one.
   await runGate(fastStage, { durationS: 2 });
 
   console.log('\n1. fast endpoint, unthrottled (throughput)');
-  const wrkFast = hasWrk ? await runWrk(fastUrl, script) : undefined;
+  const wrkFast = withWrk ? await wrk(fastUrl) : undefined;
   if (wrkFast) row('wrk', wrkFast);
   const oursFast = await runGate(fastStage);
   row('LoadGate (autocannon)', oursFast);
@@ -434,7 +374,7 @@ async function main() {
   console.log(
     `\n3. slow endpoint, unthrottled: both held to the server's rate (${CONNECTIONS} connections / ~0.6 s)`,
   );
-  const wrkSlow = hasWrk ? await runWrk(slowUrl, script) : undefined;
+  const wrkSlow = withWrk ? await wrk(slowUrl) : undefined;
   if (wrkSlow) row('wrk', wrkSlow);
   const oursSlow = await runGate(slowStage);
   row('LoadGate (autocannon)', oursSlow);
@@ -454,7 +394,6 @@ async function main() {
   }
   console.log(`\n  our gate's reason on the slow run: ${oursSlow.reason}`);
 
-  fs.rmSync(dir, { recursive: true, force: true });
   await server.stop();
 }
 

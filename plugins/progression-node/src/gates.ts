@@ -29,6 +29,18 @@ export const GATE_PHASES: readonly GatePhase[] = [
 ];
 
 /**
+ * Whether an abort's reason says that the promotion moved on without the
+ * step (a cancel, a rejection): work the step started, such as a Job, is no
+ * longer wanted and may be stopped. Any other reason (the backend shuts
+ * down, the worker lost its claim) means that whoever takes the promotion
+ * over carries on from that work, so it should be left running.
+ *
+ * @public
+ */
+export const isPromotionMoved = (reason: unknown): boolean =>
+  reason instanceof Error && reason.name === 'PromotionMoved';
+
+/**
  * A Kubernetes Job that a gate runs in a stage's namespace (a migration,
  * a load or API test image). The Job's name must be unique per promotion:
  * after a restart the runner finds the Job an earlier run created and waits
@@ -145,7 +157,10 @@ export interface GateContext {
   stage: StageConfig;
   /** The stage URL with the entity's values filled in. */
   stageUrl?: string;
-  /** Aborted when the promotion is cancelled or its worker stops. */
+  /**
+   * Aborted when the promotion is cancelled or its worker stops;
+   * `isPromotionMoved(signal.reason)` tells the two apart.
+   */
   signal?: AbortSignal;
   /** The entity whose release moves. */
   entity?: EntityTarget;

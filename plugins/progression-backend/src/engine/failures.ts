@@ -13,15 +13,12 @@ export class StepInterrupted extends Error {
  * Someone else moved the promotion while a step ran (a cancel, a
  * rejection): the work the step started is no longer wanted, and what it
  * left running (a Job) is stopped. Unlike a shutdown or a lost claim, after
- * which the next holder adopts that work.
+ * which the next holder adopts that work. Gates and deployers tell it by
+ * its name, with `isPromotionMoved` from the node package.
  */
 export class PromotionMoved extends StepInterrupted {
   name = 'PromotionMoved';
 }
-
-/** Whether an abort's reason says the step's work is no longer wanted. */
-export const isPromotionMoved = (reason: unknown) =>
-  reason instanceof Error && reason.name === 'PromotionMoved';
 
 /** A step ran longer than the worker allows: a failed attempt. */
 export class StepTimeoutError extends Error {

@@ -3,8 +3,8 @@ import {
   StageJobRun,
   StageJobSpec,
   StageLocation,
+  isPromotionMoved,
 } from '@progression-io/backstage-plugin-progression-node';
-import { isPromotionMoved } from '../engine/failures';
 import {
   StageResources,
   describeKubeError,
