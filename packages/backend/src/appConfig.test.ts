@@ -23,6 +23,10 @@ import request from 'supertest';
  * (scripts/demo-prometheus-config.sh) loaded after it.
  */
 
+// Each test starts a backend, and one runs a script in a child Node: on a
+// machine busy with the other suites that took longer than Jest's 5 s.
+jest.setTimeout(60_000);
+
 const root = path.resolve(__dirname, '../../..');
 const entity = (name: string, pipeline: string) => ({
   apiVersion: 'backstage.io/v1alpha1',
