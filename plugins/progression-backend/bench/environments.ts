@@ -5,17 +5,14 @@
  *
  * One Backstage backend (the catalog and Progression, SQLite files, the
  * cluster simulator behind the stages) holds 1,000 entities, each with
- * 3 stages × 100 promotions. wrk (one thread; autocannon in a worker
- * thread where wrk is missing, or with BENCH_GENERATOR=autocannon) then reads one entity's
+ * 3 stages × 100 promotions. autocannon then reads one entity's
  * environments at 50 connections, its delivery insights over 90 days
  * (which hold its whole history), the insights of every entity once (each
  * read computes them) and then in turn for the duration (each read checks
  * the range's fingerprint, as nothing has ended since), and the same
  * backend's `GET /api/catalog/entities/by-name/...` for the same entity, and prints
- * requests/s, p99 and the ratio to the catalog's. wrk is C: on a 2-core
- * machine it leaves the server more of the CPU than autocannon, whose
- * JavaScript parsing of the answers took about a core, and its latencies
- * are not lengthened by an event loop of its own. Last,
+ * requests/s, p99 and the ratio to the catalog's. The load comes from a
+ * worker thread, so that it does not share the server's event loop. Last,
  * the insights query and the fingerprint query alone, straight on the
  * store, one call at a time.
  */
@@ -30,12 +27,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import knexFactory from 'knex';
 import { DatabasePromotionStore } from '../src/database/DatabasePromotionStore';
 import { applyDatabaseMigrations } from '../src/database/migrations';
 import { progressionPlugin } from '../src/plugin';
 import { percentile } from './benchUtil';
-import { hasWrk, runWrk } from './wrk';
 
 const ENTITIES = Number(process.env.BENCH_ENTITIES ?? 1000);
 const PROMOTIONS_PER_STAGE = Number(process.env.BENCH_PROMOTIONS ?? 100);
@@ -159,33 +156,18 @@ const benchEntities = createBackendModule({
   },
 });
 
-const GENERATOR =
-  process.env.BENCH_GENERATOR ?? (hasWrk() ? 'wrk' : 'autocannon');
-
 async function load(
   url: string,
   options: { paths?: string[]; amount?: number } = {},
 ) {
   const { paths, amount } = options;
-  const headers = { Authorization: 'Bearer mock-user-token' };
-  if (GENERATOR === 'wrk') {
-    const figures = await runWrk(url, {
-      connections: CONNECTIONS,
-      durationS: DURATION_S,
-      headers,
-      paths,
-      amount,
-    });
-    return {
-      rps: figures.throughput,
-      p99: Math.round(figures.p99),
-      p50: Math.round(figures.p50),
-      total: figures.requests,
-      bad: figures.bad,
-    };
-  }
+  // How late the server's event loop ran timers meanwhile: at 50
+  // connections it is busy all the time, and each turn of it serves the
+  // requests that arrived during the last one.
+  const delay = monitorEventLoopDelay({ resolution: 5 });
+  delay.enable();
   // One worker thread sends the load, so that the load generator does not
-  // share the server's event loop (it still shares the machine's cores).
+  // share the server's event loop (the machine's other core runs it).
   if (paths) {
     process.env.BENCH_WALK_PATHS = JSON.stringify(paths);
     process.env.BENCH_WALK_CONNECTIONS = String(CONNECTIONS);
@@ -195,15 +177,18 @@ async function load(
     connections: CONNECTIONS,
     ...(amount ? { amount } : { duration: DURATION_S }),
     workers: 1,
-    headers,
+    headers: { Authorization: 'Bearer mock-user-token' },
     // In a worker, setupClient is the path of a module (autocannon's README,
     // "workers"); its types know only the function.
     ...(paths && {
       setupClient: path.join(__dirname, 'walkPaths.js') as never,
     }),
   });
+  delay.disable();
   const bad = result.non2xx + result.errors + result.timeouts;
   return {
+    loopP99: delay.percentile(99) / 1e6,
+    loopMax: delay.max / 1e6,
     rps: result.requests.average,
     p99: result.latency.p99,
     p50: result.latency.p50,
@@ -387,9 +372,7 @@ async function main() {
       seeded / 1000
     ).toFixed(1)} s; catalog ready after ${(stitched / 1000).toFixed(
       1,
-    )} s; SQLite; ${CONNECTIONS} connections, ${DURATION_S} s each; load from ${
-      GENERATOR === 'wrk' ? 'wrk -t1' : 'autocannon in a worker thread'
-    }; ${os.cpus().length} cores)`,
+    )} s; SQLite; ${CONNECTIONS} connections, ${DURATION_S} s each)`,
   );
   const row = (label: string, r: Awaited<ReturnType<typeof load>>) =>
     console.log(
@@ -397,7 +380,11 @@ async function main() {
         .toFixed(0)
         .padStart(6)} req/s  p50 ${String(r.p50).padStart(4)} ms  p99 ${String(
         r.p99,
-      ).padStart(4)} ms  (${r.total} requests, ${r.bad} not 2xx or failed)`,
+      ).padStart(4)} ms  (${r.total} requests, ${
+        r.bad
+      } not 2xx or failed; event loop delay p99 ${r.loopP99.toFixed(
+        0,
+      )} ms, max ${r.loopMax.toFixed(0)} ms)`,
     );
   row('GET …/progression/v1/…/environments', environments);
   row('GET …/progression/v1/…/insights?range=90d', insights);

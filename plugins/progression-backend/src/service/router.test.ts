@@ -204,6 +204,108 @@ describe('createRouter', () => {
   });
 });
 
+describe("a reader's catalog lookups", () => {
+  // The catalog is the in-memory one; only its answers are held back, to
+  // see which reads wait for a lookup and how many lookups there are.
+  const inner = catalogServiceMock({ entities });
+  let lookups = 0;
+  let release: () => void = () => undefined;
+  let held = Promise.resolve();
+  let gone = false;
+  const hold = () => {
+    held = new Promise<void>(r => {
+      release = r;
+    });
+  };
+  const catalog = new Proxy(inner, {
+    get(target, prop) {
+      if (prop === 'getEntityByRef') {
+        return async (...args: Parameters<typeof inner.getEntityByRef>) => {
+          lookups++;
+          await held;
+          return gone ? undefined : inner.getEntityByRef(...args);
+        };
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  // The half-time check reads Date.now; the cache's own expiry (a minute)
+  // runs on the real clock and does not come in this test.
+  const realNow = Date.now.bind(Date);
+  let offsetMs = 0;
+  let server: Server;
+
+  beforeAll(async () => {
+    jest.spyOn(Date, 'now').mockImplementation(() => realNow() + offsetMs);
+    const router = await createTestRouter({
+      catalog,
+      config: readTestConfig(
+        new ConfigReader({
+          progression: {
+            clusters: [{ name: 'local', url: 'http://127.0.0.1:6443' }],
+            pipelines: {
+              standard: {
+                stages: [
+                  { name: 'staging', cluster: 'local', namespace: 'staging' },
+                ],
+              },
+            },
+            entityCacheTtl: '60s',
+          },
+        }),
+      ),
+    });
+    server = await wrapServerOnIPv4(
+      express().use(router).use(mockErrorHandler()),
+    );
+  });
+
+  afterAll(() => jest.restoreAllMocks());
+
+  const releases = () =>
+    request(server).get('/v1/entities/component/default/payments-api/releases');
+
+  it('reads that miss together share one lookup', async () => {
+    hold();
+    const reads = Array.from({ length: 10 }, () => releases().then(r => r));
+    await new Promise(r => setTimeout(r, 200));
+    expect(lookups).toBe(1);
+    release();
+    const answers = await Promise.all(reads);
+    expect(answers.map(r => r.status)).toEqual(Array(10).fill(200));
+    expect(lookups).toBe(1);
+    expect((await releases()).status).toBe(200);
+    expect(lookups).toBe(1);
+  });
+
+  it('after half the time, a read starts the next lookup and does not wait for it', async () => {
+    hold();
+    offsetMs = 31_000;
+    // The catalog does not answer: these reads are served what was read.
+    expect((await releases()).status).toBe(200);
+    expect((await releases()).status).toBe(200);
+    expect(lookups).toBe(2);
+    release();
+  });
+
+  it('an entity the next lookup does not find is forgotten: the read after is 404', async () => {
+    offsetMs = 62_000;
+    hold();
+    gone = true;
+    // Served from the lookup before, while the next one is on its way.
+    expect((await releases()).status).toBe(200);
+    expect(lookups).toBe(3);
+    release();
+    await held;
+    await new Promise(r => setTimeout(r, 50));
+    const res = await releases();
+    expect(res.status).toBe(404);
+    expect(res.body.error.name).toBe('NotFoundError');
+    expect(lookups).toBe(4);
+  });
+});
+
 describe('POST /v1/validate', () => {
   let server: Server;
 

@@ -122,25 +122,52 @@ export async function createRouter(
 
   // Reads reuse a reader's catalog lookup for a few seconds: the
   // Environments tab polls while a promotion runs. Keyed by reader, so the
-  // catalog's permission decision for that reader still applies.
+  // catalog's permission decision for that reader still applies. One lookup
+  // at a time per reader and entity: reads that miss together share it, and
+  // a read after half the time starts the next lookup while it (and the
+  // reads after it) still take the entity looked up before. Otherwise every
+  // read in flight when the time ran out looked the entity up again (the
+  // tab's four reads of a poll; a CI job's parallel calls), and waited for
+  // the catalog behind each other. An entity is not given out for longer
+  // than the time; a failed lookup is forgotten at once.
+  const ttlMs = config.entityCacheTtlMs;
+  type Lookup = { entity: Promise<Entity>; startedAt: number; next?: true };
   const readCache =
-    config.entityCacheTtlMs > 0
-      ? new LRUCache<string, Entity>({
-          max: 10_000,
-          ttl: config.entityCacheTtlMs,
-        })
+    ttlMs > 0
+      ? new LRUCache<string, Lookup>({ max: 10_000, ttl: ttlMs })
       : undefined;
-  const entityForRead = async (
+  const entityForRead = (
     ref: CompoundEntityRef,
     credentials: BackstageCredentials,
   ): Promise<Entity> => {
     if (!readCache) return entityOf(ref, credentials);
     const key = `${principalRef(credentials)}\n${stringifyEntityRef(ref)}`;
+    const lookUp = (): Lookup => ({
+      entity: entityOf(ref, credentials),
+      startedAt: Date.now(),
+    });
     const cached = readCache.get(key);
-    if (cached) return cached;
-    const entity = await entityOf(ref, credentials);
-    readCache.set(key, entity);
-    return entity;
+    if (cached) {
+      if (!cached.next && Date.now() - cached.startedAt >= ttlMs / 2) {
+        cached.next = true;
+        const next = lookUp();
+        next.entity.then(
+          () =>
+            readCache.get(key) === cached &&
+            readCache.set(key, next, {
+              ttl: Math.max(1, ttlMs - (Date.now() - next.startedAt)),
+            }),
+          () => readCache.get(key) === cached && readCache.delete(key),
+        );
+      }
+      return cached.entity;
+    }
+    const lookup = lookUp();
+    readCache.set(key, lookup);
+    lookup.entity.catch(
+      () => readCache.get(key) === lookup && readCache.delete(key),
+    );
+    return lookup.entity;
   };
 
   /**
@@ -150,11 +177,12 @@ export async function createRouter(
    * again for every reader of a polled tab cost more than the rest of the
    * request.
    */
-  const serialized = new WeakMap<object, { body: string; etag: string }>();
+  const serialized = new WeakMap<object, { body: Buffer; etag: string }>();
   const sendShared = (res: express.Response, value: object) => {
     let entry = serialized.get(value);
     if (!entry) {
-      const body = JSON.stringify(value);
+      // As bytes: a string would be encoded again for every response.
+      const body = Buffer.from(JSON.stringify(value));
       const hash = crypto.createHash('sha1').update(body).digest('base64url');
       entry = { body, etag: `W/"${hash}"` };
       serialized.set(value, entry);
