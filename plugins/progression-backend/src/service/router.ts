@@ -28,6 +28,7 @@ import {
   progressionWindowOverridePermission,
 } from '@progression-io/backstage-plugin-progression-common';
 import express from 'express';
+import PromiseRouter from 'express-promise-router';
 import stableStringify from 'fast-json-stable-stringify';
 import crypto from 'node:crypto';
 import { LRUCache } from 'lru-cache';
@@ -36,6 +37,7 @@ import { ProgressionConfig } from '../config/types';
 import { spec } from '../schema/openapi/generated';
 import { ProgressionReadModel } from './ProgressionReadModel';
 import { Idempotency, PromotionCommands } from './PromotionCommands';
+import { expressPath, parameterCheck } from './parameterCheck';
 
 /** Errors that say what the caller did wrong, in words meant for them. */
 const CALLER_ERRORS = new Set([
@@ -66,6 +68,11 @@ export interface RouterOptions {
   reads: ProgressionReadModel;
   commands: PromotionCommands;
 }
+
+/** The path parameters of the routes under /v1/entities/{kind}/{namespace}/{name}. */
+type EntityParams = { kind: string; namespace: string; name: string };
+/** The query of a polled read, once parameterCheck has let it through. */
+type PolledQuery = { range?: string; stage?: string };
 
 const principalRef = (credentials: BackstageCredentials): string => {
   const p = credentials.principal as {
@@ -295,8 +302,21 @@ export async function createRouter(
     return promotion;
   };
 
-  router.get(
-    '/v1/entities/:kind/:namespace/:name/environments',
+  // The reads the Environments tab makes on every poll, served before the
+  // OpenAPI validator (which looks a request's route up the slow way): each
+  // checks its parameters against the same document (parameterCheck.ts).
+  const polled = PromiseRouter();
+  const polledRead = (
+    specPath: string,
+    handler: (
+      req: express.Request<EntityParams, unknown, unknown, PolledQuery>,
+      res: express.Response,
+    ) => Promise<void>,
+  ) =>
+    polled.get(expressPath(specPath), parameterCheck(spec, specPath), handler);
+
+  polledRead(
+    '/v1/entities/{kind}/{namespace}/{name}/environments',
     async (req, res) => {
       const entity = await readEntity(req, req.params);
       res.json(await reads.environments(entity));
@@ -338,13 +358,16 @@ export async function createRouter(
     },
   );
 
-  router.get('/v1/entities/:kind/:namespace/:name/flags', async (req, res) => {
-    const entity = await readEntity(req, req.params);
-    res.json(await reads.flags(entity));
-  });
+  polledRead(
+    '/v1/entities/{kind}/{namespace}/{name}/flags',
+    async (req, res) => {
+      const entity = await readEntity(req, req.params);
+      res.json(await reads.flags(entity));
+    },
+  );
 
-  router.get(
-    '/v1/entities/:kind/:namespace/:name/metrics',
+  polledRead(
+    '/v1/entities/{kind}/{namespace}/{name}/metrics',
     async (req, res) => {
       const entity = await readEntity(req, req.params);
       res.json(
@@ -356,8 +379,8 @@ export async function createRouter(
     },
   );
 
-  router.get(
-    '/v1/entities/:kind/:namespace/:name/insights',
+  polledRead(
+    '/v1/entities/{kind}/{namespace}/{name}/insights',
     async (req, res) => {
       const entity = await readEntity(req, req.params);
       sendShared(res, await reads.insights(entity, { range: req.query.range }));
@@ -568,9 +591,11 @@ export async function createRouter(
     res.status(202).json(result);
   });
 
-  // Bodies are parsed here, before the validating router, so that an
-  // oversized one is a 413 (the validator would call it a 400).
+  // The polled reads take no body. Bodies are parsed here, before the
+  // validating router, so that an oversized one is a 413 (the validator
+  // would call it a 400).
   const outer = express.Router();
+  outer.use(polled);
   outer.use(express.json({ limit: MAX_BODY }));
   outer.use(
     (
