@@ -372,7 +372,12 @@ async function main() {
       seeded / 1000
     ).toFixed(1)} s; catalog ready after ${(stitched / 1000).toFixed(
       1,
-    )} s; SQLite; ${CONNECTIONS} connections, ${DURATION_S} s each)`,
+    )} s; SQLite; ${CONNECTIONS} connections, ${DURATION_S} s each; node ${
+      process.version
+    } ${
+      [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ').trim() ||
+      'with no flags'
+    })`,
   );
   const row = (label: string, r: Awaited<ReturnType<typeof load>>) =>
     console.log(
