@@ -4,14 +4,9 @@ import express from 'express';
 import request from 'supertest';
 import { spec } from '../schema/openapi/generated';
 import { expressPath, parameterCheck } from './parameterCheck';
+import { POLLED_READS } from './router';
 
-/** The reads router.ts serves before the validator. */
-const POLLED = [
-  '/v1/entities/{kind}/{namespace}/{name}/environments',
-  '/v1/entities/{kind}/{namespace}/{name}/flags',
-  '/v1/entities/{kind}/{namespace}/{name}/metrics',
-  '/v1/entities/{kind}/{namespace}/{name}/insights',
-];
+const POLLED = Object.values(POLLED_READS);
 
 const answer: express.RequestHandler = (req, res) => {
   res.json({ params: req.params, query: req.query });
@@ -83,6 +78,15 @@ describe('parameterCheck', () => {
       });
     },
   );
+
+  it('has cases for every polled read', () => {
+    for (const specPath of POLLED) {
+      const last = specPath.split('/').pop()!;
+      expect(
+        cases.filter(([route]) => route.endsWith(last)).length,
+      ).toBeGreaterThan(0);
+    }
+  });
 
   it('is built only for operations whose parameters are strings in the path or the query', () => {
     // The list's limit is an integer (the validator's coercion would apply)

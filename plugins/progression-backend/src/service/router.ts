@@ -69,6 +69,18 @@ export interface RouterOptions {
   commands: PromotionCommands;
 }
 
+/**
+ * The reads the Environments tab makes on every poll, as the OpenAPI
+ * document names them. They are served before the validator, each with a
+ * check of its parameters compiled from the document (parameterCheck.ts).
+ */
+export const POLLED_READS = {
+  environments: '/v1/entities/{kind}/{namespace}/{name}/environments',
+  flags: '/v1/entities/{kind}/{namespace}/{name}/flags',
+  metrics: '/v1/entities/{kind}/{namespace}/{name}/metrics',
+  insights: '/v1/entities/{kind}/{namespace}/{name}/insights',
+} as const;
+
 /** The path parameters of the routes under /v1/entities/{kind}/{namespace}/{name}. */
 type EntityParams = { kind: string; namespace: string; name: string };
 /** The query of a polled read, once parameterCheck has let it through. */
@@ -302,9 +314,8 @@ export async function createRouter(
     return promotion;
   };
 
-  // The reads the Environments tab makes on every poll, served before the
-  // OpenAPI validator (which looks a request's route up the slow way): each
-  // checks its parameters against the same document (parameterCheck.ts).
+  // POLLED_READS, before the OpenAPI validator (which looks a request's
+  // route up the slow way).
   const polled = PromiseRouter();
   const polledRead = (
     specPath: string,
@@ -315,13 +326,10 @@ export async function createRouter(
   ) =>
     polled.get(expressPath(specPath), parameterCheck(spec, specPath), handler);
 
-  polledRead(
-    '/v1/entities/{kind}/{namespace}/{name}/environments',
-    async (req, res) => {
-      const entity = await readEntity(req, req.params);
-      res.json(await reads.environments(entity));
-    },
-  );
+  polledRead(POLLED_READS.environments, async (req, res) => {
+    const entity = await readEntity(req, req.params);
+    res.json(await reads.environments(entity));
+  });
 
   router.post('/v1/validate', async (req, res) => {
     await callerOf(req);
@@ -358,34 +366,25 @@ export async function createRouter(
     },
   );
 
-  polledRead(
-    '/v1/entities/{kind}/{namespace}/{name}/flags',
-    async (req, res) => {
-      const entity = await readEntity(req, req.params);
-      res.json(await reads.flags(entity));
-    },
-  );
+  polledRead(POLLED_READS.flags, async (req, res) => {
+    const entity = await readEntity(req, req.params);
+    res.json(await reads.flags(entity));
+  });
 
-  polledRead(
-    '/v1/entities/{kind}/{namespace}/{name}/metrics',
-    async (req, res) => {
-      const entity = await readEntity(req, req.params);
-      res.json(
-        await reads.metrics(entity, {
-          stage: req.query.stage,
-          range: req.query.range,
-        }),
-      );
-    },
-  );
+  polledRead(POLLED_READS.metrics, async (req, res) => {
+    const entity = await readEntity(req, req.params);
+    res.json(
+      await reads.metrics(entity, {
+        stage: req.query.stage,
+        range: req.query.range,
+      }),
+    );
+  });
 
-  polledRead(
-    '/v1/entities/{kind}/{namespace}/{name}/insights',
-    async (req, res) => {
-      const entity = await readEntity(req, req.params);
-      sendShared(res, await reads.insights(entity, { range: req.query.range }));
-    },
-  );
+  polledRead(POLLED_READS.insights, async (req, res) => {
+    const entity = await readEntity(req, req.params);
+    sendShared(res, await reads.insights(entity, { range: req.query.range }));
+  });
 
   router.get(
     '/v1/entities/:kind/:namespace/:name/releases',
