@@ -570,6 +570,34 @@ describe('GET /v1/entities/{kind}/{namespace}/{name}/insights', () => {
     expect(computed).toHaveBeenCalledTimes(2);
   });
 
+  it('answers a store failure on the read 500 with only a log id, and the next read computes again', async () => {
+    const store = await createTestStore();
+    const router = await createTestRouter({
+      catalog: catalogServiceMock({ entities }),
+      config,
+      store,
+    });
+    const app = express().use(router).use(mockErrorHandler());
+    const computed = jest
+      .spyOn(store, 'deliveryInsights')
+      .mockRejectedValueOnce(
+        new Error('SQLITE_BUSY: select * from progression_promotions'),
+      );
+    const read = () =>
+      request(app).get('/v1/entities/component/default/payments-api/insights');
+    const failed = await read();
+    expect(failed.status).toBe(500);
+    expect(failed.body.error.message).toMatch(
+      /^An internal error occurred \(logId=[0-9a-f]{16}\)$/,
+    );
+    expect(JSON.stringify(failed.body)).not.toMatch(/SQLITE|select/);
+    // The failed answer is not kept.
+    const next = await read();
+    expect(next.status).toBe(200);
+    expect(next.body.stages).toHaveLength(3);
+    expect(computed).toHaveBeenCalledTimes(2);
+  });
+
   it('takes the commit time of a release at registration, and refuses one it cannot use', async () => {
     const post = (body: object) =>
       request(server)
