@@ -59,18 +59,6 @@ export function parameterCheck(
     throw new Error(`${method} ${specPath} has a body; it is not checked here`);
   }
   const parameters = (operation.parameters ?? []).map(p => resolve(spec, p));
-  const schemaOf = (where: 'path' | 'query') => {
-    const own = parameters.filter(p => p.in === where);
-    return {
-      names: new Set(own.map(p => p.name)),
-      allowEmpty: new Set(own.filter(p => p.allowEmptyValue).map(p => p.name)),
-      validate: ajv.compile({
-        type: 'object',
-        properties: Object.fromEntries(own.map(p => [p.name, p.schema ?? {}])),
-        required: own.filter(p => p.required).map(p => p.name),
-      }),
-    };
-  };
   for (const p of parameters) {
     if (!['path', 'query'].includes(p.in) || p.schema?.type !== 'string') {
       throw new Error(
@@ -78,19 +66,33 @@ export function parameterCheck(
       );
     }
   }
-  const path = schemaOf('path');
-  const query = schemaOf('query');
+  const validatorOf = (own: Parameter[]) =>
+    ajv.compile({
+      type: 'object',
+      properties: Object.fromEntries(own.map(p => [p.name, p.schema ?? {}])),
+      required: own.filter(p => p.required).map(p => p.name),
+    });
+  const pathParameters = parameters.filter(p => p.in === 'path');
+  const queryParameters = parameters.filter(p => p.in === 'query');
+  const validatePath = validatorOf(pathParameters);
+  const validateQuery = validatorOf(queryParameters);
+  // Only the query can hold a name the operation does not have, or an
+  // empty value: express matched the path's.
+  const queryNames = new Set(queryParameters.map(p => p.name));
+  const emptyAllowed = new Set(
+    queryParameters.filter(p => p.allowEmptyValue).map(p => p.name),
+  );
   return (req, _res, next) => {
     for (const [name, value] of Object.entries(req.query)) {
-      if (!query.names.has(name)) {
+      if (!queryNames.has(name)) {
         throw new InputError(`Unknown query parameter '${name}'`);
       }
-      if (value === '' && !query.allowEmpty.has(name)) {
+      if (value === '' && !emptyAllowed.has(name)) {
         throw new InputError(`Empty value found for query parameter '${name}'`);
       }
     }
-    check('params', path.validate, req.params);
-    check('query', query.validate, req.query);
+    check('params', validatePath, req.params);
+    check('query', validateQuery, req.query);
     next();
   };
 }
