@@ -117,6 +117,14 @@ release() {
   image="registry.local/$ENTITY:$version"
   # A commit id of the version's own, as CI gives its build's.
   commit="$(printf '%s' "$ENTITY $version" | sha1sum | cut -c1-12)"
+  # Registered before: the backend keeps releases as they were registered
+  # (this script's commit time would differ, a 409), and nothing new flows.
+  local known
+  known="$(call GET "$ENTITY_URL/releases" | jsq 'v.items.find(r => r.version === args[0])?.createdAt' "$version")"
+  if [ -n "$known" ]; then
+    echo "$ENTITY $version was registered at $known; registering it again changes nothing (releases are immutable). Register a new version, or promote this one."
+    return 0
+  fi
   call POST "$ENTITY_URL/releases" "{\"version\":\"$version\",\"image\":\"$image\",\"commit\":\"$commit\",\"committedAt\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"}" >/dev/null
   echo "Registered $ENTITY $version ($image); it flows into the first stage by itself."
   if [ -n "$WAIT" ]; then

@@ -366,6 +366,53 @@ it('answers bad requests with 400, 404 and 409, never 500', async () => {
   });
   expect(immutable.status).toBe(409);
 
+  // CI retrying a registration gets the release back; a registration that
+  // says another commit, commit time or build URL of it is refused, naming
+  // what differs. A retry that leaves a field out is not a conflict.
+  const built = {
+    version: '1.7.0',
+    image: 'registry.local/payments-api:1.7.0',
+    commit: 'a2288eec3ec2',
+    committedAt: '2026-11-30T09:00:00+01:00',
+    url: 'https://ci.example.com/builds/17',
+  };
+  expect((await post('/releases', built)).status).toBe(201);
+  expect((await post('/releases', built)).status).toBe(200);
+  expect(
+    (
+      await post('/releases', {
+        ...built,
+        committedAt: '2026-11-30T08:00:00.000Z',
+      })
+    ).status,
+  ).toBe(200);
+  expect(
+    (await post('/releases', { version: built.version, image: built.image }))
+      .status,
+  ).toBe(200);
+  const rebuilt = await post('/releases', { ...built, commit: 'abcdef123456' });
+  expect(rebuilt.status).toBe(409);
+  expect(rebuilt.body.error.message).toBe(
+    'Release 1.7.0 of component:default/payments-api already exists with commit a2288eec3ec2 (this registration says abcdef123456); releases are immutable',
+  );
+  const later = await post('/releases', {
+    ...built,
+    committedAt: '2026-11-30T08:05:00Z',
+    url: 'https://ci.example.com/builds/18',
+  });
+  expect(later.status).toBe(409);
+  expect(later.body.error.message).toContain(
+    'committedAt 2026-11-30T08:00:00.000Z (this registration says 2026-11-30T08:05:00Z), url https://ci.example.com/builds/17 (this registration says https://ci.example.com/builds/18)',
+  );
+  const bare = await post('/releases', {
+    version: '1.6.0',
+    image: 'registry.local/payments-api:1.6.0',
+    commit: 'a2288eec3ec2',
+  });
+  expect(bare.body.error.message).toContain(
+    'commit (none) (this registration says a2288eec3ec2)',
+  );
+
   expect((await post('/promotions', { stage: 'qa' })).status).toBe(404);
   expect(
     (await post('/promotions', { stage: 'staging', version: '0.0.1' })).status,

@@ -150,18 +150,21 @@ export class DatabasePromotionStore implements PromotionStore {
   }
 
   /**
-   * Registers a release. Registering the same version with the same image
-   * again returns the existing release; another image is a conflict, as
-   * releases are immutable.
+   * Registers a release. Registering the same version again (CI retrying)
+   * returns the existing release; one that says something else of it —
+   * another image, or another commit, commit time or build URL than the
+   * ones it was registered with — is a conflict, as releases are
+   * immutable. What a retry leaves out is not compared.
    */
   async registerRelease(
     input: Omit<Release, 'id' | 'createdAt'>,
   ): Promise<{ release: Release; created: boolean }> {
     const existing = await this.findRelease(input.entityRef, input.version);
     if (existing) {
-      if (existing.image !== input.image) {
+      const differs = releaseDifference(existing, input);
+      if (differs) {
         throw new ConflictError(
-          `Release ${input.version} of ${input.entityRef} already exists with image ${existing.image}; releases are immutable`,
+          `Release ${input.version} of ${input.entityRef} already exists with ${differs}; releases are immutable`,
         );
       }
       return { release: existing, created: false };
@@ -986,4 +989,41 @@ export class DatabasePromotionStore implements PromotionStore {
       .where({ id, owner_id: ownerId })
       .update({ owner_id: null, heartbeat_at: null });
   }
+}
+
+/**
+ * What a registration says of an existing release that differs from it, in
+ * the API's names: `commit abc123 (this registration says def456)`;
+ * undefined when nothing it gives differs. Commit times are compared as
+ * instants: `2026-11-30T09:00:00+01:00` is `08:00:00Z`.
+ */
+function releaseDifference(
+  existing: Release,
+  input: Omit<Release, 'id' | 'createdAt'>,
+): string | undefined {
+  const sameInstant = (a?: string, b?: string) =>
+    a !== undefined && b !== undefined && Date.parse(a) === Date.parse(b);
+  const fields: [string, string | undefined, string | undefined, boolean][] = [
+    ['image', existing.image, input.image, existing.image === input.image],
+    ['commit', existing.commit, input.commit, existing.commit === input.commit],
+    [
+      'committedAt',
+      existing.committedAt,
+      input.committedAt,
+      sameInstant(existing.committedAt, input.committedAt),
+    ],
+    [
+      'url',
+      existing.buildUrl,
+      input.buildUrl,
+      existing.buildUrl === input.buildUrl,
+    ],
+  ];
+  const differs = fields
+    .filter(([, , given, same]) => given !== undefined && !same)
+    .map(
+      ([name, was, given]) =>
+        `${name} ${was ?? '(none)'} (this registration says ${given})`,
+    );
+  return differs.length ? differs.join(', ') : undefined;
 }

@@ -90,7 +90,7 @@ it('registers a new release as the user running the task, then the same one agai
   await expect(conflict).rejects.toMatchObject({
     name: 'ConflictError',
     message:
-      'Could not register release 2.4.0 of component:default/web-shop: Release 2.4.0 of component:default/web-shop already exists with image registry.local/web-shop:2.4.0; releases are immutable',
+      'Could not register release 2.4.0 of component:default/web-shop: Release 2.4.0 of component:default/web-shop already exists with image registry.local/web-shop:2.4.0 (this registration says registry.local/web-shop:2.4.0-rebuilt); releases are immutable',
   });
   expect(await releases('web-shop')).toHaveLength(1);
 });
