@@ -125,7 +125,13 @@ describe('promotion transitions', () => {
       );
     }
     expect(() => nextState('pending', 'approved', gated)).toThrow(
-      "a promotion that is pending cannot take 'approved'",
+      'a promotion that is pending cannot be approved; only one that is awaiting-approval can',
+    );
+    expect(() => nextState('succeeded', 'cancel', gated)).toThrow(
+      'a promotion that is succeeded cannot be cancelled; only one that is queued, pending, waiting, preflight, awaiting-approval, deploying or verifying can',
+    );
+    expect(() => nextState('verifying', 'deployed', gated)).toThrow(
+      "a promotion that is verifying cannot take 'deployed'",
     );
     expect(() => nextState('rolling-back', 'cancel', plain)).toThrow(
       InvalidTransitionError,

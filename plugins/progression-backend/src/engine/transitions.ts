@@ -139,8 +139,34 @@ const TABLE: Partial<
  */
 export class InvalidTransitionError extends ConflictError {
   constructor(readonly state: PromotionState, readonly event: PromotionEvent) {
-    super(`a promotion that is ${state} cannot take '${event}'`);
+    super(describeRefusal(state, event));
   }
+}
+
+/** The events people send through the API, as what they do to a promotion. */
+const PEOPLE_EVENTS: Partial<Record<PromotionEvent, string>> = {
+  approved: 'approved',
+  rejected: 'rejected',
+  cancel: 'cancelled',
+  'window-overridden': 'let past its promotion window',
+};
+
+/**
+ * Why the event does not apply, in the words of the person who sent it:
+ * `a promotion that is deploying cannot be approved; only one that is
+ * awaiting-approval can`. An event of the engine's own names the event.
+ */
+function describeRefusal(state: PromotionState, event: PromotionEvent) {
+  const done = PEOPLE_EVENTS[event];
+  if (!done) return `a promotion that is ${state} cannot take '${event}'`;
+  const accepting = (Object.keys(TABLE) as PromotionState[]).filter(
+    s => TABLE[s]?.[event],
+  );
+  const list =
+    accepting.length > 1
+      ? `${accepting.slice(0, -1).join(', ')} or ${accepting.at(-1)}`
+      : accepting[0];
+  return `a promotion that is ${state} cannot be ${done}; only one that is ${list} can`;
 }
 
 /** The state after `event`, or InvalidTransitionError. */
