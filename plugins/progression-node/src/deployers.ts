@@ -136,6 +136,15 @@ export interface DeployRequest {
  * `apply`, so that a crash in between still knows what to undo, and calls
  * nothing twice that already reached the stage.
  *
+ * Within one run of a promotion the engine passes the same record object
+ * to `apply`, `awaitRollout` and `rollBack`, and puts it in the rollout's
+ * evidence afterwards: a deployer may add to it what it learns on the way
+ * (the Argo CD deployer adds its deploy commit in `apply` and its
+ * roll-forward commit in `rollBack`, which its `awaitRollout` then waits
+ * for). Such additions are not stored before the next step is recorded,
+ * so after a restart the deployer must find them again (by the commit's
+ * trailer, for example) rather than rely on them.
+ *
  * @public
  */
 export interface Deployer<TConfig = unknown> {
