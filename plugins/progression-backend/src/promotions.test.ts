@@ -74,7 +74,8 @@ beforeAll(async () => {
             url: url('production'),
             approval: {
               required: true,
-              approvers: ['group:default/release-managers'],
+              // Without its namespace: read as group:default/release-managers.
+              approvers: ['group:release-managers'],
             },
             gates: { smoke },
           },
@@ -116,8 +117,30 @@ async function backend(
       progressionPlugin,
       // Olivia and Omar are release managers: approvers' groups are read
       // from the catalog when they decide.
+      // Nina is in the SRE team, a child group of the release managers: as
+      // the notifications backend asks her, she may decide.
       catalogServiceMock.factory({
-        entities: [entity, releaseManager('olivia'), releaseManager('omar')],
+        entities: [
+          entity,
+          releaseManager('olivia'),
+          releaseManager('omar'),
+          {
+            apiVersion: 'backstage.io/v1alpha1',
+            kind: 'User',
+            metadata: { name: 'nina', namespace: 'default' },
+            spec: { memberOf: ['sre'] },
+            relations: [{ type: 'memberOf', targetRef: 'group:default/sre' }],
+          },
+          {
+            apiVersion: 'backstage.io/v1alpha1',
+            kind: 'Group',
+            metadata: { name: 'sre', namespace: 'default' },
+            spec: { type: 'team', parent: 'release-managers', children: [] },
+            relations: [
+              { type: 'childOf', targetRef: 'group:default/release-managers' },
+            ],
+          },
+        ],
       }),
       mockServices.rootConfig.factory({ data: { progression } }),
       mockServices.permissions.factory({
@@ -277,11 +300,11 @@ it('registers a release that flows into development, promotes it to staging, and
   await waitForState(server, again2.body.id, ['awaiting-approval']);
   const rejected = await request(server)
     .post(`/api/progression/v1/promotions/${again2.body.id}/approvals`)
-    .set('Authorization', mockCredentials.user.header('user:default/omar'))
+    .set('Authorization', mockCredentials.user.header('user:default/nina'))
     .send({ decision: 'reject', comment: 'not on a Friday' });
   expect(rejected.body).toMatchObject({
     state: 'rejected',
-    error: 'rejected by user:default/omar: not on a Friday',
+    error: 'rejected by user:default/nina: not on a Friday',
   });
 
   const third = await request(server)

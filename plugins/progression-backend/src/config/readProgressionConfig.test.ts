@@ -297,7 +297,8 @@ describe('stage policy and smoke checks', () => {
         autoPromote: true,
         approval: {
           required: true,
-          approvers: ['group:default/release-managers', 'user:default/olivia'],
+          // A reference without its namespace is read in full.
+          approvers: ['group:default/release-managers', 'user:olivia'],
           minApprovals: 2,
           expiresAfter: '24h',
         },

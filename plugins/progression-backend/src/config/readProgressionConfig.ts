@@ -6,7 +6,7 @@ import {
   ANNOTATION_KUBERNETES_AWS_EXTERNAL_ID,
   ANNOTATION_KUBERNETES_OIDC_TOKEN_PROVIDER,
 } from '@backstage/plugin-kubernetes-common';
-import { parseEntityRef } from '@backstage/catalog-model';
+import { parseEntityRef, stringifyEntityRef } from '@backstage/catalog-model';
 import {
   Deployer,
   GateDefinition,
@@ -249,20 +249,26 @@ function readClusters(config: Config): Map<string, UsableCluster> {
 
 function readApproval(stage: Config, path: string): ApprovalConfig {
   const approval = stage.getOptionalConfig('approval');
-  const approvers = approval?.getOptionalStringArray('approvers') ?? [];
-  approvers.forEach((ref, i) => {
-    try {
-      const parsed = parseEntityRef(ref);
-      if (!['user', 'group'].includes(parsed.kind.toLocaleLowerCase('en-US'))) {
-        throw new Error('not a user or group');
+  // In full (`group:release-managers` is `group:default/release-managers`):
+  // the catalog's relations that approvals are checked against name them so.
+  const approvers = (approval?.getOptionalStringArray('approvers') ?? []).map(
+    (ref, i) => {
+      try {
+        const parsed = parseEntityRef(ref);
+        if (
+          !['user', 'group'].includes(parsed.kind.toLocaleLowerCase('en-US'))
+        ) {
+          throw new Error('not a user or group');
+        }
+        return stringifyEntityRef(parsed);
+      } catch {
+        throw new ProgressionConfigError(
+          `${path}.approval.approvers[${i}]`,
+          `'${ref}' is not a user or group entity reference such as group:default/release-managers`,
+        );
       }
-    } catch {
-      throw new ProgressionConfigError(
-        `${path}.approval.approvers[${i}]`,
-        `'${ref}' is not a user or group entity reference such as group:default/release-managers`,
-      );
-    }
-  });
+    },
+  );
   const required = approval?.getOptionalBoolean('required') ?? false;
   const minApprovals = approval?.getOptionalNumber('minApprovals') ?? 1;
   if (!Number.isInteger(minApprovals) || minApprovals < 1) {
