@@ -61,7 +61,13 @@ async function setup(databaseId: TestDatabaseId) {
   const logger = mockServices.logger.mock();
   const notifiers: PromotionNotifier[] = [];
   /** A notifier: another one is another replica, or the same after a restart. */
-  const notifier = (options: { maxAttempts?: number } = {}) => {
+  const notifier = (
+    options: {
+      maxAttempts?: number;
+      sendTimeoutMs?: number;
+      leaseMs?: number;
+    } = {},
+  ) => {
     const n = new PromotionNotifier({
       db,
       store,
@@ -266,6 +272,77 @@ describe.each(databases.eachSupportedId())('PromotionNotifier on %p', id => {
     // Given up is given up: a later sweep does not start over.
     await notifier({ maxAttempts: 3 }).sweep();
     expect(send).toHaveBeenCalledTimes(3);
+  });
+
+  it('tries a 400 again: the notifications backend answers so when it cannot read the catalog', async () => {
+    const { notifier, promotion, send, sent, db } = env;
+    send.mockRejectedValueOnce(
+      new Error(
+        'Failed to send notifications: Error: Request failed with status 400',
+      ),
+    );
+    const p = await promotion('staging', '3.2.0', ['rolled-back'], 'boom');
+    await notifier().notify(p);
+    await eventually(async () =>
+      expect(await rowOf(db, p)).toMatchObject({ status: 'sent', attempts: 2 }),
+    );
+    expect(sent).toHaveLength(1);
+  });
+
+  it('waits for a slow send instead of sending again, and leaves one that never answers held when it stops', async () => {
+    const { notifier, promotion, send, sent, logger, db } = env;
+    // Answers after 300 ms; the notifier waits 50 ms, then for the rest of
+    // its lease.
+    send.mockImplementationOnce(async options => {
+      await new Promise(r => setTimeout(r, 300));
+      sent.push(options);
+    });
+    const slow = await promotion('staging', '3.3.0', ['rolled-back'], 'boom');
+    await notifier({ sendTimeoutMs: 50, leaseMs: 5000 }).notify(slow);
+    expect(await rowOf(db, slow)).toMatchObject({
+      status: 'sent',
+      attempts: 1,
+    });
+    expect(send).toHaveBeenCalledTimes(1);
+    expect(sent).toHaveLength(1);
+    expect(logger.warn).toHaveBeenCalledWith(
+      expect.stringContaining(
+        `has not answered the notification of promotion ${slow} (rolled-back) within 1 s; waiting up to 5 s more for its answer before sending it again`,
+      ),
+    );
+
+    // Never answers: past the lease it is tried again, within the bound.
+    send.mockReset();
+    send.mockImplementation(() => new Promise(() => {}));
+    const silent = await promotion('staging', '3.4.0', ['failed'], 'boom');
+    await notifier({ sendTimeoutMs: 20, leaseMs: 100, maxAttempts: 2 }).notify(
+      silent,
+    );
+    await eventually(async () =>
+      expect(await rowOf(db, silent)).toMatchObject({
+        status: 'failed',
+        attempts: 2,
+      }),
+    );
+    expect(send).toHaveBeenCalledTimes(2);
+
+    // Stopped while it waits: it stops waiting, and the row stays held
+    // for the rest of the lease, so nobody sends it again meanwhile.
+    send.mockClear();
+    const held = await promotion('development', '3.4.0', ['failed'], 'boom');
+    const n = notifier({ sendTimeoutMs: 20, leaseMs: 60_000 });
+    const notifying = n.notify(held);
+    await eventually(() => expect(send).toHaveBeenCalledTimes(1));
+    await new Promise(r => setTimeout(r, 50));
+    await n.stop();
+    await notifying;
+    expect(await rowOf(db, held)).toMatchObject({
+      status: 'pending',
+      attempts: 1,
+      claimed_by: expect.stringMatching(/^notifier-/),
+    });
+    await notifier().sweep();
+    expect(send).toHaveBeenCalledTimes(1);
   });
 
   it('does not retry a refusal, and says once that the notifications backend is missing', async () => {

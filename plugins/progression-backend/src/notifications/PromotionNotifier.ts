@@ -29,9 +29,14 @@ const NOTIFIED_STATES = new Set([
 /** How far back a sweep looks for a state change whose notification was never recorded. */
 const LOOKBACK_MS = 24 * 3600_000;
 
-/** Whether an error of the notifications service is the caller's (4xx): trying again cannot help. */
-const refusedStatus = (e: unknown) =>
-  /status (4\d\d)\b/.exec(String((e as Error)?.message ?? e))?.[1];
+/**
+ * Whether the notifications service answered 404: the backend has no
+ * notifications plugin, and trying again cannot help. Other refusals are
+ * tried again like any failure (the notifications backend answers 400 for
+ * a catalog it could not read, for example), within the attempts' bound.
+ */
+const backendMissing = (e: unknown) =>
+  /status 404\b/.test(String((e as Error)?.message ?? e));
 
 interface NotificationRow {
   promotion_id: string;
@@ -63,6 +68,8 @@ export class PromotionNotifier {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
+  /** Aborted by `stop`: ends the waits for sends that have not answered. */
+  private readonly stopping = new AbortController();
   private warnedMissing = false;
 
   constructor(
@@ -231,9 +238,15 @@ export class PromotionNotifier {
     }
   }
 
-  /** Stops sending and waits for the sends under way (each bounded by its timeout). */
+  /**
+   * Stops sending, and waits for the sends under way for at most their
+   * timeout. A send that has not answered by then is not waited for: its
+   * row stays held until its lease ends, then the sweep of a running
+   * replica sends it (with the same scope).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort(new Error('the notifier stopped'));
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     while (this.inFlight.size) {
@@ -329,14 +342,11 @@ export class PromotionNotifier {
         return;
       }
       message = composed;
-      await withTimeout(
-        () => this.options.notifications.send(composed),
-        this.sendTimeoutMs,
-        `the notifications service did not answer within ${formatDuration(
-          this.sendTimeoutMs,
-        )}`,
-      );
+      await this.send(promotionId, event, composed);
     } catch (e) {
+      // Stopping while a send may still arrive: the row stays held until
+      // its lease ends, so that no other sender sends it meanwhile.
+      if (this.stopping.signal.aborted) return;
       await this.failed(promotionId, event, Number(attempts), e);
       return;
     }
@@ -354,6 +364,55 @@ export class PromotionNotifier {
     );
   }
 
+  /**
+   * One send. A send cannot be called back once made: when the
+   * notifications service has not answered in time, sending again could
+   * tell everyone twice (a second send with the same scope makes the
+   * notification unread again and runs the backend's processors, e-mail
+   * for example, again). So its answer is waited for while this sender's
+   * lease on the row holds; only a send that failed, or that has not
+   * answered by then, is tried again.
+   */
+  private async send(
+    promotionId: string,
+    event: string,
+    message: NotificationSendOptions,
+  ): Promise<void> {
+    const sending = this.options.notifications.send(message);
+    try {
+      await withTimeout(
+        () => sending,
+        this.sendTimeoutMs,
+        `the notifications service did not answer within ${formatDuration(
+          this.sendTimeoutMs,
+        )}`,
+      );
+    } catch (e) {
+      if ((e as Error)?.name !== 'TimeoutError') throw e;
+      // Stopping: not waited for any longer (the row stays held).
+      this.stopping.signal.throwIfAborted();
+      // Within the lease, with room to mark the row before it ends.
+      const more = this.leaseMs - this.sendTimeoutMs - this.leaseMs / 10;
+      this.options.logger.warn(
+        `the notifications service has not answered the notification of promotion ${promotionId} (${
+          event.split('#')[0]
+        }) within ${formatDuration(
+          this.sendTimeoutMs,
+        )}; waiting up to ${formatDuration(
+          more,
+        )} more for its answer before sending it again`,
+      );
+      await withTimeout(
+        () => sending,
+        more,
+        `the notifications service did not answer within ${formatDuration(
+          this.sendTimeoutMs + more,
+        )}`,
+        this.stopping.signal,
+      );
+    }
+  }
+
   /** After a failed send: try again later, or give up when that cannot help or enough was tried. */
   private async failed(
     promotionId: string,
@@ -362,20 +421,20 @@ export class PromotionNotifier {
     e: unknown,
   ) {
     const reason = String((e as Error)?.message ?? e);
-    const refused = refusedStatus(e);
+    const missing = backendMissing(e);
     const mine = this.db(TABLE).where({
       promotion_id: promotionId,
       event,
       claimed_by: this.id,
     });
-    if (refused || attempts >= this.maxAttempts) {
+    if (missing || attempts >= this.maxAttempts) {
       await mine.update({
         status: 'failed',
         claimed_by: null,
         not_before: null,
         last_error: reason,
       });
-      if (refused === '404') {
+      if (missing) {
         // A backend without the notifications plugin: say so once, not
         // at every promotion.
         if (!this.warnedMissing) {
