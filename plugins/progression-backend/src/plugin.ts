@@ -273,7 +273,16 @@ export const progressionPlugin = createBackendPlugin({
               onWork: () => worker.kick(),
               memberships: user => entities.memberships(user),
               windows,
-              onWindowOverride: id => notifier?.onWindowOverride(id),
+              onWindowOverride: async id =>
+                notifier
+                  ?.onWindowOverride(id)
+                  .catch(e =>
+                    logger.warn(
+                      `could not record the notification of the window override of promotion ${id}: ${
+                        (e as Error).message ?? e
+                      }`,
+                    ),
+                  ),
             }),
           }),
         );

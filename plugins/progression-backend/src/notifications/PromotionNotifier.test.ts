@@ -345,6 +345,34 @@ describe.each(databases.eachSupportedId())('PromotionNotifier on %p', id => {
     expect(send).toHaveBeenCalledTimes(1);
   });
 
+  it('records a window override told to a stopping backend, and another replica sends it once', async () => {
+    const { notifier, promotion, store, sent, db } = env;
+    const p = await promotion('production', '3.5.0', ['waiting']);
+    await store.transition(p, 'waiting', 'preflight', {
+      kind: 'window',
+      name: 'override',
+      status: 'passed',
+      actor: 'user:default/olivia',
+      evidence: { by: 'user:default/olivia', reason: 'INC-42' },
+    });
+    const stopping = notifier();
+    await stopping.stop();
+    await stopping.onWindowOverride(p);
+    expect(sent).toHaveLength(0);
+    expect(
+      await db('progression_notifications').where({ promotion_id: p }).first(),
+    ).toMatchObject({ event: 'window-override', status: 'pending' });
+    await Promise.all([notifier().sweep(), notifier().sweep()]);
+    expect(sent).toHaveLength(1);
+    expect(sent[0].payload).toMatchObject({
+      title: expect.stringContaining(
+        "user:default/olivia overrode Production's promotion window",
+      ),
+      description: expect.stringContaining('Reason: INC-42'),
+      severity: 'high',
+    });
+  });
+
   it('does not retry a refusal, and says once that the notifications backend is missing', async () => {
     const { notifier, promotion, send, logger, db } = env;
     send.mockRejectedValue(

@@ -147,15 +147,16 @@ export class PromotionNotifier {
 
   /**
    * Told of a break-glass override of a promotion window: the entity's
-   * owners hear who overrode it and why, once. Returns at once.
+   * owners hear who overrode it and why, once. Resolves once the
+   * notification is recorded, the send goes on alone. Recorded even while
+   * this backend stops: the sweep of a running replica sends it then (the
+   * sweep finds missed state changes, not missed overrides).
    */
-  onWindowOverride(promotionId: string): void {
+  async onWindowOverride(promotionId: string): Promise<void> {
+    await this.record(promotionId, WINDOW_OVERRIDE);
     if (this.stopped) return;
     this.track(
-      (async () => {
-        await this.record(promotionId, WINDOW_OVERRIDE);
-        await this.deliver(promotionId, WINDOW_OVERRIDE);
-      })().catch(e =>
+      this.deliver(promotionId, WINDOW_OVERRIDE).catch(e =>
         this.options.logger.warn(
           `could not notify about the window override of promotion ${promotionId}: ${
             (e as Error).message ?? e

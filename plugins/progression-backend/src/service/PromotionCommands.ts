@@ -69,8 +69,12 @@ export class PromotionCommands {
       memberships: (userEntityRef: string) => Promise<string[]>;
       /** The stages' windows and freezes; without it every stage is open. */
       windows?: StageWindows;
-      /** Told of a window override, to notify the owners. */
-      onWindowOverride?: (promotionId: string) => void;
+      /**
+       * Told of a window override, to notify the owners; resolves once the
+       * notification is recorded (before the answer), and never rejects:
+       * the override has happened.
+       */
+      onWindowOverride?: (promotionId: string) => Promise<void>;
     },
   ) {
     this.deployers = new Map(options.deployers.map(d => [d.kind, d]));
@@ -481,7 +485,7 @@ export class PromotionCommands {
         `Promotion ${p.id} moved on while its window was being overridden; look at it again`,
       );
     }
-    this.options.onWindowOverride?.(p.id);
+    await this.options.onWindowOverride?.(p.id);
     this.options.onWork();
     return promotionDto(this.store, (await this.store.getPromotion(p.id))!);
   }
