@@ -1,6 +1,7 @@
 import { Entity, stringifyEntityRef } from '@backstage/catalog-model';
 import { InputError, NotFoundError } from '@backstage/errors';
 import { LRUCache } from 'lru-cache';
+import crypto from 'node:crypto';
 import {
   DeliveryInsights,
   EntityEnvironments,
@@ -366,6 +367,21 @@ export class ProgressionReadModel {
     }
   >({ maxSize: INSIGHTS_CACHE_BYTES, sizeCalculation: entry => entry.bytes });
 
+  /**
+   * Each insights answer's figures, hashed without `to`: answers that
+   * differ only in when they were checked share it.
+   */
+  private readonly insightsTags = new WeakMap<DeliveryInsights, string>();
+
+  /**
+   * A tag of the answer's figures (everything but `to`, the time it was
+   * last checked), for a weak ETag: a client that holds an answer with the
+   * same figures need not read it again.
+   */
+  insightsTag(answer: DeliveryInsights): string | undefined {
+    return this.insightsTags.get(answer);
+  }
+
   /** Forgets what `environments` and `insights` know of the entity's promotions. */
   invalidate(entityRef: string) {
     this.history.delete(entityRef);
@@ -417,10 +433,12 @@ export class ProgressionReadModel {
         this.store.deliveryFingerprint(query),
       ]);
       if (was === is && this.insightsCache.get(key) === cached) {
-        cached.answer = cached.answer.then(answer => ({
-          ...answer,
-          to: new Date().toISOString(),
-        }));
+        cached.answer = cached.answer.then(answer => {
+          const checked = { ...answer, to: new Date().toISOString() };
+          const tag = this.insightsTags.get(answer);
+          if (tag) this.insightsTags.set(checked, tag);
+          return checked;
+        });
         return cached.answer;
       }
       // Changed: the fingerprint just read is the one the new figures go with.
@@ -452,9 +470,19 @@ export class ProgressionReadModel {
       days: number;
     },
   ): Promise<DeliveryInsights> {
-    const answer = fingerprint.then(() =>
-      this.computeInsights(query, of.stages, of.range, of.days),
-    );
+    const answer = fingerprint
+      .then(() => this.computeInsights(query, of.stages, of.range, of.days))
+      .then(computed => {
+        const { to: _checkedAt, ...figures } = computed;
+        this.insightsTags.set(
+          computed,
+          crypto
+            .createHash('sha1')
+            .update(JSON.stringify(figures))
+            .digest('base64url'),
+        );
+        return computed;
+      });
     const entry = {
       shape,
       fingerprint,

@@ -551,11 +551,18 @@ describe('GET /v1/entities/{kind}/{namespace}/{name}/insights', () => {
     expect(again.status).toBe(304);
 
     // Past the second, nothing ended: checked, not computed, `to` moved on.
+    // The figures are the same, and so is the (weak) ETag: a client that
+    // holds them is still told so.
     await new Promise(r => setTimeout(r, 1100));
     const unchanged = await read();
     expect(unchanged.body.stages).toEqual(first.body.stages);
     expect(Date.parse(unchanged.body.to)).toBeGreaterThan(
       Date.parse(first.body.to),
+    );
+    expect(unchanged.headers.etag).toBe(first.headers.etag);
+    await new Promise(r => setTimeout(r, 1100));
+    expect((await read().set('If-None-Match', first.headers.etag)).status).toBe(
+      304,
     );
     expect(computed).toHaveBeenCalledTimes(1);
 
@@ -568,6 +575,11 @@ describe('GET /v1/entities/{kind}/{namespace}/{name}/insights', () => {
       succeeded: 1,
     });
     expect(computed).toHaveBeenCalledTimes(2);
+    // New figures, a new ETag: the old one is answered in full.
+    expect(moved.headers.etag).not.toBe(first.headers.etag);
+    expect((await read().set('If-None-Match', first.headers.etag)).status).toBe(
+      200,
+    );
   });
 
   it('answers a store failure on the read 500 with only a log id, and the next read computes again', async () => {

@@ -197,12 +197,15 @@ export async function createRouter(
    * request.
    */
   const serialized = new WeakMap<object, { body: Buffer; etag: string }>();
-  const sendShared = (res: express.Response, value: object) => {
+  const sendShared = (res: express.Response, value: object, tag?: string) => {
     let entry = serialized.get(value);
     if (!entry) {
       // As bytes: a string would be encoded again for every response.
       const body = Buffer.from(JSON.stringify(value));
-      const hash = crypto.createHash('sha1').update(body).digest('base64url');
+      // A weak ETag: `tag`, when given, names what matters of the value
+      // (the insights' figures, not when they were last checked).
+      const hash =
+        tag ?? crypto.createHash('sha1').update(body).digest('base64url');
       entry = { body, etag: `W/"${hash}"` };
       serialized.set(value, entry);
     }
@@ -383,7 +386,8 @@ export async function createRouter(
 
   polledRead(POLLED_READS.insights, async (req, res) => {
     const entity = await readEntity(req, req.params);
-    sendShared(res, await reads.insights(entity, { range: req.query.range }));
+    const answer = await reads.insights(entity, { range: req.query.range });
+    sendShared(res, answer, reads.insightsTag(answer));
   });
 
   router.get(

@@ -1227,7 +1227,8 @@ export const spec = {
           },
           to: {
             type: 'string',
-            description: 'When the figures were computed (ISO 8601).',
+            description:
+              "When the figures were last checked against the store (ISO 8601): computed then, or found unchanged. The response's weak ETag covers everything but this.",
           },
           stages: {
             type: 'array',

@@ -22,7 +22,7 @@ export interface DeliveryInsights {
    */
   from: string;
   /**
-   * When the figures were computed (ISO 8601).
+   * When the figures were last checked against the store (ISO 8601): computed then, or found unchanged. The response's weak ETag covers everything but this.
    */
   to: string;
   /**
