@@ -1,7 +1,13 @@
 import { ProgressionConfig, StageWindowPolicy } from '../config/types';
 import { PrometheusClient } from '../prometheus/PrometheusClient';
 import { alertQuery, describeFiring } from './alertFreeze';
-import { ReasonPart, because, evaluateWindows } from './promotionWindows';
+import {
+  PromotionWindow,
+  ReasonPart,
+  WindowsState,
+  because,
+  evaluateWindows,
+} from './promotionWindows';
 
 /** Whether a stage takes promotions now, why, and when it opens next. */
 export interface StageWindowState {
@@ -41,6 +47,16 @@ export class StageWindows {
     string,
     { at: number; result: Promise<Record<string, string>[]> }
   >();
+  /**
+   * Each policy's windows, evaluated: reused until the state's
+   * `validUntil` (a window opens or ends). An evaluation runs cron
+   * arithmetic that takes milliseconds, and the Environments tab asks for
+   * every stage on every poll.
+   */
+  private readonly windowCache = new WeakMap<
+    readonly PromotionWindow[],
+    { at: number; state: WindowsState }
+  >();
 
   constructor(
     private readonly options: {
@@ -79,6 +95,23 @@ export class StageWindows {
     return result;
   }
 
+  /** The windows' state now, from the cache while it holds. */
+  private evaluate(windows: readonly PromotionWindow[]): WindowsState {
+    const now = this.now();
+    const cached = this.windowCache.get(windows);
+    if (
+      cached &&
+      now >= cached.at &&
+      cached.state.validUntil &&
+      now < cached.state.validUntil.getTime()
+    ) {
+      return cached.state;
+    }
+    const state = evaluateWindows(windows, new Date(now));
+    this.windowCache.set(windows, { at: now, state });
+    return state;
+  }
+
   /**
    * The stage's state now; undefined for a stage without windows or
    * freezes (always open). `fresh` asks Prometheus again rather than reuse
@@ -91,7 +124,7 @@ export class StageWindows {
   ): Promise<StageWindowState | undefined> {
     const policy = this.policyOf(pipeline, stage);
     if (!policy) return undefined;
-    const windows = evaluateWindows(policy.windows, new Date(this.now()));
+    const windows = this.evaluate(policy.windows);
     const base = { rollbacksWhenClosed: policy.rollbacksWhenClosed };
     let alert:
       | { source: 'alert' | 'prometheus-unavailable'; reason: string }

@@ -148,6 +148,58 @@ describe('promotion windows', () => {
     );
   });
 
+  it('says until when its state holds: up to then every evaluation says the same', () => {
+    // The configuration reference's example, in Berlin time.
+    const w = windows(
+      {
+        kind: 'deny',
+        name: 'holiday freeze',
+        schedule: '0 0 20 12 *',
+        durationMs: 14 * 24 * H,
+        timezone: 'Europe/Berlin',
+      },
+      {
+        kind: 'allow',
+        name: 'business hours',
+        schedule: '0 9 * * 1-5',
+        durationMs: 8 * H,
+        timezone: 'Europe/Berlin',
+      },
+      {
+        kind: 'deny',
+        name: 'Friday afternoon',
+        schedule: '0 14 * * 5',
+        durationMs: 10 * H,
+        timezone: 'Europe/Berlin',
+      },
+    );
+    const same = (a: ReturnType<typeof evaluateWindows>, b: typeof a) => {
+      const { validUntil: _a, ...restA } = a;
+      const { validUntil: _b, ...restB } = b;
+      expect(restB).toEqual(restA);
+    };
+    // Every 5 h 17 min over five weeks around the holidays, and a DST change.
+    const times = [
+      ...Array.from(
+        { length: 160 },
+        (_, i) => at('2025-12-01T00:00:00Z').getTime() + i * 317 * 60_000,
+      ),
+      at('2026-03-27T10:00:00Z').getTime(),
+    ];
+    for (const t of times) {
+      const state = evaluateWindows(w, new Date(t));
+      const until = state.validUntil!.getTime();
+      expect(until).toBeGreaterThan(t);
+      same(state, evaluateWindows(w, new Date((t + until) / 2)));
+      same(state, evaluateWindows(w, new Date(until - 1)));
+    }
+    // Inside business hours on a Friday: it holds until 14:00, when the
+    // Friday-afternoon deny window opens, not until the allow window ends.
+    expect(evaluateWindows(w, at('2025-06-06T10:00:00Z')).validUntil).toEqual(
+      at('2025-06-06T12:00:00Z'),
+    );
+  });
+
   it('accepts a seconds field', () => {
     const w = windows({
       kind: 'deny',

@@ -41,6 +41,13 @@ export interface WindowsState {
   window?: string;
   /** While closed: when it opens next (undefined: not within the horizon). */
   nextOpening?: Date;
+  /**
+   * Until when this state, its reason included, holds at the latest: the
+   * first time after `now` that a window opens or one that is open ends
+   * (undefined: none does within a year or so). Until then the windows
+   * need not be evaluated again.
+   */
+  validUntil?: Date;
 }
 
 /** A piece of a reason: text, or a time a reader may show in their own zone. */
@@ -179,6 +186,15 @@ export function evaluateWindows(
   const t0 = now.getTime();
   const denied = containing(deny, t0);
   const allowed = containing(allow, t0);
+  // Which windows contain a time changes only when one opens (its next
+  // fire) or one that contains it ends; the state is a function of that.
+  const changes = [
+    ...windows.map(w => nextFire(w, t0)),
+    ...[...denied, ...allowed].map(c => c.end),
+  ].filter((c): c is number => c !== undefined);
+  const validUntil = changes.length
+    ? { validUntil: new Date(Math.min(...changes)) }
+    : {};
   if (denied.length === 0 && (allow.length === 0 || allowed.length > 0)) {
     if (allowed.length === 0) {
       return {
@@ -187,6 +203,7 @@ export function evaluateWindows(
         ...because([
           deny.length ? 'no deny window is open' : 'no promotion windows apply',
         ]),
+        ...validUntil,
       };
     }
     const latest = allowed.reduce((a, b) => (b.end > a.end ? b : a));
@@ -195,6 +212,7 @@ export function evaluateWindows(
       source: 'allow-window',
       window: latest.w.label,
       ...because([`inside ${latest.w.label} until `, new Date(latest.end)]),
+      ...validUntil,
     };
   }
   // The first time from now on that no deny window covers and, where
@@ -240,6 +258,7 @@ export function evaluateWindows(
         ...opens,
       ]),
       ...(nextOpening !== undefined && { nextOpening: new Date(nextOpening) }),
+      ...validUntil,
     };
   }
   return {
@@ -250,5 +269,6 @@ export function evaluateWindows(
       ...opens,
     ]),
     ...(nextOpening !== undefined && { nextOpening: new Date(nextOpening) }),
+    ...validUntil,
   };
 }
