@@ -460,6 +460,40 @@ describeWithPrometheus('alert freezes', () => {
     await new Promise(r => metrics?.close(r));
   });
 
+  it('keeps a stage closed whose freeze names an alert Prometheus has no rule for: a misspelt name would never freeze it', async () => {
+    firing = 0;
+    const config = (alerts: string[]) => ({
+      stages: stages({ staging: { freezeOn: { alerts } } }),
+    });
+    const prometheusConfig = {
+      prometheus: { url: prometheus.url, timeout: '2s' },
+    };
+    const misspelt = await backend(config(['TestTroubel']), prometheusConfig);
+    const closed = await windowOf(misspelt.server, 'staging');
+    expect(closed).toMatchObject({
+      open: false,
+      source: 'prometheus-unavailable',
+    });
+    expect(closed.reason).toBe(
+      'closed: cannot tell whether TestTroubel fire: Prometheus has no alerting rule named TestTroubel',
+    );
+    await register(misspelt.server, '2.5.0');
+    const id = await promote(misspelt.server, 'staging', '2.5.0');
+    const waiting = await waitForState(misspelt.server, id, ['waiting']);
+    expect(waiting.steps.at(-1).reason).toContain(
+      'no alerting rule named TestTroubel',
+    );
+    await request(misspelt.server)
+      .post(`/api/progression/v1/promotions/${id}/cancel`)
+      .expect(202);
+
+    // Spelt right and not firing: open.
+    const right = await backend(config(['TestTrouble']), prometheusConfig);
+    expect(await windowOf(right.server, 'staging')).toMatchObject({
+      open: true,
+    });
+  });
+
   it('freezes staging while the alert fires and lets the promotion go when it resolves; an unreachable Prometheus keeps it closed', async () => {
     const { server } = await backend(
       {

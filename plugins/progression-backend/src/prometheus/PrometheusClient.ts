@@ -58,22 +58,30 @@ export class PrometheusClient {
     path: string,
     form: Record<string, string>,
     signal?: AbortSignal,
+    method: 'GET' | 'POST' = 'POST',
   ): Promise<{ data: any; warnings: string[] }> {
     const timeout = AbortSignal.timeout(this.config.timeoutMs);
+    const params = new URLSearchParams(form).toString();
     let response: Response;
     let text: string;
     try {
-      response = await fetch(`${this.config.url.replace(/\/+$/, '')}${path}`, {
-        method: 'POST',
-        headers: {
-          ...this.config.headers,
-          'Content-Type': 'application/x-www-form-urlencoded',
-          Accept: 'application/json',
+      const url = `${this.config.url.replace(/\/+$/, '')}${path}`;
+      response = await fetch(
+        method === 'GET' && params ? `${url}?${params}` : url,
+        {
+          method,
+          headers: {
+            ...this.config.headers,
+            ...(method === 'POST' && {
+              'Content-Type': 'application/x-www-form-urlencoded',
+            }),
+            Accept: 'application/json',
+          },
+          ...(method === 'POST' && { body: params }),
+          redirect: 'manual',
+          signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
         },
-        body: new URLSearchParams(form).toString(),
-        redirect: 'manual',
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
-      });
+      );
       text = await response.text();
     } catch (e) {
       const error = e as Error;
@@ -141,6 +149,28 @@ export class PrometheusClient {
       })),
       warnings,
     };
+  }
+
+  /**
+   * The names of the alerting rules Prometheus (or the ruler API in front
+   * of it) evaluates: `GET /api/v1/rules?type=alert`.
+   */
+  async alertRuleNames(signal?: AbortSignal): Promise<Set<string>> {
+    const { data } = await this.call(
+      '/api/v1/rules',
+      { type: 'alert' },
+      signal,
+      'GET',
+    );
+    const names = new Set<string>();
+    for (const group of data?.groups ?? []) {
+      for (const rule of group?.rules ?? []) {
+        if (rule?.type === 'alerting' && typeof rule.name === 'string') {
+          names.add(rule.name);
+        }
+      }
+    }
+    return names;
   }
 
   /** A range query, for charts. */

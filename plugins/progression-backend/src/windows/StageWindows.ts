@@ -1,6 +1,6 @@
 import { ProgressionConfig, StageWindowPolicy } from '../config/types';
 import { PrometheusClient } from '../prometheus/PrometheusClient';
-import { alertQuery, describeFiring } from './alertFreeze';
+import { alertNames, alertQuery, describeFiring } from './alertFreeze';
 import {
   PromotionWindow,
   ReasonPart,
@@ -36,6 +36,9 @@ export interface StageWindowState {
   alerts?: boolean;
 }
 
+/** How long the alerting rules' names are reused. */
+const RULES_CACHE_MS = 30_000;
+
 /**
  * Evaluates stages' promotion windows and alert freezes. Alert queries are
  * reused for a couple of seconds, so the Environments tab's polling and
@@ -47,6 +50,7 @@ export class StageWindows {
     string,
     { at: number; result: Promise<Record<string, string>[]> }
   >();
+  private rulesCache?: { at: number; result: Promise<Set<string>> };
   /**
    * Each policy's windows, evaluated: reused until the state's
    * `validUntil` (a window opens or ends). An evaluation runs cron
@@ -76,22 +80,67 @@ export class StageWindows {
     return this.options.config.pipelines.get(pipeline)?.windows.get(stage);
   }
 
-  /** The firing alerts' labels (reused for a moment unless `fresh`), or an error. */
+  /**
+   * The firing alerts' labels (reused for a moment unless `fresh`), or an
+   * error: also when Prometheus answers with warnings (a partial answer
+   * may leave out a firing alert), and when an entry that is an alert
+   * name names no alerting rule Prometheus evaluates (a misspelt name
+   * would never fire, and the freeze would never close the stage).
+   */
   private firing(
-    query: string,
+    entries: readonly string[],
     fresh: boolean,
   ): Promise<Record<string, string>[]> {
+    const query = alertQuery(entries);
     const now = this.now();
     const cached = this.alertCache.get(query);
     if (!fresh && cached && now - cached.at < (this.options.cacheMs ?? 2000)) {
       return cached.result;
     }
     const prometheus = this.options.prometheus;
+    const names = alertNames(entries);
     const result = prometheus
-      ? prometheus.query(query).then(r => r.samples.map(s => s.labels))
+      ? Promise.all([
+          prometheus.query(query),
+          names.length ? this.ruleNames(prometheus, fresh) : undefined,
+        ]).then(([answer, rules]) => {
+          if (answer.warnings.length) {
+            throw new Error(
+              `Prometheus answered with warnings: ${answer.warnings.join(
+                '; ',
+              )}`,
+            );
+          }
+          const unknown = names.filter(n => !rules?.has(n));
+          if (unknown.length) {
+            throw new Error(
+              `Prometheus has no alerting rule named ${unknown.join(', ')}`,
+            );
+          }
+          return answer.samples.map(sample => sample.labels);
+        })
       : Promise.reject(new Error('progression.prometheus is not configured'));
     result.catch(() => this.alertCache.delete(query));
     this.alertCache.set(query, { at: now, result });
+    return result;
+  }
+
+  /** The alerting rules' names, reused for half a minute unless `fresh`. */
+  private ruleNames(
+    prometheus: PrometheusClient,
+    fresh: boolean,
+  ): Promise<Set<string>> {
+    const now = this.now();
+    const cached = this.rulesCache;
+    if (!fresh && cached && now - cached.at < RULES_CACHE_MS) {
+      return cached.result;
+    }
+    const result = prometheus.alertRuleNames();
+    const entry = { at: now, result };
+    result.catch(() => {
+      if (this.rulesCache === entry) this.rulesCache = undefined;
+    });
+    this.rulesCache = entry;
     return result;
   }
 
@@ -133,7 +182,7 @@ export class StageWindows {
       const names = policy.freezeOnAlerts.join(', ');
       try {
         const firing = await this.firing(
-          alertQuery(policy.freezeOnAlerts),
+          policy.freezeOnAlerts,
           options.fresh ?? false,
         );
         if (firing.length) {

@@ -1,4 +1,9 @@
-import { alertQuery, checkAlertEntry, describeFiring } from './alertFreeze';
+import {
+  alertNames,
+  alertQuery,
+  checkAlertEntry,
+  describeFiring,
+} from './alertFreeze';
 
 describe('alert freezes', () => {
   it('queries firing ALERTS by name and by selector', () => {
@@ -28,6 +33,20 @@ describe('alert freezes', () => {
     ]) {
       expect(checkAlertEntry(bad)).toBeDefined();
     }
+  });
+
+  it('knows which alerts the entries name exactly, to check that rules exist for them', () => {
+    expect(
+      alertNames([
+        'HighErrorRatio',
+        '{alertname="DemoHighErrorRatio",namespace="staging"}',
+        '{ namespace="x", alertname = "Quoted\\"Name" }',
+        '{alertname=~"Any.*"}',
+        '{alertname!="Other",severity="page"}',
+        '{myalertname="NotIt"}',
+        'HighErrorRatio',
+      ]),
+    ).toEqual(['HighErrorRatio', 'DemoHighErrorRatio', 'Quoted"Name']);
   });
 
   it('names the firing alerts with their labels', () => {

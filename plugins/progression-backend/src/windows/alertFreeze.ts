@@ -31,9 +31,37 @@ export function checkAlertEntry(entry: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The alert names the entries name exactly: an entry that is a name, and
+ * a selector's `alertname="…"` matcher. Other matchers (`=~`, `!=`) name
+ * no one alert.
+ */
+export function alertNames(entries: readonly string[]): string[] {
+  const named = new RegExp(`(?:^|[{,\\s])alertname\\s*=\\s*(${STRING})`, 'g');
+  return [
+    ...new Set(
+      entries.flatMap(e =>
+        ALERT_NAME.test(e)
+          ? [e]
+          : [...e.matchAll(named)].flatMap(m => {
+              try {
+                return [JSON.parse(m[1]) as string];
+              } catch {
+                return []; // an escape JSON does not know: not checked
+              }
+            }),
+      ),
+    ),
+  ];
+}
+
+/** The entries that are alert names (not selectors). */
+const plainNames = (entries: readonly string[]) =>
+  entries.filter(e => ALERT_NAME.test(e));
+
 /** The query for the entries: one ALERTS selector per entry, joined by `or`. */
 export function alertQuery(entries: readonly string[]): string {
-  const names = entries.filter(e => ALERT_NAME.test(e));
+  const names = plainNames(entries);
   const selectors = entries.filter(e => !ALERT_NAME.test(e));
   const parts = [
     ...(names.length
