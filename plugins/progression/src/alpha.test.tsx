@@ -125,6 +125,7 @@ describe('new frontend system plugin', () => {
                       error: 'cluster unreachable',
                       activePromotion: {
                         id: 'p1',
+                        kind: 'promotion' as const,
                         state: 'awaiting-approval',
                         version: '1.2.0',
                         requestedBy: 'service:ci',

@@ -655,6 +655,7 @@ export class ProgressionReadModel {
         ?.approval.minApprovals;
       return strip({
         id: p.id,
+        kind: p.kind,
         state: p.state,
         version: releases.get(p.releaseId)?.version ?? p.releaseId,
         requestedBy: p.requestedBy,

@@ -54,6 +54,7 @@ const environments: EntityEnvironments = {
         },
         lastPromotion: {
           id: 'p1',
+          kind: 'promotion' as const,
           state: 'succeeded',
           version: '1.4.2',
           requestedBy: 'user:default/jane',
@@ -220,6 +221,7 @@ describe('EnvironmentsContent', () => {
             drift: undefined,
             activePromotion: {
               id: 'p9',
+              kind: 'promotion' as const,
               state: 'verifying',
               version: '2.0.0-errors',
               requestedBy: 'user:default/jane',
@@ -240,6 +242,7 @@ describe('EnvironmentsContent', () => {
             drift: undefined,
             lastPromotion: {
               id: 'p9',
+              kind: 'promotion' as const,
               state: 'rolled-back',
               version: '2.0.0-errors',
               requestedBy: 'user:default/jane',
@@ -305,6 +308,59 @@ describe('EnvironmentsContent', () => {
     );
     expect(after).toHaveTextContent('fast-refunds off here, on in development');
     expect(after).toHaveTextContent('Metrics: No Prometheus is configured.');
+  });
+
+  it('says an on-demand rollback ended in the words of its notification, not as a promotion', async () => {
+    const staging = environments.pipeline.stages[1];
+    const rollback = {
+      id: 'r1',
+      kind: 'rollback' as const,
+      version: '1.4.1',
+      requestedBy: 'user:default/jane',
+      createdAt: '2026-11-26T11:00:00.000Z',
+    };
+    const withStaging = (stage: object): EntityEnvironments => ({
+      ...environments,
+      pipeline: {
+        ...environments.pipeline,
+        stages: [
+          environments.pipeline.stages[0],
+          { ...staging, drift: undefined, ...stage },
+        ],
+      },
+    });
+    const getEnvironments = jest
+      .fn()
+      .mockResolvedValueOnce(
+        withStaging({ activePromotion: { ...rollback, state: 'verifying' } }),
+      )
+      .mockResolvedValue(
+        withStaging({ lastPromotion: { ...rollback, state: 'succeeded' } }),
+      );
+    render({
+      getEnvironments,
+      getMetrics: jest.fn().mockResolvedValue({
+        entityRef: 'component:default/payments-api',
+        available: false,
+        reason: 'No Prometheus is configured.',
+        range: '1h',
+        stepSeconds: 60,
+        stages: [],
+      }),
+      getFlags: jest.fn().mockResolvedValue({
+        entityRef: 'component:default/payments-api',
+        stages: [],
+        flags: [],
+        errors: {},
+      }),
+    });
+    expect(
+      await screen.findByText(
+        'The rollback of Staging to 1.4.1 succeeded.',
+        {},
+        { timeout: 6000 },
+      ),
+    ).toBeInTheDocument();
   });
 
   it("opens the promotion a notification's link names, in the notification's words", async () => {

@@ -42,6 +42,7 @@ function endings(before: Stage[], after: Stage[]): PromotionOutcome[] {
     return [
       promotionOutcome({
         state: last.state,
+        kind: last.kind,
         version: last.version,
         stageTitle: now.title,
         error: last.error,

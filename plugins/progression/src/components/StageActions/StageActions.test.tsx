@@ -37,6 +37,7 @@ const live = (version: string) => ({
 });
 const succeeded = (version: string) => ({
   id: `p-${version}`,
+  kind: 'promotion' as const,
   state: 'succeeded',
   version,
   requestedBy: 'user:default/jane',

@@ -530,11 +530,24 @@ export const spec = {
       PromotionSummary: {
         type: 'object',
         description: 'A promotion in a few words.',
-        required: ['id', 'state', 'version', 'requestedBy', 'createdAt'],
+        required: [
+          'id',
+          'kind',
+          'state',
+          'version',
+          'requestedBy',
+          'createdAt',
+        ],
         additionalProperties: false,
         properties: {
           id: {
             type: 'string',
+          },
+          kind: {
+            type: 'string',
+            enum: ['promotion', 'rollback'],
+            description:
+              'A release moving into the stage, or an on-demand rollback to an earlier one.',
           },
           state: {
             type: 'string',

@@ -10,6 +10,10 @@
  */
 export interface PromotionSummary {
   id: string;
+  /**
+   * A release moving into the stage, or an on-demand rollback to an earlier one.
+   */
+  kind: 'promotion' | 'rollback';
   state: string;
   version: string;
   requestedBy: string;
