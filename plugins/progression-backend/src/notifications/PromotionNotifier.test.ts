@@ -66,6 +66,7 @@ async function setup(databaseId: TestDatabaseId) {
       maxAttempts?: number;
       sendTimeoutMs?: number;
       leaseMs?: number;
+      sweepBatch?: number;
     } = {},
   ) => {
     const n = new PromotionNotifier({
@@ -437,6 +438,27 @@ describe.each(databases.eachSupportedId())('PromotionNotifier on %p', id => {
     // Sweeping again, anywhere, sends nothing more.
     await Promise.all([notifier().sweep(), notifier().sweep()]);
     expect(sent).toHaveLength(2);
+  });
+
+  it('sweeps a missed failure first, however many promotions await approval', async () => {
+    const { notifier, promotion, sent } = env;
+    // A batch of one: as 200 promotions awaiting approval would fill one.
+    const n = notifier({ sweepBatch: 1 });
+    // Asked for approval and told already; the sweep looks at each again
+    // (an ask made again is an event of its own).
+    for (const stage of ['development', 'staging']) {
+      await n.notify(
+        await promotion(stage, '8.0.0', ['preflight', 'awaiting-approval']),
+      );
+    }
+    expect(sent).toHaveLength(2);
+    // A failure whose row the process never wrote (it died in between).
+    const missed = await promotion('production', '8.1.0', ['failed'], 'boom');
+    await n.sweep();
+    expect(sent.map(m => m.payload.scope)).toContain(
+      `progression:promotion:${missed}:failed`,
+    );
+    expect(sent).toHaveLength(3);
   });
 
   it('asks again, in the same notification, when the approval is asked for again; not when it was decided before the send', async () => {

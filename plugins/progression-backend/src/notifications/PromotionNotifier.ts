@@ -88,6 +88,8 @@ export class PromotionNotifier {
       sendTimeoutMs?: number;
       /** How long a sender holds a notification before another may send it; default 1 min. */
       leaseMs?: number;
+      /** How many promotions and notifications a sweep looks at; default 200. */
+      sweepBatch?: number;
     },
   ) {}
 
@@ -101,6 +103,10 @@ export class PromotionNotifier {
 
   private get sendTimeoutMs() {
     return this.options.sendTimeoutMs ?? 10_000;
+  }
+
+  private get sweepBatch() {
+    return this.options.sweepBatch ?? 200;
   }
 
   private get leaseMs() {
@@ -215,8 +221,12 @@ export class PromotionNotifier {
       .andWhere(q =>
         q.whereNull('n.promotion_id').orWhere('p.state', 'awaiting-approval'),
       )
+      // Those without a row first: many promotions awaiting approval (each
+      // looked at on every sweep, for an ask made again) must not keep a
+      // missed failure out of the batch.
+      .orderByRaw('case when n.promotion_id is null then 0 else 1 end')
       .orderBy('p.updated_at')
-      .limit(200)
+      .limit(this.sweepBatch)
       .select('p.id');
     for (const { id } of missed) {
       if (this.stopped) return;
@@ -232,7 +242,7 @@ export class PromotionNotifier {
           .orWhere('not_before', '<=', new Date().toISOString()),
       )
       .orderBy('created_at')
-      .limit(200);
+      .limit(this.sweepBatch);
     for (const row of due) {
       if (this.stopped) return;
       await this.deliver(row.promotion_id, row.event);
