@@ -200,6 +200,22 @@ describe('promotion windows', () => {
     );
   });
 
+  it('says how far it looked when windows keep covering each other past its search', () => {
+    // Every allow window of a weekday is inside a deny window: the first
+    // opening is on Saturday, further than the search steps over.
+    const w = windows(
+      { kind: 'allow', schedule: '*/10 * * * *', durationMs: 60_000 },
+      { kind: 'deny', schedule: '*/10 * * * 1-5', durationMs: 120_000 },
+    );
+    const state = evaluateWindows(w, at('2025-06-02T10:05:00Z'));
+    expect(state).toMatchObject({ open: false });
+    expect(state.nextOpening).toBeUndefined();
+    expect(state.reason).toMatch(
+      /^outside the allow windows \(.*\); no opening found before 2025-06-0\dT/,
+    );
+    expect(state.reason).not.toContain('no opening within');
+  });
+
   it('accepts a seconds field', () => {
     const w = windows({
       kind: 'deny',

@@ -63,6 +63,12 @@ export function because(parts: ReasonPart[]) {
   return { reason: reasonText(parts), reasonParts: parts };
 }
 
+/**
+ * How many windows the search for the next opening steps over before it
+ * gives up (each step is cron arithmetic).
+ */
+const MAX_SEARCH_STEPS = 1000;
+
 /** How far ahead the next opening is looked for. */
 const DEFAULT_HORIZON_MS = 400 * 24 * 3600_000;
 
@@ -219,8 +225,14 @@ export function evaluateWindows(
   // allow windows exist, one of them is open.
   let t = t0;
   let nextOpening: number | undefined;
-  // Bounded: windows that keep overlapping each other end the search.
-  for (let i = 0; i < 1000 && t - t0 <= horizonMs; i++) {
+  // Bounded: windows that keep overlapping each other end the search,
+  // which then says how far it looked.
+  let searched = false;
+  for (let i = 0; t - t0 <= horizonMs; i++) {
+    if (i >= MAX_SEARCH_STEPS) {
+      searched = true;
+      break;
+    }
     const covering = containing(deny, t);
     if (covering.length) {
       t = Math.max(...covering.map(c => c.end));
@@ -241,10 +253,10 @@ export function evaluateWindows(
   if (nextOpening !== undefined && nextOpening - t0 > horizonMs) {
     nextOpening = undefined;
   }
-  const opens: ReasonPart[] =
-    nextOpening === undefined
-      ? [`no opening within ${formatMs(horizonMs)}`]
-      : ['opens ', new Date(nextOpening)];
+  let opens: ReasonPart[];
+  if (nextOpening !== undefined) opens = ['opens ', new Date(nextOpening)];
+  else if (searched) opens = ['no opening found before ', new Date(t)];
+  else opens = [`no opening within ${formatMs(horizonMs)}`];
   if (denied.length) {
     const latest = denied.reduce((a, b) => (b.end > a.end ? b : a));
     return {
