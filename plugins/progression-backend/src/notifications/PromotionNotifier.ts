@@ -1,5 +1,5 @@
 import { LoggerService } from '@backstage/backend-plugin-api';
-import { parseEntityRef, stringifyEntityRef } from '@backstage/catalog-model';
+import { parseEntityRef } from '@backstage/catalog-model';
 import {
   NotificationSendOptions,
   NotificationService,
@@ -561,9 +561,8 @@ export class PromotionNotifier {
       return {
         recipients: {
           type: 'entity',
-          entityRef: stage.approval.approvers.map(ref =>
-            stringifyEntityRef(parseEntityRef(ref)),
-          ),
+          // Read in full from the configuration (group:default/…).
+          entityRef: stage.approval.approvers,
           // The requester may not approve their own promotion.
           ...(requester && !stage.approval.allowSelfApproval
             ? { excludeEntityRef: requester }
