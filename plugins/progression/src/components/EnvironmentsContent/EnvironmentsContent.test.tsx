@@ -76,6 +76,16 @@ const environments: EntityEnvironments = {
   },
 };
 
+/** The metrics read of a backend without Prometheus. */
+const noPrometheus = {
+  entityRef: 'component:default/payments-api',
+  available: false,
+  reason: 'No Prometheus is configured.',
+  range: '1h',
+  stepSeconds: 60,
+  stages: [],
+};
+
 function render(
   api: Partial<ProgressionApi>,
   e: Entity = entity,
@@ -268,14 +278,7 @@ describe('EnvironmentsContent', () => {
       .mockResolvedValue(ended);
     render({
       getEnvironments,
-      getMetrics: jest.fn().mockResolvedValue({
-        entityRef: 'component:default/payments-api',
-        available: false,
-        reason: 'No Prometheus is configured.',
-        range: '1h',
-        stepSeconds: 60,
-        stages: [],
-      }),
+      getMetrics: jest.fn().mockResolvedValue(noPrometheus),
       getFlags: jest.fn().mockResolvedValue({
         entityRef: 'component:default/payments-api',
         stages: ['development', 'staging'],
@@ -339,14 +342,7 @@ describe('EnvironmentsContent', () => {
       );
     render({
       getEnvironments,
-      getMetrics: jest.fn().mockResolvedValue({
-        entityRef: 'component:default/payments-api',
-        available: false,
-        reason: 'No Prometheus is configured.',
-        range: '1h',
-        stepSeconds: 60,
-        stages: [],
-      }),
+      getMetrics: jest.fn().mockResolvedValue(noPrometheus),
       getFlags: jest.fn().mockResolvedValue({
         entityRef: 'component:default/payments-api',
         stages: [],
